@@ -1,0 +1,129 @@
+//! The `vecport` command line: clap definitions, one file per command. The
+//! CLI is the only layer that knows about terminals, progress bars and exit
+//! codes.
+
+use std::io::{self, Write};
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Category;
+
+mod export;
+mod import;
+mod inspect;
+mod ls;
+mod progress;
+mod verify;
+
+/// Portable, checksummed Parquet snapshots of vector databases.
+#[derive(Debug, Parser)]
+#[command(name = "vecport", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No progress bars and no log output but errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Export collections of a database into a new snapshot directory.
+    Export(export::Args),
+    /// Import a snapshot into a database, creating the target collections.
+    Import(import::Args),
+    /// Recompute every checksum and row count of a snapshot; exit 0 only when all match.
+    Verify(verify::Args),
+    /// Show what a snapshot holds.
+    Inspect(inspect::Args),
+    /// List the collections of a database with dimension, metric and count.
+    Ls(ls::Args),
+}
+
+/// Exit code when a command found problems (verify: damaged snapshot).
+pub const EXIT_PROBLEMS: u8 = 1;
+
+/// Exit code of an error category.
+pub fn exit_code(category: Category) -> u8 {
+    match category {
+        Category::Usage => 2,
+        Category::Snapshot => 3,
+        Category::Connection => 4,
+        Category::Auth => 5,
+        Category::NotFound => 6,
+        Category::Data => 7,
+        Category::Io => 8,
+    }
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> u8 {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vecport: error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let quiet = cli.quiet;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Export(a) => export::run(a, quiet).await,
+            Command::Import(a) => import::run(a, quiet).await,
+            Command::Verify(a) => verify::run(a),
+            Command::Inspect(a) => inspect::run(a),
+            Command::Ls(a) => ls::run(a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return 0;
+            }
+            let code = err
+                .chain()
+                .find_map(|e| e.downcast_ref::<crate::Error>())
+                .map_or(1, |e| exit_code(e.category()));
+            eprintln!("vecport: error: {err:#}");
+            code
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<io::Error>())
+        .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VECPORT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("vecport={level},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Writes a line to stdout, reporting a closed pipe as an error the caller
+/// turns into exit 0.
+pub(crate) fn out(line: impl AsRef<str>) -> anyhow::Result<()> {
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{}", line.as_ref())?;
+    Ok(())
+}

@@ -1,0 +1,742 @@
+//! `chroma://HOST:PORT[/COLLECTION][?tenant=…&database=…]`: Chroma 1.x over
+//! its REST API v2. Token from `CHROMA_TOKEN` (sent as `x-chroma-token`).
+//!
+//! Export pages with `/get` by offset in insertion order, several pages in
+//! flight; import creates the collection with the mapped HNSW configuration and
+//! upserts in batches bounded by the server's `max_batch_size` and by bytes.
+//! Wire facts and their quirks: `fixtures/chroma/README.md`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use futures::stream::{self, BoxStream, StreamExt};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::OnceCell;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
+    StoredValues, Vector, VectorField, VectorKind,
+};
+use crate::redact::Secret;
+
+use super::http::{HttpClient, Response, decode_json};
+use super::{
+    BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, ExistingTarget, Page, ScanOptions,
+    Sink, Source, SourceDescription,
+};
+
+/// Environment variable holding the token.
+pub const TOKEN_ENV: &str = "CHROMA_TOKEN";
+const DEFAULT_PORT: u16 = 8000;
+const DEFAULT_TENANT: &str = "default_tenant";
+const DEFAULT_DATABASE: &str = "default_database";
+/// Chroma's request body limit is 40 MB; stay well below it.
+const MAX_BODY_BYTES: usize = 32 << 20;
+/// Note recorded for cosine collections.
+pub const COSINE_NOTE: &str = "chroma re-rounds embeddings of cosine-space collections on every write: values may differ from what was written by up to ~2.4e-7 per component (l2 and ip collections are bit-exact)";
+
+/// The Chroma connector.
+#[derive(Debug)]
+pub struct Chroma {
+    http: HttpClient,
+    tenant: String,
+    database: String,
+    collection: Option<String>,
+    preflight: OnceCell<Preflight>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Preflight {
+    max_batch_size: Option<usize>,
+    #[serde(default)]
+    supports_base64_encoding: bool,
+}
+
+/// A collection as Chroma describes it.
+#[derive(Debug, Clone, Deserialize)]
+struct CollectionJson {
+    id: String,
+    name: String,
+    #[serde(default)]
+    configuration_json: Value,
+    #[serde(default)]
+    schema: Value,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+    #[serde(default)]
+    dimension: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GetResult {
+    ids: Vec<String>,
+    #[serde(default)]
+    embeddings: Option<Vec<Vec<f32>>>,
+    #[serde(default)]
+    documents: Option<Vec<Option<String>>>,
+    #[serde(default)]
+    metadatas: Option<Vec<Option<Metadata>>>,
+    #[serde(default)]
+    uris: Option<Vec<Option<String>>>,
+}
+
+fn seg(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
+
+impl Chroma {
+    /// Opens a `chroma://` URL.
+    pub fn new(url: &ConnectorUrl) -> Result<Chroma> {
+        url.only_params(&["tenant", "database"])?;
+        let base = url.http_base(DEFAULT_PORT)?;
+        let token = Secret::from_env(TOKEN_ENV);
+        let creds: Vec<(&'static str, &Secret)> = token.iter().map(|t| ("x-chroma-token", t)).collect();
+        Ok(Chroma {
+            http: HttpClient::new(&base, &creds)?,
+            tenant: url.param("tenant").unwrap_or(DEFAULT_TENANT).to_owned(),
+            database: url.param("database").unwrap_or(DEFAULT_DATABASE).to_owned(),
+            collection: url.collection().map(str::to_owned),
+            preflight: OnceCell::new(),
+        })
+    }
+
+    fn prefix(&self) -> String {
+        format!("/api/v2/tenants/{}/databases/{}", seg(&self.tenant), seg(&self.database))
+    }
+
+    fn where_(&self) -> String {
+        format!("{} (tenant `{}`, database `{}`)", self.http.base(), self.tenant, self.database)
+    }
+
+    fn not_found(&self, name: &str) -> Error {
+        Error::NotFound {
+            what: format!("collection `{name}` on {}", self.where_()),
+            hint: Some(format!("`vecport ls chroma://{}` lists the collections", self.http.base().split("://").nth(1).unwrap_or_default())),
+        }
+    }
+
+    async fn preflight(&self) -> Result<Preflight> {
+        self.preflight
+            .get_or_try_init(|| async {
+                self.http
+                    .json::<Preflight>(Method::GET, "/api/v2/pre-flight-checks", None, "pre-flight checks", true, |_| None)
+                    .await
+            })
+            .await
+            .cloned()
+    }
+
+    async fn find(&self, name: &str) -> Result<Option<CollectionJson>> {
+        let path = format!("{}/collections/{}", self.prefix(), seg(name));
+        let resp = self.http.send(Method::GET, &path, None, "get collection", true).await?;
+        match resp.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some(decode_json(resp.body, self.http.base(), "get collection").await?)),
+            _ => Err(self.http.status_error("get collection", &resp)),
+        }
+    }
+
+    async fn get_collection(&self, name: &str) -> Result<CollectionJson> {
+        self.find(name).await?.ok_or_else(|| self.not_found(name))
+    }
+
+    async fn count_of(&self, id: &str) -> Result<u64> {
+        let path = format!("{}/collections/{}/count", self.prefix(), seg(id));
+        self.http.json(Method::GET, &path, None, "count", true, |_| None).await
+    }
+
+    async fn get_page(&self, id: &str, offset: usize, limit: usize, vectors: usize) -> Result<Vec<Record>> {
+        let path = format!("{}/collections/{}/get", self.prefix(), seg(id));
+        let body = json!({
+            "limit": limit,
+            "offset": offset,
+            "include": ["embeddings", "metadatas", "documents", "uris"],
+        });
+        let resp = self
+            .http
+            .send(Method::POST, &path, Some(body.to_string().into_bytes()), "get records", true)
+            .await?;
+        if !resp.status.is_success() {
+            return Err(self.http.status_error("get records", &resp));
+        }
+        let endpoint = self.http.base().to_owned();
+        tokio::task::spawn_blocking(move || -> Result<Vec<Record>> {
+            let protocol = |message: String| Error::Protocol {
+                endpoint: endpoint.clone(),
+                operation: "get records".into(),
+                message,
+            };
+            let page: GetResult = serde_json::from_slice(&resp.body).map_err(|e| protocol(format!("invalid JSON: {e}")))?;
+            let n = page.ids.len();
+            let column_len_ok = |len: Option<usize>| len.is_none_or(|l| l == n);
+            if !column_len_ok(page.embeddings.as_ref().map(Vec::len))
+                || !column_len_ok(page.documents.as_ref().map(Vec::len))
+                || !column_len_ok(page.metadatas.as_ref().map(Vec::len))
+                || !column_len_ok(page.uris.as_ref().map(Vec::len))
+            {
+                return Err(protocol("columns of different lengths".into()));
+            }
+            let mut embeddings = page.embeddings.map(Vec::into_iter);
+            let mut documents = page.documents.map(Vec::into_iter);
+            let mut metadatas = page.metadatas.map(Vec::into_iter);
+            let mut uris = page.uris.map(Vec::into_iter);
+            let mut out = Vec::with_capacity(n);
+            for id in page.ids {
+                let embedding = embeddings.as_mut().and_then(Iterator::next);
+                let mut slots = vec![None; vectors];
+                if let Some(slot) = slots.first_mut() {
+                    *slot = embedding.map(Vector::Dense);
+                }
+                out.push(Record {
+                    id: RecordId::String(id),
+                    namespace: None,
+                    vectors: slots,
+                    // Chroma cannot tell "no metadata" from "{}"; both are no metadata.
+                    metadata: metadatas.as_mut().and_then(Iterator::next).flatten().filter(|m| !m.is_empty()),
+                    document: documents.as_mut().and_then(Iterator::next).flatten(),
+                    uri: uris.as_mut().and_then(Iterator::next).flatten(),
+                });
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| Error::Protocol {
+            endpoint: self.http.base().to_owned(),
+            operation: "get records".into(),
+            message: format!("decoder task failed: {e}"),
+        })?
+    }
+
+    /// The collection's settings in the neutral model.
+    fn spec_of(&self, c: &CollectionJson, count: Option<u64>) -> CollectionSpec {
+        let (metric, index) = index_of(&c.configuration_json, c.metadata.as_ref());
+        let mut field = VectorField::dense(c.dimension, metric);
+        field.index = index;
+        let mut notes = Vec::new();
+        if metric == Some(Metric::Cosine) {
+            field.stored_values = StoredValues::Rerounded;
+            notes.push(COSINE_NOTE.to_owned());
+        }
+        CollectionSpec {
+            name: c.name.clone(),
+            id_kind: Some(IdKind::String),
+            vectors: vec![field],
+            raw_config: json!({
+                "configuration_json": c.configuration_json,
+                "schema": c.schema,
+            }),
+            collection_metadata: c.metadata.clone(),
+            count_hint: count,
+            notes,
+        }
+    }
+}
+
+/// Metric and index settings from `configuration_json`, falling back to the
+/// legacy `hnsw:*` collection metadata.
+fn index_of(config: &Value, metadata: Option<&Metadata>) -> (Option<Metric>, Option<IndexSettings>) {
+    let as_u64 = |v: Option<&Value>| v.and_then(Value::as_u64);
+    if let Some(h) = config.get("hnsw").and_then(Value::as_object) {
+        let metric = h.get("space").and_then(Value::as_str).and_then(metric_of);
+        let mut extra = Map::new();
+        for (k, v) in h {
+            if !["space", "ef_construction", "ef_search", "max_neighbors"].contains(&k.as_str()) {
+                extra.insert(k.clone(), v.clone());
+            }
+        }
+        return (
+            metric,
+            Some(IndexSettings {
+                kind: "hnsw".into(),
+                m: as_u64(h.get("max_neighbors")),
+                ef_construction: as_u64(h.get("ef_construction")),
+                ef_search: as_u64(h.get("ef_search")),
+                extra,
+                ..IndexSettings::default()
+            }),
+        );
+    }
+    if let Some(s) = config.get("spann").and_then(Value::as_object) {
+        let metric = s.get("space").and_then(Value::as_str).and_then(metric_of);
+        let mut extra = s.clone();
+        extra.remove("space");
+        return (metric, Some(IndexSettings { kind: "spann".into(), extra, ..IndexSettings::default() }));
+    }
+    let legacy = |k: &str| metadata.and_then(|m| m.get(k));
+    let metric = legacy("hnsw:space").and_then(Value::as_str).and_then(metric_of).or(Some(Metric::L2));
+    let index = IndexSettings {
+        kind: "hnsw".into(),
+        m: as_u64(legacy("hnsw:M")),
+        ef_construction: as_u64(legacy("hnsw:construction_ef")),
+        ef_search: as_u64(legacy("hnsw:search_ef")),
+        ..IndexSettings::default()
+    };
+    (metric, Some(index))
+}
+
+fn metric_of(space: &str) -> Option<Metric> {
+    match space {
+        "l2" => Some(Metric::L2),
+        "cosine" => Some(Metric::Cosine),
+        "ip" => Some(Metric::Dot),
+        _ => None,
+    }
+}
+
+fn space_of(metric: Metric) -> Option<&'static str> {
+    match metric {
+        Metric::L2 => Some("l2"),
+        Metric::Cosine => Some("cosine"),
+        Metric::Dot => Some("ip"),
+        Metric::Manhattan | Metric::Hamming => None,
+    }
+}
+
+/// Chroma's collection name rule: 3–512 of `[a-zA-Z0-9._-]`, alphanumeric at both ends.
+fn valid_collection_name(name: &str) -> bool {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-';
+    (3..=512).contains(&name.len())
+        && name.chars().all(ok_char)
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// The `configuration` to create a collection with.
+fn configuration_for(spec: &CollectionSpec) -> Result<Value> {
+    let field = &spec.vectors[0];
+    let space = match field.metric {
+        None => "l2",
+        Some(m) => space_of(m).ok_or_else(|| {
+            Error::not_supported("chroma", format!("the {m} metric (Chroma has l2, cosine and ip)"))
+        })?,
+    };
+    // Chroma → Chroma keeps every HNSW parameter verbatim.
+    let from_chroma = spec
+        .raw_config
+        .get("configuration_json")
+        .and_then(|c| c.get("hnsw"))
+        .and_then(Value::as_object);
+    let mut hnsw = Map::new();
+    hnsw.insert("space".into(), json!(space));
+    if let Some(src) = from_chroma {
+        for (k, v) in src {
+            if k != "space" && !v.is_null() {
+                hnsw.insert(k.clone(), v.clone());
+            }
+        }
+    } else if let Some(ix) = field.index.as_ref().filter(|ix| ix.kind == "hnsw") {
+        if let Some(m) = ix.m {
+            hnsw.insert("max_neighbors".into(), json!(m));
+        }
+        if let Some(ef) = ix.ef_construction {
+            hnsw.insert("ef_construction".into(), json!(ef));
+        }
+        if let Some(ef) = ix.ef_search {
+            hnsw.insert("ef_search".into(), json!(ef));
+        }
+    }
+    Ok(json!({ "hnsw": hnsw }))
+}
+
+#[async_trait]
+impl Source for Chroma {
+    fn name(&self) -> &'static str {
+        "chroma"
+    }
+
+    fn endpoint(&self) -> String {
+        self.http.base().to_owned()
+    }
+
+    fn collection_in_url(&self) -> Option<&str> {
+        self.collection.as_deref()
+    }
+
+    async fn describe(&self) -> Result<SourceDescription> {
+        let version: Value = self
+            .http
+            .json(Method::GET, "/api/v2/version", None, "version", true, |_| None)
+            .await?;
+        let mut location = Map::new();
+        location.insert("tenant".into(), json!(self.tenant));
+        location.insert("database".into(), json!(self.database));
+        Ok(SourceDescription {
+            server_version: version.as_str().map(str::to_owned),
+            location,
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<CollectionSummary>> {
+        let mut out = Vec::new();
+        let page = 100;
+        loop {
+            let path = format!("{}/collections?limit={page}&offset={}", self.prefix(), out.len());
+            let batch: Vec<CollectionJson> = self
+                .http
+                .json(Method::GET, &path, None, "list collections", true, |_| None)
+                .await?;
+            let n = batch.len();
+            for c in batch {
+                let count = self.count_of(&c.id).await?;
+                let (metric, _) = index_of(&c.configuration_json, c.metadata.as_ref());
+                out.push(CollectionSummary {
+                    name: c.name,
+                    dimension: c.dimension,
+                    metric,
+                    count: Some(count),
+                });
+            }
+            if n < page {
+                break;
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn collection(&self, name: &str) -> Result<CollectionSpec> {
+        let c = self.get_collection(name).await?;
+        let count = self.count_of(&c.id).await?;
+        Ok(self.spec_of(&c, Some(count)))
+    }
+
+    fn scan<'a>(&'a self, spec: &'a CollectionSpec, options: ScanOptions) -> BoxStream<'a, Result<Page>> {
+        let page_size = options.page_size.max(1);
+        let start = options.start.as_ref().and_then(Value::as_u64).unwrap_or(0) as usize;
+        let vectors = spec.vectors.len();
+        let concurrency = options.concurrency.max(1);
+        // The record endpoints take the collection's id, not its name.
+        stream::once(async move { self.get_collection(&spec.name).await.map(|c| Arc::new(c.id)) })
+            .map(move |id| match id {
+                Err(e) => stream::once(futures::future::ready(Err(e))).boxed(),
+                // Offsets are known in advance, so several pages are in flight
+                // at once; the stream ends after the first short page.
+                Ok(id) => stream::iter((0usize..).map(move |i| start + i * page_size))
+                    .map(move |offset| {
+                        let id = id.clone();
+                        async move {
+                            let records = self.get_page(&id, offset, page_size, vectors).await?;
+                            let full = records.len() == page_size;
+                            Ok::<_, Error>(Page { records, next: full.then(|| json!(offset + page_size)) })
+                        }
+                    })
+                    .buffered(concurrency)
+                    .scan(false, |done, page| {
+                        if *done {
+                            return futures::future::ready(None);
+                        }
+                        *done = page.as_ref().map_or(true, |p| p.next.is_none());
+                        futures::future::ready(Some(page))
+                    })
+                    .boxed(),
+            })
+            .flatten()
+            .boxed()
+    }
+}
+
+#[async_trait]
+impl Sink for Chroma {
+    fn name(&self) -> &'static str {
+        "chroma"
+    }
+
+    fn endpoint(&self) -> String {
+        self.http.base().to_owned()
+    }
+
+    fn collection_in_url(&self) -> Option<&str> {
+        self.collection.as_deref()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_dense_fields: 1,
+            sparse: false,
+            multivector: false,
+            named_vectors: false,
+            namespaces: false,
+            documents: true,
+            uris: true,
+            metrics: &[Metric::L2, Metric::Cosine, Metric::Dot],
+            id_kinds: &[IdKind::String],
+        }
+    }
+
+    fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()> {
+        let id = record.id.to_string();
+        let bad = |what: String| Err(Error::InvalidData(format!("record {id:?}: {what}")));
+        if record.namespace.is_some() {
+            return bad("has a namespace; Chroma collections have none".into());
+        }
+        let Some(Some(Vector::Dense(values))) = record.vectors.first() else {
+            return bad("has no dense vector; Chroma needs an embedding for every record".into());
+        };
+        if values.is_empty() {
+            return bad("has an empty embedding".into());
+        }
+        if let Some(d) = spec.vectors.first().and_then(|v| v.dimension)
+            && values.len() != d as usize
+        {
+            return bad(format!("has {} values, the collection's dimension is {d}", values.len()));
+        }
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return bad(format!("component {i} of its embedding is {}, which Chroma rejects", values[i]));
+        }
+        if let Some(m) = &record.metadata {
+            for (k, v) in m {
+                if k.is_empty() || k.starts_with('#') || k.starts_with('$') {
+                    return bad(format!("metadata key {k:?} is empty or starts with `#` or `$`, which Chroma reserves"));
+                }
+                if let Err(e) = check_value(k, v) {
+                    return bad(format!("metadata {e}"));
+                }
+                if let Value::Number(n) = v
+                    && n.as_f64().is_some_and(|f| !f.is_finite())
+                {
+                    return bad(format!("metadata `{k}` is not finite"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+
+    async fn prepare(&self, target: &str, spec: &CollectionSpec, existing: ExistingTarget) -> Result<Arc<dyn CollectionWriter>> {
+        if !valid_collection_name(target) {
+            return Err(Error::Usage(format!(
+                "`{target}` is not a valid Chroma collection name (3–512 characters of a-z A-Z 0-9 . _ -, starting and ending with a letter or digit); choose another with --rename"
+            )));
+        }
+        if spec.vectors.len() != 1 || spec.vectors[0].kind != VectorKind::Dense {
+            return Err(Error::not_supported("chroma", "collections without exactly one dense vector field"));
+        }
+        let configuration = configuration_for(spec)?;
+        let dimension = spec.vectors[0].dimension;
+        let space = configuration["hnsw"]["space"].clone();
+        let collection = match (self.find(target).await?, existing) {
+            (Some(_), ExistingTarget::Refuse) => {
+                return Err(Error::Incompatible(format!(
+                    "collection `{target}` already exists on {}; import under another name (--rename), or pass --if-exists append|replace",
+                    self.where_()
+                )));
+            }
+            (Some(c), ExistingTarget::Append) => {
+                let (metric, _) = index_of(&c.configuration_json, c.metadata.as_ref());
+                let theirs = metric.and_then(space_of).map(|s| json!(s)).unwrap_or(Value::Null);
+                if theirs != space {
+                    return Err(Error::Incompatible(format!(
+                        "collection `{target}` exists with space {theirs}, the snapshot needs {space}; import under another name or pass --if-exists replace"
+                    )));
+                }
+                if let (Some(a), Some(b)) = (c.dimension, dimension)
+                    && a != b
+                {
+                    return Err(Error::Incompatible(format!(
+                        "collection `{target}` exists with dimension {a}, the snapshot's vectors have {b}; import under another name or pass --if-exists replace"
+                    )));
+                }
+                c
+            }
+            (found, _) => {
+                if found.is_some() {
+                    let path = format!("{}/collections/{}", self.prefix(), seg(target));
+                    let resp = self.http.send(Method::DELETE, &path, None, "delete collection", true).await?;
+                    if !resp.status.is_success() {
+                        return Err(self.http.status_error("delete collection", &resp));
+                    }
+                }
+                let metadata = spec.collection_metadata.clone().filter(|m| !m.is_empty());
+                let body = json!({
+                    "name": target,
+                    "configuration": configuration,
+                    "metadata": metadata,
+                    "get_or_create": false,
+                });
+                let path = format!("{}/collections", self.prefix());
+                self.http
+                    .json::<CollectionJson>(Method::POST, &path, Some(body.to_string().into_bytes()), "create collection", false, |r: &Response| {
+                        (r.status == StatusCode::CONFLICT).then(|| {
+                            Error::Incompatible(format!("collection `{target}` was created by someone else during the import"))
+                        })
+                    })
+                    .await?
+            }
+        };
+        let preflight = self.preflight().await?;
+        Ok(Arc::new(ChromaWriter {
+            http: self.http.clone(),
+            path: format!("{}/collections/{}", self.prefix(), seg(&collection.id)),
+            max_records: preflight.max_batch_size.unwrap_or(1000).max(1),
+            base64: preflight.supports_base64_encoding,
+        }))
+    }
+}
+
+struct ChromaWriter {
+    http: HttpClient,
+    path: String,
+    max_records: usize,
+    base64: bool,
+}
+
+fn check_value(key: &str, v: &Value) -> std::result::Result<(), String> {
+    let scalar = |v: &Value| match v {
+        Value::Bool(_) | Value::String(_) => Ok(()),
+        Value::Number(n) if n.is_i64() || n.is_f64() => Ok(()),
+        Value::Number(n) => Err(format!("`{key}` holds {n}, beyond Chroma's 64-bit signed integers")),
+        Value::Null => Err(format!("`{key}` is null, which Chroma cannot store")),
+        Value::Object(_) => Err(format!("`{key}` holds a nested object, which Chroma cannot store")),
+        Value::Array(_) => Err(format!("`{key}` holds a nested array, which Chroma cannot store")),
+    };
+    match v {
+        Value::Array(items) if items.is_empty() => Err(format!("`{key}` is an empty array, which Chroma silently drops")),
+        Value::Array(items) => {
+            for i in items {
+                scalar(i)?;
+            }
+            let kind = |v: &Value| match v {
+                Value::Bool(_) => 0,
+                Value::Number(n) if n.is_f64() => 1,
+                Value::Number(_) => 2,
+                _ => 3,
+            };
+            if items.iter().any(|i| kind(i) != kind(&items[0])) {
+                return Err(format!("`{key}` is an array of mixed types, which Chroma cannot store as it is"));
+            }
+            Ok(())
+        }
+        other => scalar(other),
+    }
+}
+
+#[async_trait]
+impl CollectionWriter for ChromaWriter {
+    fn limits(&self) -> BatchLimits {
+        BatchLimits {
+            max_records: self.max_records,
+            max_bytes: MAX_BODY_BYTES,
+        }
+    }
+
+    async fn write(&self, records: Vec<Record>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let base64 = self.base64;
+        let body = tokio::task::spawn_blocking(move || upsert_body(records, base64))
+            .await
+            .map_err(|e| Error::InvalidData(format!("encoder task failed: {e}")))?;
+        let path = format!("{}/upsert", self.path);
+        let resp = self.http.send(Method::POST, &path, Some(body), "upsert", true).await?;
+        if resp.status.is_success() {
+            return Ok(());
+        }
+        if resp.status == StatusCode::BAD_REQUEST || resp.status == StatusCode::UNPROCESSABLE_ENTITY {
+            return Err(Error::InvalidData(format!("chroma refused a batch: {}", resp.text_excerpt())));
+        }
+        Err(self.http.status_error("upsert", &resp))
+    }
+
+    async fn count(&self) -> Result<u64> {
+        let path = format!("{}/count", self.path);
+        self.http.json(Method::GET, &path, None, "count", true, |_| None).await
+    }
+}
+
+/// The JSON body of an upsert. Embeddings go as base64 of little-endian f32
+/// where the server takes it (exact and about 4× smaller), else as numbers.
+fn upsert_body(records: Vec<Record>, base64: bool) -> Vec<u8> {
+    let n = records.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut embeddings = Vec::with_capacity(n);
+    let mut metadatas = Vec::with_capacity(n);
+    let mut documents = Vec::with_capacity(n);
+    let mut uris = Vec::with_capacity(n);
+    for r in records {
+        ids.push(Value::String(r.id.to_string()));
+        let values = match r.vectors.into_iter().next().flatten() {
+            Some(Vector::Dense(v)) => v,
+            _ => Vec::new(),
+        };
+        embeddings.push(if base64 {
+            let mut bytes = Vec::with_capacity(values.len() * 4);
+            for v in &values {
+                bytes.extend_from_slice(&v.to_le_bytes());
+            }
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        } else {
+            json!(values)
+        });
+        metadatas.push(r.metadata.filter(|m| !m.is_empty()).map_or(Value::Null, Value::Object));
+        documents.push(r.document.map_or(Value::Null, Value::String));
+        uris.push(r.uri.map_or(Value::Null, Value::String));
+    }
+    let mut body = Map::new();
+    body.insert("ids".into(), Value::Array(ids));
+    body.insert("embeddings".into(), Value::Array(embeddings));
+    for (key, column) in [("metadatas", metadatas), ("documents", documents), ("uris", uris)] {
+        if column.iter().any(|v| !v.is_null()) {
+            body.insert(key.into(), Value::Array(column));
+        }
+    }
+    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(valid_collection_name("docs-v1.2"));
+        for bad in ["ab", "-abc", "abc-", "a b c", "dé√s"] {
+            assert!(!valid_collection_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn index_from_configuration_and_legacy_metadata() {
+        let cfg = json!({"hnsw":{"space":"cosine","ef_construction":123,"ef_search":77,"max_neighbors":24,"resize_factor":1.2,"sync_threshold":1000},"spann":null});
+        let (m, ix) = index_of(&cfg, None);
+        assert_eq!(m, Some(Metric::Cosine));
+        let ix = ix.unwrap();
+        assert_eq!((ix.m, ix.ef_construction, ix.ef_search), (Some(24), Some(123), Some(77)));
+        assert_eq!(ix.extra.get("resize_factor"), Some(&json!(1.2)));
+        let legacy: Metadata = serde_json::from_value(json!({"hnsw:space":"ip","hnsw:M":32})).unwrap();
+        let (m, ix) = index_of(&Value::Null, Some(&legacy));
+        assert_eq!(m, Some(Metric::Dot));
+        assert_eq!(ix.unwrap().m, Some(32));
+    }
+
+    #[test]
+    fn metadata_rules() {
+        assert!(check_value("k", &json!([1, 2])).is_ok());
+        assert!(check_value("k", &json!(i64::MIN)).is_ok());
+        for (v, needle) in [
+            (json!([]), "empty array"),
+            (json!([1, "a"]), "mixed"),
+            (json!({"a": 1}), "nested object"),
+            (json!(null), "null"),
+            (json!(u64::MAX), "64-bit"),
+            (json!([[1]]), "nested array"),
+        ] {
+            assert!(check_value("k", &v).unwrap_err().contains(needle), "{v}");
+        }
+    }
+
+    #[test]
+    fn base64_body_is_little_endian_f32() {
+        let r = Record::dense(RecordId::String("a".into()), vec![1.0, -0.0]);
+        let body: Value = serde_json::from_slice(&upsert_body(vec![r], true)).unwrap();
+        let b64 = body["embeddings"][0].as_str().unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        assert_eq!(bytes, [0, 0, 128, 63, 0, 0, 0, 128]);
+        assert!(body.get("metadatas").is_none());
+    }
+}

@@ -1,0 +1,263 @@
+//! The HTTP client every REST connector shares: credentials as sensitive
+//! headers, retries of 429/5xx/timeouts/dropped connections with exponential
+//! backoff and jitter honouring `Retry-After` (idempotent requests only), and
+//! JSON decoding on the blocking pool, never on the network task.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::redact::Secret;
+
+/// How requests are retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First backoff.
+    pub base: Duration,
+    /// Longest backoff (and longest `Retry-After` honoured).
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 8,
+            base: Duration::from_millis(200),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A response whose status the caller inspects.
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Body.
+    pub body: bytes::Bytes,
+}
+
+impl Response {
+    /// The body as text, cut to 500 characters, for messages.
+    pub fn text_excerpt(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body);
+        let mut s: String = text.chars().take(500).collect();
+        if text.chars().count() > 500 {
+            s.push('…');
+        }
+        s
+    }
+}
+
+/// A client bound to one base URL.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    base: String,
+    retry: RetryPolicy,
+    retries: Arc<AtomicU64>,
+}
+
+impl HttpClient {
+    /// A client for `base` (`http://host:port`), sending `credentials` as
+    /// sensitive headers on every request.
+    pub fn new(base: &str, credentials: &[(&'static str, &Secret)]) -> Result<HttpClient> {
+        let mut headers = HeaderMap::new();
+        for (name, secret) in credentials {
+            let mut value = HeaderValue::from_str(secret.expose()).map_err(|_| {
+                Error::Usage(format!("the credential for header `{name}` contains characters not allowed in an HTTP header"))
+            })?;
+            value.set_sensitive(true);
+            headers.insert(HeaderName::from_static(name), value);
+        }
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("vecport/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .pool_max_idle_per_host(16)
+            .build()
+            .map_err(|e| Error::Usage(format!("cannot build an HTTP client: {e}")))?;
+        Ok(HttpClient {
+            client,
+            base: base.trim_end_matches('/').to_owned(),
+            retry: RetryPolicy::default(),
+            retries: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> HttpClient {
+        self.retry = retry;
+        self
+    }
+
+    /// The base URL (no credentials are ever part of it).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Requests retried so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Sends a request, retrying transient failures when `idempotent`.
+    /// Statuses other than 429 and 5xx are returned for the caller to judge.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        operation: &str,
+        idempotent: bool,
+    ) -> Result<Response> {
+        let url = format!("{}{}", self.base, path);
+        let body = body.map(bytes::Bytes::from);
+        let mut attempt = 0u32;
+        loop {
+            let mut req = self.client.request(method.clone(), &url);
+            if let Some(b) = &body {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(b.clone());
+            }
+            let outcome = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let retry_after = retry_after(resp.headers());
+                    match resp.bytes().await {
+                        Ok(body) => Ok((status, retry_after, body)),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let retryable_after = match &outcome {
+                Ok((status, retry_after, _))
+                    if *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() =>
+                {
+                    Some(*retry_after)
+                }
+                Ok(_) => None,
+                Err(e) if e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() => {
+                    Some(None)
+                }
+                Err(_) => None,
+            };
+            if let Some(retry_after) = retryable_after
+                && idempotent
+                && attempt < self.retry.max_retries
+            {
+                attempt += 1;
+                self.retries.fetch_add(1, Ordering::Relaxed);
+                let wait = retry_after.unwrap_or_else(|| self.backoff(attempt)).min(self.retry.max);
+                tracing::debug!(operation, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return match outcome {
+                Ok((status, retry_after, body)) if status == StatusCode::TOO_MANY_REQUESTS => {
+                    let _ = body;
+                    Err(Error::RateLimited {
+                        endpoint: self.base.clone(),
+                        retry_after,
+                    })
+                }
+                Ok((status, _, body)) => Ok(Response { status, body }),
+                Err(e) => Err(Error::Unreachable {
+                    endpoint: self.base.clone(),
+                    message: format!("{operation}: {}", describe_reqwest(&e)),
+                }),
+            };
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.retry.base.saturating_mul(1u32 << attempt.min(16));
+        let capped = exp.min(self.retry.max);
+        // Full jitter: anywhere between half and all of the capped backoff.
+        let half = capped / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+
+    /// Sends a request and decodes a JSON answer of a 2xx status on the
+    /// blocking pool. Other statuses become errors through `on_error`.
+    pub async fn json<T: DeserializeOwned + Send + 'static>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        operation: &str,
+        idempotent: bool,
+        on_error: impl FnOnce(&Response) -> Option<Error>,
+    ) -> Result<T> {
+        let resp = self.send(method, path, body, operation, idempotent).await?;
+        if !resp.status.is_success() {
+            return Err(on_error(&resp).unwrap_or_else(|| self.status_error(operation, &resp)));
+        }
+        decode_json(resp.body, &self.base, operation).await
+    }
+
+    /// The error for an unexpected status: 401/403 become
+    /// [`Error::Unauthenticated`], the rest [`Error::Server`].
+    pub fn status_error(&self, operation: &str, resp: &Response) -> Error {
+        match resp.status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
+                endpoint: self.base.clone(),
+                status: resp.status.as_u16(),
+                hint: "the token in the connector's environment variable".into(),
+            },
+            status => Error::Server {
+                endpoint: self.base.clone(),
+                operation: operation.to_owned(),
+                status: status.as_u16(),
+                message: resp.text_excerpt(),
+            },
+        }
+    }
+}
+
+/// Decodes JSON on the blocking pool.
+pub async fn decode_json<T: DeserializeOwned + Send + 'static>(
+    body: bytes::Bytes,
+    endpoint: &str,
+    operation: &str,
+) -> Result<T> {
+    let decoded = tokio::task::spawn_blocking(move || serde_json::from_slice::<T>(&body))
+        .await
+        .map_err(|e| Error::Protocol {
+            endpoint: endpoint.to_owned(),
+            operation: operation.to_owned(),
+            message: format!("decoder task failed: {e}"),
+        })?;
+    decoded.map_err(|e| Error::Protocol {
+        endpoint: endpoint.to_owned(),
+        operation: operation.to_owned(),
+        message: format!("invalid JSON: {e}"),
+    })
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}

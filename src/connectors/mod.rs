@@ -1,0 +1,186 @@
+//! The connector interface: a [`Source`] lists and reads collections, a
+//! [`Sink`] creates collections and writes records. Each database is one
+//! module here and one line in [`open`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::model::{CollectionSpec, CollectionSummary, IdKind, Metric, Record};
+
+pub mod chroma;
+pub mod http;
+pub mod memory;
+pub mod url;
+
+pub use self::url::ConnectorUrl;
+
+/// A position in a source's record stream, from which a scan can continue.
+pub type Cursor = Value;
+
+/// One page of records read from a source.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// The records, in the source's order.
+    pub records: Vec<Record>,
+    /// Where to continue after this page; `None` after the last page.
+    pub next: Option<Cursor>,
+}
+
+/// How a scan reads.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Records per request.
+    pub page_size: usize,
+    /// Requests in flight at once, where the source's paging allows it.
+    pub concurrency: usize,
+    /// Continue from this cursor instead of the start.
+    pub start: Option<Cursor>,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            page_size: 1000,
+            concurrency: 4,
+            start: None,
+        }
+    }
+}
+
+/// What a source tells about itself for the manifest.
+#[derive(Debug, Clone, Default)]
+pub struct SourceDescription {
+    /// Server version, when the server tells it.
+    pub server_version: Option<String>,
+    /// Where inside the server (tenant, database, …).
+    pub location: Map<String, Value>,
+}
+
+/// Reads collections.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// Connector name (`chroma`).
+    fn name(&self) -> &'static str;
+    /// The endpoint, credentials removed.
+    fn endpoint(&self) -> String;
+    /// The collection the URL names, if it names one.
+    fn collection_in_url(&self) -> Option<&str>;
+    /// Server version and location.
+    async fn describe(&self) -> Result<SourceDescription>;
+    /// Every collection, with dimension, metric and count where known.
+    async fn list(&self) -> Result<Vec<CollectionSummary>>;
+    /// The settings of one collection; [`Error::NotFound`] when it does not exist.
+    async fn collection(&self, name: &str) -> Result<CollectionSpec>;
+    /// Streams the collection's records in pages, in a stable order.
+    fn scan<'a>(
+        &'a self,
+        spec: &'a CollectionSpec,
+        options: ScanOptions,
+    ) -> BoxStream<'a, Result<Page>>;
+}
+
+/// What a sink can store; the pipeline refuses a snapshot that needs more
+/// before anything is written.
+#[derive(Debug, Clone)]
+pub struct Capabilities {
+    /// Dense vector fields a collection can have (Chroma: 1).
+    pub max_dense_fields: usize,
+    /// Sparse vector fields.
+    pub sparse: bool,
+    /// Multivector fields.
+    pub multivector: bool,
+    /// Named (non-empty) vector field names are kept.
+    pub named_vectors: bool,
+    /// Namespaces within a collection.
+    pub namespaces: bool,
+    /// Documents.
+    pub documents: bool,
+    /// URIs.
+    pub uris: bool,
+    /// Metrics the sink can index with.
+    pub metrics: &'static [Metric],
+    /// Id kinds the sink takes as they are.
+    pub id_kinds: &'static [IdKind],
+}
+
+/// How to treat a target collection that already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExistingTarget {
+    /// Refuse (the default): nothing is written.
+    #[default]
+    Refuse,
+    /// Use it when its dimension and metric match; upsert into it.
+    Append,
+    /// Delete it and create it anew.
+    Replace,
+}
+
+/// Limits of one write request.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Records per request.
+    pub max_records: usize,
+    /// Bytes per request (estimated from [`Record::json_size_estimate`]).
+    pub max_bytes: usize,
+}
+
+/// Writes collections.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// Connector name.
+    fn name(&self) -> &'static str;
+    /// The endpoint, credentials removed.
+    fn endpoint(&self) -> String;
+    /// The collection the URL names, if it names one.
+    fn collection_in_url(&self) -> Option<&str>;
+    /// What this sink can store.
+    fn capabilities(&self) -> Capabilities;
+    /// Checks that the target can take a record of a collection described by
+    /// `spec` as it is, naming the record and the offending value when it
+    /// cannot. The pipeline checks every record before it writes any.
+    fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()>;
+    /// Creates (or, per `existing`, reuses or replaces) the target collection
+    /// `target` with settings mapped from `spec`.
+    async fn prepare(
+        &self,
+        target: &str,
+        spec: &CollectionSpec,
+        existing: ExistingTarget,
+    ) -> Result<Arc<dyn CollectionWriter>>;
+}
+
+/// Writes records into one prepared collection.
+#[async_trait]
+pub trait CollectionWriter: Send + Sync {
+    /// Request limits.
+    fn limits(&self) -> BatchLimits;
+    /// Upserts records; writing the same records again changes nothing.
+    async fn write(&self, records: Vec<Record>) -> Result<()>;
+    /// Records now in the collection, counted exactly.
+    async fn count(&self) -> Result<u64>;
+}
+
+/// A database reachable through one URL, in both directions.
+pub trait Connector: Source + Sink {}
+impl<T: Source + Sink> Connector for T {}
+
+/// Every scheme vecport knows, for messages.
+pub const SCHEMES: &[&str] = &["chroma", "chroma+https", "memory"];
+
+/// Opens the connector a URL names.
+pub fn open(url: &str) -> Result<Arc<dyn Connector>> {
+    let parsed = ConnectorUrl::parse(url)?;
+    match parsed.database() {
+        "chroma" => Ok(Arc::new(chroma::Chroma::new(&parsed)?)),
+        "memory" => Ok(Arc::new(memory::Memory::open(&parsed)?)),
+        other => Err(Error::UnknownScheme {
+            scheme: other.to_owned(),
+            url: parsed.public(),
+            supported: SCHEMES.join(", "),
+        }),
+    }
+}

@@ -1,0 +1,199 @@
+//! Database URLs: `SCHEME[+https|+http]://HOST[:PORT][/COLLECTION][?key=value…]`.
+//! The scheme picks the connector; credentials never come from the URL.
+
+use std::collections::BTreeMap;
+
+use percent_encoding::percent_decode_str;
+
+use crate::error::{Error, Result};
+
+/// A parsed database URL.
+#[derive(Debug, Clone)]
+pub struct ConnectorUrl {
+    database: String,
+    transport: Option<String>,
+    url: url::Url,
+    collection: Option<String>,
+    query: BTreeMap<String, String>,
+}
+
+impl ConnectorUrl {
+    /// Parses `text`. Refuses URLs that carry a password, so that secrets only
+    /// come from environment variables.
+    pub fn parse(text: &str) -> Result<ConnectorUrl> {
+        if !text.contains("://") {
+            return Err(Error::Usage(format!(
+                "`{}` is not a valid URL: expected SCHEME://HOST[:PORT][/COLLECTION], e.g. chroma://localhost:8000/my-collection",
+                redact_userinfo(text)
+            )));
+        }
+        let url = url::Url::parse(text).map_err(|e| {
+            Error::Usage(format!(
+                "`{}` is not a valid URL ({e}); expected e.g. chroma://localhost:8000/my-collection",
+                redact_userinfo(text)
+            ))
+        })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::Usage(format!(
+                "`{}` carries credentials in the URL; pass them in the connector's environment variable instead (e.g. CHROMA_TOKEN)",
+                redact_userinfo(text)
+            )));
+        }
+        let (database, transport) = match url.scheme().split_once('+') {
+            Some((db, t)) => (db.to_owned(), Some(t.to_owned())),
+            None => (url.scheme().to_owned(), None),
+        };
+        if let Some(t) = &transport
+            && t != "http"
+            && t != "https"
+        {
+            return Err(Error::Usage(format!(
+                "`{text}`: transport `{t}` is unknown; use `{database}://` (http) or `{database}+https://`"
+            )));
+        }
+        let mut segments: Vec<String> = Vec::new();
+        if let Some(parts) = url.path_segments() {
+            for s in parts.filter(|s| !s.is_empty()) {
+                let decoded = percent_decode_str(s).decode_utf8().map_err(|_| {
+                    Error::Usage(format!("`{text}`: the path is not valid UTF-8 once decoded"))
+                })?;
+                segments.push(decoded.into_owned());
+            }
+        }
+        if segments.len() > 1 {
+            return Err(Error::Usage(format!(
+                "`{text}`: the path names more than one collection; percent-encode a `/` inside a name as %2F"
+            )));
+        }
+        let query = url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        Ok(ConnectorUrl {
+            database,
+            transport,
+            collection: segments.pop(),
+            url,
+            query,
+        })
+    }
+
+    /// The database kind: the scheme without `+https`.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// Whether the URL asks for TLS (`+https`).
+    pub fn tls(&self) -> bool {
+        self.transport.as_deref() == Some("https")
+    }
+
+    /// Host, when the URL has one.
+    pub fn host(&self) -> Option<&str> {
+        self.url.host_str()
+    }
+
+    /// Port, when the URL has one.
+    pub fn port(&self) -> Option<u16> {
+        self.url.port()
+    }
+
+    /// The collection named in the path.
+    pub fn collection(&self) -> Option<&str> {
+        self.collection.as_deref()
+    }
+
+    /// A query parameter.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.query.get(key).map(String::as_str)
+    }
+
+    /// Refuses query parameters other than `allowed`.
+    pub fn only_params(&self, allowed: &[&str]) -> Result<()> {
+        for key in self.query.keys() {
+            if !allowed.contains(&key.as_str()) {
+                return Err(Error::Usage(format!(
+                    "`{}`: unknown parameter `{key}`; {} takes {}",
+                    self.public(),
+                    self.database,
+                    if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `http(s)://host:port` for HTTP connectors, with `default_port` when none is given.
+    pub fn http_base(&self, default_port: u16) -> Result<String> {
+        let host = self.host().filter(|h| !h.is_empty()).ok_or_else(|| {
+            Error::Usage(format!("`{}`: the URL names no host", self.public()))
+        })?;
+        let scheme = if self.tls() { "https" } else { "http" };
+        let port = self.port().unwrap_or(default_port);
+        Ok(format!("{scheme}://{host}:{port}"))
+    }
+
+    /// The URL as it may be shown: no credentials (URLs with credentials are refused anyway).
+    pub fn public(&self) -> String {
+        crate::redact::public_endpoint(&self.url)
+    }
+}
+
+/// Replaces the userinfo of a URL-like string with `***`, for messages about URLs that failed to parse.
+fn redact_userinfo(text: &str) -> String {
+    if let Some((scheme, rest)) = text.split_once("://") {
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            return format!("{scheme}://***@{}", &rest[at + 1..]);
+        }
+    }
+    text.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_connector_urls() {
+        let u = ConnectorUrl::parse("chroma://localhost:8000/docs?tenant=t&database=d").unwrap();
+        assert_eq!(u.database(), "chroma");
+        assert!(!u.tls());
+        assert_eq!(u.collection(), Some("docs"));
+        assert_eq!(u.param("tenant"), Some("t"));
+        assert_eq!(u.http_base(1).unwrap(), "http://localhost:8000");
+
+        let u = ConnectorUrl::parse("chroma+https://db.example.com/a%2Fb").unwrap();
+        assert!(u.tls());
+        assert_eq!(u.collection(), Some("a/b"));
+        assert_eq!(u.http_base(8000).unwrap(), "https://db.example.com:8000");
+
+        let u = ConnectorUrl::parse("chroma://h:1/").unwrap();
+        assert_eq!(u.collection(), None);
+        let u = ConnectorUrl::parse("chroma://h:1/caf%C3%A9").unwrap();
+        assert_eq!(u.collection(), Some("café"));
+    }
+
+    #[test]
+    fn refuses_bad_urls() {
+        for (bad, needle) in [
+            ("localhost:8000", "not a valid URL"),
+            ("chroma://h:1/a/b", "more than one collection"),
+            ("chroma+ftp://h:1", "transport `ftp`"),
+            ("chroma://user:hunter2@h:1/c", "carries credentials"),
+            ("chroma://h:99999", "not a valid URL"),
+        ] {
+            let err = ConnectorUrl::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(needle), "{bad}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        let u = ConnectorUrl::parse("chroma://h:1/c?tenat=x").unwrap();
+        assert!(u.only_params(&["tenant", "database"]).unwrap_err().to_string().contains("tenat"));
+    }
+
+    #[test]
+    fn failed_parse_hides_password() {
+        let err = ConnectorUrl::parse("chroma://u:s3cret@[bad/x").unwrap_err().to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+}

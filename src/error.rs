@@ -1,0 +1,226 @@
+//! The library's error type: every variant says what happened and, where it
+//! can, what to do about it. The CLI maps [`Error::category`] to exit codes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Result with the library's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in vecport's library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A URL or option the user gave is malformed.
+    #[error("{0}")]
+    Usage(String),
+
+    /// The URL names a database vecport does not know.
+    #[error("unknown scheme `{scheme}` in `{url}`; supported: {supported}")]
+    UnknownScheme {
+        /// The scheme found.
+        scheme: String,
+        /// The URL, credentials removed.
+        url: String,
+        /// The schemes vecport knows.
+        supported: String,
+    },
+
+    /// A snapshot file failed an integrity check.
+    #[error(
+        "{file}: checksum mismatch (manifest says blake3 {expected}, file has {actual}); the file was changed or damaged after export, export again or restore it from a copy"
+    )]
+    ChecksumMismatch {
+        /// The file.
+        file: PathBuf,
+        /// Hash from the manifest.
+        expected: String,
+        /// Hash of the bytes on disk.
+        actual: String,
+    },
+
+    /// A snapshot is structurally invalid (missing or truncated file, bad manifest, …).
+    #[error("{file}: {message}")]
+    InvalidSnapshot {
+        /// The file at fault.
+        file: PathBuf,
+        /// What is wrong, and what to do.
+        message: String,
+    },
+
+    /// The snapshot was written by a newer, incompatible format version.
+    #[error(
+        "{file}: snapshot format version {found} is not supported (this vecport reads {supported}); upgrade vecport to read it"
+    )]
+    UnsupportedVersion {
+        /// The manifest.
+        file: PathBuf,
+        /// The version found.
+        found: String,
+        /// The versions this build reads.
+        supported: String,
+    },
+
+    /// The database or network could not be reached.
+    #[error("cannot reach {endpoint}: {message}")]
+    Unreachable {
+        /// Endpoint without credentials.
+        endpoint: String,
+        /// Cause.
+        message: String,
+    },
+
+    /// The database refused the credentials.
+    #[error("{endpoint} refused the credentials (HTTP {status}); check {hint}")]
+    Unauthenticated {
+        /// Endpoint without credentials.
+        endpoint: String,
+        /// HTTP status.
+        status: u16,
+        /// Which setting to check.
+        hint: String,
+    },
+
+    /// A collection (or tenant, database, index) does not exist.
+    #[error("{what} not found{}", hint.as_deref().map(|h| format!("; {h}")).unwrap_or_default())]
+    NotFound {
+        /// What was looked for, e.g. ``collection `docs` on chroma://host:8000``.
+        what: String,
+        /// What to do.
+        hint: Option<String>,
+    },
+
+    /// The target exists with settings that do not match the snapshot.
+    #[error("{0}")]
+    Incompatible(String),
+
+    /// The connector cannot do what the snapshot or the user asks.
+    #[error("{connector} does not support {feature}")]
+    NotSupported {
+        /// Connector name.
+        connector: String,
+        /// The missing feature, with a hint where there is one.
+        feature: String,
+    },
+
+    /// Data a target cannot take, naming the record.
+    #[error("{0}")]
+    InvalidData(String),
+
+    /// The database asked us to slow down and retries ran out.
+    #[error("{endpoint} kept rate-limiting requests{}", retry_after.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default())]
+    RateLimited {
+        /// Endpoint without credentials.
+        endpoint: String,
+        /// The server's `Retry-After`, when it gave one.
+        retry_after: Option<Duration>,
+    },
+
+    /// The database answered with an error we do not retry.
+    #[error("{endpoint} answered HTTP {status} to {operation}: {message}")]
+    Server {
+        /// Endpoint without credentials.
+        endpoint: String,
+        /// What we asked for.
+        operation: String,
+        /// HTTP status.
+        status: u16,
+        /// The server's message.
+        message: String,
+    },
+
+    /// A database answered with something that is not what its API promises.
+    #[error("{endpoint}: unexpected answer to {operation}: {message}")]
+    Protocol {
+        /// Endpoint without credentials.
+        endpoint: String,
+        /// What we asked for.
+        operation: String,
+        /// What was wrong with the answer.
+        message: String,
+    },
+
+    /// Local file I/O failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Parquet encoding or decoding failed.
+    #[error("{}: {message}", path.display())]
+    Parquet {
+        /// The part file.
+        path: PathBuf,
+        /// Cause.
+        message: String,
+    },
+}
+
+/// Broad classes of errors, each with its own exit code in the CLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// Bad URL or option (exit 2).
+    Usage,
+    /// Snapshot damaged, invalid or of an unsupported version (exit 3).
+    Snapshot,
+    /// Network or server trouble (exit 4).
+    Connection,
+    /// Credentials refused (exit 5).
+    Auth,
+    /// Collection, index or table missing (exit 6).
+    NotFound,
+    /// Target incompatible, data refused, feature unsupported (exit 7).
+    Data,
+    /// Local file system trouble (exit 8).
+    Io,
+}
+
+impl Error {
+    /// The class of this error.
+    pub fn category(&self) -> Category {
+        match self {
+            Error::Usage(_) | Error::UnknownScheme { .. } => Category::Usage,
+            Error::ChecksumMismatch { .. }
+            | Error::InvalidSnapshot { .. }
+            | Error::UnsupportedVersion { .. }
+            | Error::Parquet { .. } => Category::Snapshot,
+            Error::Unreachable { .. }
+            | Error::RateLimited { .. }
+            | Error::Server { .. }
+            | Error::Protocol { .. } => Category::Connection,
+            Error::Unauthenticated { .. } => Category::Auth,
+            Error::NotFound { .. } => Category::NotFound,
+            Error::Incompatible(_) | Error::NotSupported { .. } | Error::InvalidData(_) => {
+                Category::Data
+            }
+            Error::Io { .. } => Category::Io,
+        }
+    }
+
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// An [`Error::InvalidSnapshot`] for `file`.
+    pub fn invalid(file: impl Into<PathBuf>, message: impl Into<String>) -> Error {
+        Error::InvalidSnapshot {
+            file: file.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An [`Error::NotSupported`].
+    pub fn not_supported(connector: &str, feature: impl Into<String>) -> Error {
+        Error::NotSupported {
+            connector: connector.to_owned(),
+            feature: feature.into(),
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! vecport: portable, checksummed Parquet snapshots of vector databases.
+//!
+//! Dependencies flow one way: [`pipeline`] → [`connectors`], [`snapshot`] →
+//! [`model`]. The snapshot format knows no database, connectors speak only
+//! the neutral [`model`], and nothing below the CLI knows about terminals.
+
+pub mod error;
+pub mod model;
+pub mod redact;
+pub mod snapshot;
+
+pub use error::{Error, Result};
+pub mod connectors;
+pub mod pipeline;
+pub mod cli;

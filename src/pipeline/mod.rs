@@ -1,0 +1,44 @@
+//! Streaming export and import: records flow from a source into snapshot
+//! parts, and from parts into a sink, in bounded batches so that memory stays
+//! flat whatever the collection's size.
+
+use crate::model::CollectionSpec;
+use crate::snapshot::CollectionManifest;
+
+mod batch;
+mod export;
+mod import;
+
+pub use batch::Batcher;
+pub use export::{ExportOptions, export};
+pub use import::{ImportOptions, ImportReport, ImportedCollection, import};
+
+/// Receives progress; the CLI draws bars from it, tests ignore it.
+pub trait Observer: Send + Sync {
+    /// A collection starts; `total` is the expected record count when known.
+    fn start(&self, _collection: &str, _total: Option<u64>) {}
+    /// `n` more records were moved.
+    fn advance(&self, _n: u64) {}
+    /// The collection is done.
+    fn finish(&self, _collection: &str) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Quiet;
+impl Observer for Quiet {}
+
+impl CollectionManifest {
+    /// The collection's settings in the neutral model, as a sink needs them.
+    pub fn spec(&self) -> CollectionSpec {
+        CollectionSpec {
+            name: self.name.clone(),
+            id_kind: Some(self.id_kind),
+            vectors: self.vectors.iter().map(|v| v.field.clone()).collect(),
+            raw_config: self.raw_config.clone(),
+            collection_metadata: self.collection_metadata.clone(),
+            count_hint: Some(self.record_count),
+            notes: self.notes.clone(),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The snapshot format (`spec/FORMAT.md`): a directory with `manifest.json`,
+//! its checksum, and Parquet parts per collection. This module knows no
+//! database; it turns neutral [`crate::model::Record`]s into files and back.
+
+pub mod columns;
+pub mod layout;
+pub mod manifest;
+pub mod reader;
+pub mod writer;
+
+pub use manifest::{CollectionManifest, Manifest, PartManifest, SourceInfo};
+pub use reader::{Snapshot, VerifyReport};
+pub use writer::{CollectionWriter, SnapshotWriter, VectorCompression, WriteOptions};

@@ -1,0 +1,299 @@
+//! The connector conformance suite: one set of test bodies every connector
+//! runs. The in-memory connector runs it on every `cargo test`; real servers
+//! run it when their URL is set (always in CI).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use vecport::connectors::memory::{FULL as ALL_CAPABILITIES, Memory};
+use vecport::connectors::{self, Capabilities, Connector, ExistingTarget, ScanOptions, Sink, Source};
+use vecport::error::{Category, Error};
+use vecport::model::{CollectionSpec, Metric, Record};
+use vecport::pipeline::{self, ExportOptions, ImportOptions, Quiet};
+use vecport::snapshot::{Manifest, Snapshot, SnapshotWriter, SourceInfo, WriteOptions};
+
+use crate::support::data::{self, Flavor};
+use crate::support::{server_url, unique_name};
+
+/// What the suite needs to know about one connector.
+pub struct Fixture {
+    /// Opens the connector on a URL naming no collection.
+    pub open: Box<dyn Fn() -> Arc<dyn Connector> + Send + Sync>,
+    /// Metadata the connector stores as it is.
+    pub flavor: Flavor,
+    /// Metric to create collections with.
+    pub metric: Metric,
+    /// Whether the connector stores sparse vectors, multivectors and namespaces.
+    pub rich: bool,
+    /// Units in the last place by which the database may change metadata floats on write.
+    pub float_ulps: u64,
+    /// A connector lacking a feature, and a collection needing it.
+    pub unsupported: Box<dyn Fn() -> (Arc<dyn Connector>, CollectionSpec, Vec<Record>) + Send + Sync>,
+}
+
+/// Writes `records` as a one-collection snapshot in `dir`.
+pub fn write_snapshot(dir: &Path, spec: &CollectionSpec, records: Vec<Record>) -> Manifest {
+    let options = WriteOptions { row_group_rows: 300, ..WriteOptions::default() };
+    let mut w = SnapshotWriter::create(dir, options).unwrap();
+    let mut c = w.collection(spec, None).unwrap();
+    for chunk in records.chunks(700) {
+        c.write(chunk.to_vec()).unwrap();
+    }
+    w.add(c.finish().unwrap());
+    w.finish(SourceInfo { kind: "test".into(), ..SourceInfo::default() }).unwrap()
+}
+
+/// Every record of the snapshot's only collection.
+pub fn read_snapshot(dir: &Path) -> (Snapshot, Vec<Record>) {
+    let s = Snapshot::open(dir).unwrap();
+    assert!(s.verify().is_ok(), "{:?}", s.verify().problems);
+    let c = &s.manifest().collections[0];
+    let records = s.records(c, 1000).map(Result::unwrap).flatten().collect();
+    (s.clone(), records)
+}
+
+fn import_options(name: &str, target: &str, existing: ExistingTarget) -> ImportOptions {
+    ImportOptions {
+        renames: vec![(name.to_owned(), target.to_owned())],
+        existing,
+        ..ImportOptions::default()
+    }
+}
+
+fn export_options(name: &str, page_size: usize) -> ExportOptions {
+    ExportOptions {
+        collections: vec![name.to_owned()],
+        scan: ScanOptions { page_size, ..ScanOptions::default() },
+        ..ExportOptions::default()
+    }
+}
+
+/// Imports `records` under a new name, exports them back and compares.
+async fn round_trip(f: &Fixture, spec: CollectionSpec, records: Vec<Record>, page_size: usize) -> (Snapshot, Vec<Record>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, back) = (tmp.path().join("in"), tmp.path().join("out"));
+    let name = spec.name.clone();
+    write_snapshot(&src, &spec, records.clone());
+    let conn = (f.open)();
+    let target = unique_name("conf");
+    let report = pipeline::import(&src, conn.as_ref() as &dyn Sink, &import_options(&name, &target, ExistingTarget::Refuse), &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(report.collections[0].target_count, records.len() as u64);
+    pipeline::export(conn.as_ref() as &dyn Source, &back, &export_options(&target, page_size), &Quiet)
+        .await
+        .unwrap();
+    let (snapshot, mut got) = read_snapshot(&back);
+    got.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
+    let c = &snapshot.manifest().collections[0];
+    assert_eq!(c.record_count, records.len() as u64);
+    for (want, have) in spec.vectors.iter().zip(&c.vectors) {
+        assert_eq!(want.kind, have.field.kind);
+        assert_eq!(want.metric, have.field.metric, "metric kept");
+        if !records.is_empty() {
+            assert_eq!(want.dimension, have.field.dimension, "dimension kept");
+        }
+    }
+    if let Some(diff) = data::first_difference_within(&records, &got, 0.0, f.float_ulps) {
+        panic!("round trip changed records: {diff}");
+    }
+    (snapshot, got)
+}
+
+pub async fn round_trip_every_metadata_type(f: &Fixture) {
+    let spec = data::spec(&unique_name("every-type"), 16, f.metric);
+    let records = data::records(1500, 16, 7, f.flavor);
+    round_trip(f, spec, records, 1000).await;
+}
+
+pub async fn awkward_ids(f: &Fixture) {
+    let spec = data::spec(&unique_name("awkward"), 4, f.metric);
+    let n = data::awkward_ids().len();
+    let (_, got) = round_trip(f, spec, data::records(n, 4, 3, f.flavor), 1000).await;
+    let mut ids: Vec<String> = got.iter().map(|r| r.id.to_string()).collect();
+    let mut want = data::awkward_ids();
+    ids.sort();
+    want.sort();
+    assert_eq!(ids, want);
+}
+
+pub async fn rich_collection(f: &Fixture) {
+    if !f.rich {
+        return;
+    }
+    round_trip(f, data::rich_spec(&unique_name("rich")), data::rich_records(400, 5), 64).await;
+}
+
+pub async fn empty_collection(f: &Fixture) {
+    let spec = data::spec(&unique_name("empty"), 8, f.metric);
+    let (snapshot, got) = round_trip(f, spec, Vec::new(), 100).await;
+    assert!(got.is_empty());
+    assert!(snapshot.manifest().collections[0].parts.is_empty());
+}
+
+pub async fn many_pages(f: &Fixture) {
+    let spec = data::spec(&unique_name("pages"), 8, f.metric);
+    round_trip(f, spec, data::records(2345, 8, 11, f.flavor), 100).await;
+}
+
+pub async fn reimport_is_idempotent(f: &Fixture) {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = data::spec(&unique_name("again"), 8, f.metric);
+    let records = data::records(600, 8, 13, f.flavor);
+    write_snapshot(tmp.path(), &spec, records.clone());
+    let conn = (f.open)();
+    let target = unique_name("again-target");
+    for existing in [ExistingTarget::Refuse, ExistingTarget::Append, ExistingTarget::Append] {
+        let r = pipeline::import(tmp.path(), conn.as_ref() as &dyn Sink, &import_options(&spec.name, &target, existing), &Quiet)
+            .await
+            .unwrap();
+        assert_eq!(r.collections[0].target_count, 600, "no duplicates after {existing:?}");
+    }
+    // Refusing an existing target writes nothing and says what to do.
+    let err = pipeline::import(tmp.path(), conn.as_ref() as &dyn Sink, &import_options(&spec.name, &target, ExistingTarget::Refuse), &Quiet)
+        .await
+        .unwrap_err();
+    assert_eq!(err.category(), Category::Data, "{err}");
+    assert!(err.to_string().contains(&target) && err.to_string().contains("exists"), "{err}");
+    let back = tempfile::tempdir().unwrap();
+    pipeline::export(conn.as_ref() as &dyn Source, &back.path().join("s"), &export_options(&target, 1000), &Quiet)
+        .await
+        .unwrap();
+    let (_, mut got) = read_snapshot(&back.path().join("s"));
+    got.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(data::first_difference_within(&records, &got, 0.0, f.float_ulps), None);
+}
+
+pub async fn missing_collection_is_named(f: &Fixture) {
+    let tmp = tempfile::tempdir().unwrap();
+    let conn = (f.open)();
+    let missing = unique_name("no-such-collection");
+    let dir = tmp.path().join("snap");
+    let err = pipeline::export(conn.as_ref() as &dyn Source, &dir, &export_options(&missing, 10), &Quiet)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert!(err.to_string().contains(&missing), "{err}");
+    assert!(!dir.exists(), "a failed export leaves no directory behind");
+}
+
+pub async fn unsupported_feature_is_refused(f: &Fixture) {
+    let (conn, spec, records) = (f.unsupported)();
+    let tmp = tempfile::tempdir().unwrap();
+    write_snapshot(tmp.path(), &spec, records);
+    let target = unique_name("unsupported");
+    let err = pipeline::import(tmp.path(), conn.as_ref() as &dyn Sink, &import_options(&spec.name, &target, ExistingTarget::Refuse), &Quiet)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotSupported { .. }), "{err:?}");
+    let names: Vec<String> = (conn.as_ref() as &dyn Source).list().await.unwrap().into_iter().map(|c| c.name).collect();
+    assert!(!names.contains(&target), "nothing was created");
+}
+
+macro_rules! conformance {
+    ($module:ident, $fixture:expr) => {
+        mod $module {
+            use super::*;
+
+            fn fixture() -> Option<Fixture> {
+                $fixture
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn round_trip_every_metadata_type() {
+                if let Some(f) = fixture() {
+                    super::round_trip_every_metadata_type(&f).await
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn awkward_ids() {
+                if let Some(f) = fixture() {
+                    super::awkward_ids(&f).await
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn rich_collection() {
+                if let Some(f) = fixture() {
+                    super::rich_collection(&f).await
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn empty_collection() {
+                if let Some(f) = fixture() {
+                    super::empty_collection(&f).await
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn many_pages() {
+                if let Some(f) = fixture() {
+                    super::many_pages(&f).await
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn reimport_is_idempotent() {
+                if let Some(f) = fixture() {
+                    super::reimport_is_idempotent(&f).await
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn missing_collection_is_named() {
+                if let Some(f) = fixture() {
+                    super::missing_collection_is_named(&f).await
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn unsupported_feature_is_refused() {
+                if let Some(f) = fixture() {
+                    super::unsupported_feature_is_refused(&f).await
+                }
+            }
+        }
+    };
+}
+
+fn memory_fixture() -> Fixture {
+    let store = unique_name("store");
+    Fixture {
+        open: Box::new(move || Arc::new(Memory::new(&store, None, ALL_CAPABILITIES).with_max_records(97))),
+        flavor: data::FULL,
+        metric: Metric::Cosine,
+        rich: true,
+        float_ulps: 0,
+        unsupported: Box::new(|| {
+            let caps = Capabilities { sparse: false, multivector: false, ..ALL_CAPABILITIES };
+            let conn: Arc<dyn Connector> = Arc::new(Memory::new(&unique_name("narrow"), None, caps));
+            (conn, data::rich_spec("needs-sparse"), data::rich_records(10, 1))
+        }),
+    }
+}
+
+fn chroma_fixture() -> Option<Fixture> {
+    let url = server_url("CHROMA_URL")?;
+    let host = url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let open_url = format!("chroma://{host}");
+    let open = {
+        let u = open_url.clone();
+        move || connectors::open(&u).unwrap()
+    };
+    Some(Fixture {
+        open: Box::new(open.clone()),
+        flavor: data::FLAT,
+        // l2 stores values bit-exact; cosine re-rounds (tested in chroma.rs).
+        metric: Metric::L2,
+        rich: false,
+        // Chroma's JSON parser is not correctly rounded: ~1 in 9 metadata
+        // floats is stored 1 ulp off on first write (fixtures/chroma/README.md).
+        float_ulps: 1,
+        unsupported: Box::new(move || (open(), data::rich_spec("needs-sparse"), data::rich_records(10, 1))),
+    })
+}
+
+conformance!(memory, Some(memory_fixture()));
+conformance!(chroma, chroma_fixture());

@@ -1,0 +1,32 @@
+//! Shared test support: data generators and the servers' URLs.
+
+#![allow(dead_code)]
+
+pub mod data;
+
+/// The URL of a real server from the environment variable `var`; `None`
+/// (skip) when unset outside CI, a panic when unset under CI.
+pub fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{var} is not set, but CI=true: .ci/run must start the server")
+        }
+        _ => {
+            eprintln!("skipped: set {var} to run this test against a real server");
+            None
+        }
+    }
+}
+
+/// A collection name unique to this process and call.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{nanos}-{n}", std::process::id())
+}
