@@ -10,6 +10,6 @@ pub mod redact;
 pub mod snapshot;
 
 pub use error::{Error, Result};
+pub mod cli;
 pub mod connectors;
 pub mod pipeline;
-pub mod cli;

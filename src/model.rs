@@ -219,7 +219,12 @@ impl Record {
 
 /// Worst-case length of a string escaped as JSON (`\u00XX` for control bytes).
 fn json_string_len(s: &str) -> usize {
-    s.len() + 2 + s.bytes().filter(|b| *b < 0x20 || *b == b'"' || *b == b'\\').count() * 5
+    s.len()
+        + 2
+        + s.bytes()
+            .filter(|b| *b < 0x20 || *b == b'"' || *b == b'\\')
+            .count()
+            * 5
 }
 
 /// A similarity metric, as named in the snapshot.
@@ -386,7 +391,10 @@ mod tests {
 
     #[test]
     fn id_parse_is_strict() {
-        assert_eq!(RecordId::parse("12", IdKind::Uint), Some(RecordId::Uint(12)));
+        assert_eq!(
+            RecordId::parse("12", IdKind::Uint),
+            Some(RecordId::Uint(12))
+        );
         assert_eq!(RecordId::parse("012", IdKind::Uint), None);
         assert_eq!(RecordId::parse("+1", IdKind::Uint), None);
         assert_eq!(RecordId::parse("18446744073709551616", IdKind::Uint), None);

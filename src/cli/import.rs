@@ -44,7 +44,9 @@ pub struct Args {
 
 fn parse_rename(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((from, to)) if !from.is_empty() && !to.is_empty() => Ok((from.to_owned(), to.to_owned())),
+        Some((from, to)) if !from.is_empty() && !to.is_empty() => {
+            Ok((from.to_owned(), to.to_owned()))
+        }
         _ => Err(format!("`{s}` is not FROM=TO")),
     }
 }
@@ -65,7 +67,13 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
     let started = Instant::now();
     let report = pipeline::import(&args.snapshot, sink.as_ref(), &options, &Bars::new(quiet))
         .await
-        .with_context(|| format!("import of {} into {} failed", args.snapshot.display(), crate::connectors::Sink::endpoint(sink.as_ref())))?;
+        .with_context(|| {
+            format!(
+                "import of {} into {} failed",
+                args.snapshot.display(),
+                crate::connectors::Sink::endpoint(sink.as_ref())
+            )
+        })?;
     let secs = started.elapsed().as_secs_f64();
     if !quiet {
         for c in &report.collections {
@@ -73,9 +81,15 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
                 "imported `{}` → `{}`: {} records written, target counts {}",
                 c.source, c.target, c.records, c.target_count
             );
+            for note in &c.notes {
+                eprintln!("vecport: note: `{}`: {note}", c.target);
+            }
         }
         let records: u64 = report.collections.iter().map(|c| c.records).sum();
-        eprintln!("imported {records} records in {secs:.1}s ({:.0} records/s)", records as f64 / secs.max(1e-9));
+        eprintln!(
+            "imported {records} records in {secs:.1}s ({:.0} records/s)",
+            records as f64 / secs.max(1e-9)
+        );
     }
     Ok(0)
 }

@@ -26,7 +26,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
     out(format!("snapshot   {}", args.snapshot.display()))?;
     out(format!("format     {} {}", m.format, m.format_version))?;
-    out(format!("producer   {} {}", m.producer.name, m.producer.version))?;
+    out(format!(
+        "producer   {} {}",
+        m.producer.name, m.producer.version
+    ))?;
     out(format!("created    {}", m.created_at))?;
     let mut src = m.source.kind.clone();
     if let Some(v) = &m.source.server_version {
@@ -36,17 +39,29 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         src.push_str(&format!(" at {e}"));
     }
     for (k, v) in &m.source.location {
-        src.push_str(&format!(" {k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)));
+        src.push_str(&format!(
+            " {k}={}",
+            v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+        ));
     }
     out(format!("source     {src}"))?;
     for c in &m.collections {
         let bytes: u64 = c.parts.iter().map(|p| p.bytes).sum();
         out("")?;
         out(format!("collection {}", c.name))?;
-        out(format!("  records    {} in {} part(s), {} bytes", c.record_count, c.parts.len(), bytes))?;
+        out(format!(
+            "  records    {} in {} part(s), {} bytes",
+            c.record_count,
+            c.parts.len(),
+            bytes
+        ))?;
         if c.namespaces.iter().any(|n| n.name.is_some()) {
             for n in &c.namespaces {
-                out(format!("  namespace  {}: {}", n.name.as_deref().unwrap_or("(default)"), n.records))?;
+                out(format!(
+                    "  namespace  {}: {}",
+                    n.name.as_deref().unwrap_or("(default)"),
+                    n.records
+                ))?;
             }
         }
         out(format!("  ids        {:?}", c.id_kind).to_lowercase())?;
@@ -54,7 +69,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             let f = &v.field;
             let mut line = format!(
                 "  vector     {} ({:?}, dimension {}, metric {}, stored {:?})",
-                if f.name.is_empty() { "(unnamed)" } else { &f.name },
+                if f.name.is_empty() {
+                    "(unnamed)"
+                } else {
+                    &f.name
+                },
                 f.kind,
                 f.dimension.map_or("-".into(), |d| d.to_string()),
                 f.metric.map_or("-".into(), |m| m.to_string()),
@@ -63,7 +82,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             .to_lowercase();
             if let Some(ix) = &f.index {
                 line.push_str(&format!("\n  index      {}", ix.kind));
-                for (k, val) in [("m", ix.m), ("ef_construction", ix.ef_construction), ("ef_search", ix.ef_search), ("lists", ix.lists)] {
+                for (k, val) in [
+                    ("m", ix.m),
+                    ("ef_construction", ix.ef_construction),
+                    ("ef_search", ix.ef_search),
+                    ("lists", ix.lists),
+                ] {
                     if let Some(val) = val {
                         line.push_str(&format!(" {k}={val}"));
                     }
@@ -74,17 +98,31 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             }
             out(line)?;
         }
-        out(format!("  documents  {}", if c.has_documents { "yes" } else { "no" }))?;
+        out(format!(
+            "  documents  {}",
+            if c.has_documents { "yes" } else { "no" }
+        ))?;
         if c.has_uris {
             out("  uris       yes")?;
         }
         if let Some(model) = &c.embedding_model {
-            out(format!("  model      {}{}", model.name, model.dimension.map_or(String::new(), |d| format!(" ({d})"))))?;
+            out(format!(
+                "  model      {}{}",
+                model.name,
+                model.dimension.map_or(String::new(), |d| format!(" ({d})"))
+            ))?;
         }
         let schema = &c.metadata_schema;
-        out(format!("  metadata   {} record(s) with metadata, {} key(s)", schema.records_with_metadata, schema.fields.len()))?;
+        out(format!(
+            "  metadata   {} record(s) with metadata, {} key(s)",
+            schema.records_with_metadata,
+            schema.fields.len()
+        ))?;
         for (key, stats) in &schema.fields {
-            out(format!("    {key}: {}", describe(stats, schema.records_with_metadata)))?;
+            out(format!(
+                "    {key}: {}",
+                describe(stats, schema.records_with_metadata)
+            ))?;
         }
         for note in &c.notes {
             out(format!("  note       {note}"))?;
@@ -94,10 +132,18 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 }
 
 fn describe(stats: &FieldStats, records: u64) -> String {
-    let types: Vec<String> = stats.types.iter().map(|(t, n)| format!("{t}×{n}")).collect();
+    let types: Vec<String> = stats
+        .types
+        .iter()
+        .map(|(t, n)| format!("{t}×{n}"))
+        .collect();
     format!(
         "{}{}",
         types.join(" "),
-        if stats.nullable(records) { " (nullable)" } else { "" }
+        if stats.nullable(records) {
+            " (nullable)"
+        } else {
+            ""
+        }
     )
 }

@@ -23,8 +23,16 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    let width = collections.iter().map(|c| c.name.chars().count()).max().unwrap_or(4).max(4);
-    out(format!("{:width$}  {:>9}  {:>9}  {:>12}", "NAME", "DIMENSION", "METRIC", "COUNT"))?;
+    let width = collections
+        .iter()
+        .map(|c| c.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    out(format!(
+        "{:width$}  {:>9}  {:>9}  {:>12}",
+        "NAME", "DIMENSION", "METRIC", "COUNT"
+    ))?;
     let dash = "-".to_owned();
     for c in &collections {
         out(format!(

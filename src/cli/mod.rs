@@ -64,7 +64,10 @@ pub fn exit_code(category: Category) -> u8 {
 pub fn main() -> u8 {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("vecport: error: cannot start the async runtime: {e}");

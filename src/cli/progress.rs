@@ -16,7 +16,10 @@ pub struct Bars {
 impl Bars {
     /// Bars, or none at all when `quiet`.
     pub fn new(quiet: bool) -> Bars {
-        Bars { quiet, bar: Mutex::new(None) }
+        Bars {
+            quiet,
+            bar: Mutex::new(None),
+        }
     }
 
     fn with_bar(&self, f: impl FnOnce(&ProgressBar)) {

@@ -19,7 +19,13 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let (report, opened) = match Snapshot::open(&args.snapshot) {
         Ok(s) => (s.verify(), true),
-        Err(e) => (crate::snapshot::VerifyReport { problems: vec![e], ..Default::default() }, false),
+        Err(e) => (
+            crate::snapshot::VerifyReport {
+                problems: vec![e],
+                ..Default::default()
+            },
+            false,
+        ),
     };
     if args.json {
         let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
@@ -41,7 +47,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         for p in &report.problems {
             out(format!("BAD {p}"))?;
         }
-        out(format!("{} problem(s) found; the snapshot must not be imported", report.problems.len()))?;
+        out(format!(
+            "{} problem(s) found; the snapshot must not be imported",
+            report.problems.len()
+        ))?;
     }
     Ok(if report.is_ok() { 0 } else { EXIT_PROBLEMS })
 }

@@ -40,6 +40,9 @@ const MAX_BODY_BYTES: usize = 32 << 20;
 /// Note recorded for cosine collections.
 pub const COSINE_NOTE: &str = "chroma re-rounds embeddings of cosine-space collections on every write: values may differ from what was written by up to ~2.4e-7 per component (l2 and ip collections are bit-exact)";
 
+/// Note given on every import into Chroma.
+pub const FLOAT_NOTE: &str = "chroma's JSON parser is not correctly rounded: about 1 in 9 metadata floats is stored 1 unit in the last place off on first write (values exported from chroma are stable when written back)";
+
 /// The Chroma connector.
 #[derive(Debug)]
 pub struct Chroma {
@@ -95,7 +98,8 @@ impl Chroma {
         url.only_params(&["tenant", "database"])?;
         let base = url.http_base(DEFAULT_PORT)?;
         let token = Secret::from_env(TOKEN_ENV);
-        let creds: Vec<(&'static str, &Secret)> = token.iter().map(|t| ("x-chroma-token", t)).collect();
+        let creds: Vec<(&'static str, &Secret)> =
+            token.iter().map(|t| ("x-chroma-token", t)).collect();
         Ok(Chroma {
             http: HttpClient::new(&base, &creds)?,
             tenant: url.param("tenant").unwrap_or(DEFAULT_TENANT).to_owned(),
@@ -106,17 +110,29 @@ impl Chroma {
     }
 
     fn prefix(&self) -> String {
-        format!("/api/v2/tenants/{}/databases/{}", seg(&self.tenant), seg(&self.database))
+        format!(
+            "/api/v2/tenants/{}/databases/{}",
+            seg(&self.tenant),
+            seg(&self.database)
+        )
     }
 
     fn where_(&self) -> String {
-        format!("{} (tenant `{}`, database `{}`)", self.http.base(), self.tenant, self.database)
+        format!(
+            "{} (tenant `{}`, database `{}`)",
+            self.http.base(),
+            self.tenant,
+            self.database
+        )
     }
 
     fn not_found(&self, name: &str) -> Error {
         Error::NotFound {
             what: format!("collection `{name}` on {}", self.where_()),
-            hint: Some(format!("`vecport ls chroma://{}` lists the collections", self.http.base().split("://").nth(1).unwrap_or_default())),
+            hint: Some(format!(
+                "`vecport ls chroma://{}` lists the collections",
+                self.http.base().split("://").nth(1).unwrap_or_default()
+            )),
         }
     }
 
@@ -124,7 +140,14 @@ impl Chroma {
         self.preflight
             .get_or_try_init(|| async {
                 self.http
-                    .json::<Preflight>(Method::GET, "/api/v2/pre-flight-checks", None, "pre-flight checks", true, |_| None)
+                    .json::<Preflight>(
+                        Method::GET,
+                        "/api/v2/pre-flight-checks",
+                        None,
+                        "pre-flight checks",
+                        true,
+                        |_| None,
+                    )
                     .await
             })
             .await
@@ -133,10 +156,15 @@ impl Chroma {
 
     async fn find(&self, name: &str) -> Result<Option<CollectionJson>> {
         let path = format!("{}/collections/{}", self.prefix(), seg(name));
-        let resp = self.http.send(Method::GET, &path, None, "get collection", true).await?;
+        let resp = self
+            .http
+            .send(Method::GET, &path, None, "get collection", true)
+            .await?;
         match resp.status {
             StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => Ok(Some(decode_json(resp.body, self.http.base(), "get collection").await?)),
+            s if s.is_success() => Ok(Some(
+                decode_json(resp.body, self.http.base(), "get collection").await?,
+            )),
             _ => Err(self.http.status_error("get collection", &resp)),
         }
     }
@@ -147,10 +175,18 @@ impl Chroma {
 
     async fn count_of(&self, id: &str) -> Result<u64> {
         let path = format!("{}/collections/{}/count", self.prefix(), seg(id));
-        self.http.json(Method::GET, &path, None, "count", true, |_| None).await
+        self.http
+            .json(Method::GET, &path, None, "count", true, |_| None)
+            .await
     }
 
-    async fn get_page(&self, id: &str, offset: usize, limit: usize, vectors: usize) -> Result<Vec<Record>> {
+    async fn get_page(
+        &self,
+        id: &str,
+        offset: usize,
+        limit: usize,
+        vectors: usize,
+    ) -> Result<Vec<Record>> {
         let path = format!("{}/collections/{}/get", self.prefix(), seg(id));
         let body = json!({
             "limit": limit,
@@ -159,7 +195,13 @@ impl Chroma {
         });
         let resp = self
             .http
-            .send(Method::POST, &path, Some(body.to_string().into_bytes()), "get records", true)
+            .send(
+                Method::POST,
+                &path,
+                Some(body.to_string().into_bytes()),
+                "get records",
+                true,
+            )
             .await?;
         if !resp.status.is_success() {
             return Err(self.http.status_error("get records", &resp));
@@ -171,7 +213,8 @@ impl Chroma {
                 operation: "get records".into(),
                 message,
             };
-            let page: GetResult = serde_json::from_slice(&resp.body).map_err(|e| protocol(format!("invalid JSON: {e}")))?;
+            let page: GetResult = serde_json::from_slice(&resp.body)
+                .map_err(|e| protocol(format!("invalid JSON: {e}")))?;
             let n = page.ids.len();
             let column_len_ok = |len: Option<usize>| len.is_none_or(|l| l == n);
             if !column_len_ok(page.embeddings.as_ref().map(Vec::len))
@@ -197,7 +240,11 @@ impl Chroma {
                     namespace: None,
                     vectors: slots,
                     // Chroma cannot tell "no metadata" from "{}"; both are no metadata.
-                    metadata: metadatas.as_mut().and_then(Iterator::next).flatten().filter(|m| !m.is_empty()),
+                    metadata: metadatas
+                        .as_mut()
+                        .and_then(Iterator::next)
+                        .flatten()
+                        .filter(|m| !m.is_empty()),
                     document: documents.as_mut().and_then(Iterator::next).flatten(),
                     uri: uris.as_mut().and_then(Iterator::next).flatten(),
                 });
@@ -239,7 +286,10 @@ impl Chroma {
 
 /// Metric and index settings from `configuration_json`, falling back to the
 /// legacy `hnsw:*` collection metadata.
-fn index_of(config: &Value, metadata: Option<&Metadata>) -> (Option<Metric>, Option<IndexSettings>) {
+fn index_of(
+    config: &Value,
+    metadata: Option<&Metadata>,
+) -> (Option<Metric>, Option<IndexSettings>) {
     let as_u64 = |v: Option<&Value>| v.and_then(Value::as_u64);
     if let Some(h) = config.get("hnsw").and_then(Value::as_object) {
         let metric = h.get("space").and_then(Value::as_str).and_then(metric_of);
@@ -265,10 +315,20 @@ fn index_of(config: &Value, metadata: Option<&Metadata>) -> (Option<Metric>, Opt
         let metric = s.get("space").and_then(Value::as_str).and_then(metric_of);
         let mut extra = s.clone();
         extra.remove("space");
-        return (metric, Some(IndexSettings { kind: "spann".into(), extra, ..IndexSettings::default() }));
+        return (
+            metric,
+            Some(IndexSettings {
+                kind: "spann".into(),
+                extra,
+                ..IndexSettings::default()
+            }),
+        );
     }
     let legacy = |k: &str| metadata.and_then(|m| m.get(k));
-    let metric = legacy("hnsw:space").and_then(Value::as_str).and_then(metric_of).or(Some(Metric::L2));
+    let metric = legacy("hnsw:space")
+        .and_then(Value::as_str)
+        .and_then(metric_of)
+        .or(Some(Metric::L2));
     let index = IndexSettings {
         kind: "hnsw".into(),
         m: as_u64(legacy("hnsw:M")),
@@ -312,7 +372,10 @@ fn configuration_for(spec: &CollectionSpec) -> Result<Value> {
     let space = match field.metric {
         None => "l2",
         Some(m) => space_of(m).ok_or_else(|| {
-            Error::not_supported("chroma", format!("the {m} metric (Chroma has l2, cosine and ip)"))
+            Error::not_supported(
+                "chroma",
+                format!("the {m} metric (Chroma has l2, cosine and ip)"),
+            )
         })?,
     };
     // Chroma → Chroma keeps every HNSW parameter verbatim.
@@ -360,7 +423,14 @@ impl Source for Chroma {
     async fn describe(&self) -> Result<SourceDescription> {
         let version: Value = self
             .http
-            .json(Method::GET, "/api/v2/version", None, "version", true, |_| None)
+            .json(
+                Method::GET,
+                "/api/v2/version",
+                None,
+                "version",
+                true,
+                |_| None,
+            )
             .await?;
         let mut location = Map::new();
         location.insert("tenant".into(), json!(self.tenant));
@@ -375,7 +445,11 @@ impl Source for Chroma {
         let mut out = Vec::new();
         let page = 100;
         loop {
-            let path = format!("{}/collections?limit={page}&offset={}", self.prefix(), out.len());
+            let path = format!(
+                "{}/collections?limit={page}&offset={}",
+                self.prefix(),
+                out.len()
+            );
             let batch: Vec<CollectionJson> = self
                 .http
                 .json(Method::GET, &path, None, "list collections", true, |_| None)
@@ -405,38 +479,49 @@ impl Source for Chroma {
         Ok(self.spec_of(&c, Some(count)))
     }
 
-    fn scan<'a>(&'a self, spec: &'a CollectionSpec, options: ScanOptions) -> BoxStream<'a, Result<Page>> {
+    fn scan<'a>(
+        &'a self,
+        spec: &'a CollectionSpec,
+        options: ScanOptions,
+    ) -> BoxStream<'a, Result<Page>> {
         let page_size = options.page_size.max(1);
         let start = options.start.as_ref().and_then(Value::as_u64).unwrap_or(0) as usize;
         let vectors = spec.vectors.len();
         let concurrency = options.concurrency.max(1);
         // The record endpoints take the collection's id, not its name.
-        stream::once(async move { self.get_collection(&spec.name).await.map(|c| Arc::new(c.id)) })
-            .map(move |id| match id {
-                Err(e) => stream::once(futures::future::ready(Err(e))).boxed(),
-                // Offsets are known in advance, so several pages are in flight
-                // at once; the stream ends after the first short page.
-                Ok(id) => stream::iter((0usize..).map(move |i| start + i * page_size))
-                    .map(move |offset| {
-                        let id = id.clone();
-                        async move {
-                            let records = self.get_page(&id, offset, page_size, vectors).await?;
-                            let full = records.len() == page_size;
-                            Ok::<_, Error>(Page { records, next: full.then(|| json!(offset + page_size)) })
-                        }
-                    })
-                    .buffered(concurrency)
-                    .scan(false, |done, page| {
-                        if *done {
-                            return futures::future::ready(None);
-                        }
-                        *done = page.as_ref().map_or(true, |p| p.next.is_none());
-                        futures::future::ready(Some(page))
-                    })
-                    .boxed(),
-            })
-            .flatten()
-            .boxed()
+        stream::once(async move {
+            self.get_collection(&spec.name)
+                .await
+                .map(|c| Arc::new(c.id))
+        })
+        .map(move |id| match id {
+            Err(e) => stream::once(futures::future::ready(Err(e))).boxed(),
+            // Offsets are known in advance, so several pages are in flight
+            // at once; the stream ends after the first short page.
+            Ok(id) => stream::iter((0usize..).map(move |i| start + i * page_size))
+                .map(move |offset| {
+                    let id = id.clone();
+                    async move {
+                        let records = self.get_page(&id, offset, page_size, vectors).await?;
+                        let full = records.len() == page_size;
+                        Ok::<_, Error>(Page {
+                            records,
+                            next: full.then(|| json!(offset + page_size)),
+                        })
+                    }
+                })
+                .buffered(concurrency)
+                .scan(false, |done, page| {
+                    if *done {
+                        return futures::future::ready(None);
+                    }
+                    *done = page.as_ref().map_or(true, |p| p.next.is_none());
+                    futures::future::ready(Some(page))
+                })
+                .boxed(),
+        })
+        .flatten()
+        .boxed()
     }
 }
 
@@ -468,6 +553,14 @@ impl Sink for Chroma {
         }
     }
 
+    fn notes(&self, spec: &CollectionSpec) -> Vec<String> {
+        let mut notes = vec![FLOAT_NOTE.to_owned()];
+        if spec.vectors.first().and_then(|v| v.metric) == Some(Metric::Cosine) {
+            notes.push(COSINE_NOTE.to_owned());
+        }
+        notes
+    }
+
     fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()> {
         let id = record.id.to_string();
         let bad = |what: String| Err(Error::InvalidData(format!("record {id:?}: {what}")));
@@ -483,15 +576,23 @@ impl Sink for Chroma {
         if let Some(d) = spec.vectors.first().and_then(|v| v.dimension)
             && values.len() != d as usize
         {
-            return bad(format!("has {} values, the collection's dimension is {d}", values.len()));
+            return bad(format!(
+                "has {} values, the collection's dimension is {d}",
+                values.len()
+            ));
         }
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return bad(format!("component {i} of its embedding is {}, which Chroma rejects", values[i]));
+            return bad(format!(
+                "component {i} of its embedding is {}, which Chroma rejects",
+                values[i]
+            ));
         }
         if let Some(m) = &record.metadata {
             for (k, v) in m {
                 if k.is_empty() || k.starts_with('#') || k.starts_with('$') {
-                    return bad(format!("metadata key {k:?} is empty or starts with `#` or `$`, which Chroma reserves"));
+                    return bad(format!(
+                        "metadata key {k:?} is empty or starts with `#` or `$`, which Chroma reserves"
+                    ));
                 }
                 if let Err(e) = check_value(k, v) {
                     return bad(format!("metadata {e}"));
@@ -506,15 +607,22 @@ impl Sink for Chroma {
         Ok(())
     }
 
-
-    async fn prepare(&self, target: &str, spec: &CollectionSpec, existing: ExistingTarget) -> Result<Arc<dyn CollectionWriter>> {
+    async fn prepare(
+        &self,
+        target: &str,
+        spec: &CollectionSpec,
+        existing: ExistingTarget,
+    ) -> Result<Arc<dyn CollectionWriter>> {
         if !valid_collection_name(target) {
             return Err(Error::Usage(format!(
                 "`{target}` is not a valid Chroma collection name (3–512 characters of a-z A-Z 0-9 . _ -, starting and ending with a letter or digit); choose another with --rename"
             )));
         }
         if spec.vectors.len() != 1 || spec.vectors[0].kind != VectorKind::Dense {
-            return Err(Error::not_supported("chroma", "collections without exactly one dense vector field"));
+            return Err(Error::not_supported(
+                "chroma",
+                "collections without exactly one dense vector field",
+            ));
         }
         let configuration = configuration_for(spec)?;
         let dimension = spec.vectors[0].dimension;
@@ -528,7 +636,10 @@ impl Sink for Chroma {
             }
             (Some(c), ExistingTarget::Append) => {
                 let (metric, _) = index_of(&c.configuration_json, c.metadata.as_ref());
-                let theirs = metric.and_then(space_of).map(|s| json!(s)).unwrap_or(Value::Null);
+                let theirs = metric
+                    .and_then(space_of)
+                    .map(|s| json!(s))
+                    .unwrap_or(Value::Null);
                 if theirs != space {
                     return Err(Error::Incompatible(format!(
                         "collection `{target}` exists with space {theirs}, the snapshot needs {space}; import under another name or pass --if-exists replace"
@@ -546,7 +657,10 @@ impl Sink for Chroma {
             (found, _) => {
                 if found.is_some() {
                     let path = format!("{}/collections/{}", self.prefix(), seg(target));
-                    let resp = self.http.send(Method::DELETE, &path, None, "delete collection", true).await?;
+                    let resp = self
+                        .http
+                        .send(Method::DELETE, &path, None, "delete collection", true)
+                        .await?;
                     if !resp.status.is_success() {
                         return Err(self.http.status_error("delete collection", &resp));
                     }
@@ -589,13 +703,21 @@ fn check_value(key: &str, v: &Value) -> std::result::Result<(), String> {
     let scalar = |v: &Value| match v {
         Value::Bool(_) | Value::String(_) => Ok(()),
         Value::Number(n) if n.is_i64() || n.is_f64() => Ok(()),
-        Value::Number(n) => Err(format!("`{key}` holds {n}, beyond Chroma's 64-bit signed integers")),
+        Value::Number(n) => Err(format!(
+            "`{key}` holds {n}, beyond Chroma's 64-bit signed integers"
+        )),
         Value::Null => Err(format!("`{key}` is null, which Chroma cannot store")),
-        Value::Object(_) => Err(format!("`{key}` holds a nested object, which Chroma cannot store")),
-        Value::Array(_) => Err(format!("`{key}` holds a nested array, which Chroma cannot store")),
+        Value::Object(_) => Err(format!(
+            "`{key}` holds a nested object, which Chroma cannot store"
+        )),
+        Value::Array(_) => Err(format!(
+            "`{key}` holds a nested array, which Chroma cannot store"
+        )),
     };
     match v {
-        Value::Array(items) if items.is_empty() => Err(format!("`{key}` is an empty array, which Chroma silently drops")),
+        Value::Array(items) if items.is_empty() => Err(format!(
+            "`{key}` is an empty array, which Chroma silently drops"
+        )),
         Value::Array(items) => {
             for i in items {
                 scalar(i)?;
@@ -607,7 +729,9 @@ fn check_value(key: &str, v: &Value) -> std::result::Result<(), String> {
                 _ => 3,
             };
             if items.iter().any(|i| kind(i) != kind(&items[0])) {
-                return Err(format!("`{key}` is an array of mixed types, which Chroma cannot store as it is"));
+                return Err(format!(
+                    "`{key}` is an array of mixed types, which Chroma cannot store as it is"
+                ));
             }
             Ok(())
         }
@@ -633,19 +757,28 @@ impl CollectionWriter for ChromaWriter {
             .await
             .map_err(|e| Error::InvalidData(format!("encoder task failed: {e}")))?;
         let path = format!("{}/upsert", self.path);
-        let resp = self.http.send(Method::POST, &path, Some(body), "upsert", true).await?;
+        let resp = self
+            .http
+            .send(Method::POST, &path, Some(body), "upsert", true)
+            .await?;
         if resp.status.is_success() {
             return Ok(());
         }
-        if resp.status == StatusCode::BAD_REQUEST || resp.status == StatusCode::UNPROCESSABLE_ENTITY {
-            return Err(Error::InvalidData(format!("chroma refused a batch: {}", resp.text_excerpt())));
+        if resp.status == StatusCode::BAD_REQUEST || resp.status == StatusCode::UNPROCESSABLE_ENTITY
+        {
+            return Err(Error::InvalidData(format!(
+                "chroma refused a batch: {}",
+                resp.text_excerpt()
+            )));
         }
         Err(self.http.status_error("upsert", &resp))
     }
 
     async fn count(&self) -> Result<u64> {
         let path = format!("{}/count", self.path);
-        self.http.json(Method::GET, &path, None, "count", true, |_| None).await
+        self.http
+            .json(Method::GET, &path, None, "count", true, |_| None)
+            .await
     }
 }
 
@@ -673,14 +806,22 @@ fn upsert_body(records: Vec<Record>, base64: bool) -> Vec<u8> {
         } else {
             json!(values)
         });
-        metadatas.push(r.metadata.filter(|m| !m.is_empty()).map_or(Value::Null, Value::Object));
+        metadatas.push(
+            r.metadata
+                .filter(|m| !m.is_empty())
+                .map_or(Value::Null, Value::Object),
+        );
         documents.push(r.document.map_or(Value::Null, Value::String));
         uris.push(r.uri.map_or(Value::Null, Value::String));
     }
     let mut body = Map::new();
     body.insert("ids".into(), Value::Array(ids));
     body.insert("embeddings".into(), Value::Array(embeddings));
-    for (key, column) in [("metadatas", metadatas), ("documents", documents), ("uris", uris)] {
+    for (key, column) in [
+        ("metadatas", metadatas),
+        ("documents", documents),
+        ("uris", uris),
+    ] {
         if column.iter().any(|v| !v.is_null()) {
             body.insert(key.into(), Value::Array(column));
         }
@@ -706,9 +847,13 @@ mod tests {
         let (m, ix) = index_of(&cfg, None);
         assert_eq!(m, Some(Metric::Cosine));
         let ix = ix.unwrap();
-        assert_eq!((ix.m, ix.ef_construction, ix.ef_search), (Some(24), Some(123), Some(77)));
+        assert_eq!(
+            (ix.m, ix.ef_construction, ix.ef_search),
+            (Some(24), Some(123), Some(77))
+        );
         assert_eq!(ix.extra.get("resize_factor"), Some(&json!(1.2)));
-        let legacy: Metadata = serde_json::from_value(json!({"hnsw:space":"ip","hnsw:M":32})).unwrap();
+        let legacy: Metadata =
+            serde_json::from_value(json!({"hnsw:space":"ip","hnsw:M":32})).unwrap();
         let (m, ix) = index_of(&Value::Null, Some(&legacy));
         assert_eq!(m, Some(Metric::Dot));
         assert_eq!(ix.unwrap().m, Some(32));
@@ -735,7 +880,9 @@ mod tests {
         let r = Record::dense(RecordId::String("a".into()), vec![1.0, -0.0]);
         let body: Value = serde_json::from_slice(&upsert_body(vec![r], true)).unwrap();
         let b64 = body["embeddings"][0].as_str().unwrap();
-        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
         assert_eq!(bytes, [0, 0, 128, 63, 0, 0, 0, 128]);
         assert!(body.get("metadatas").is_none());
     }

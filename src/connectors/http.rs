@@ -158,8 +158,15 @@ impl HttpClient {
             {
                 attempt += 1;
                 self.retries.fetch_add(1, Ordering::Relaxed);
-                let wait = retry_after.unwrap_or_else(|| self.backoff(attempt)).min(self.retry.max);
-                tracing::debug!(operation, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+                let wait = retry_after
+                    .unwrap_or_else(|| self.backoff(attempt))
+                    .min(self.retry.max);
+                tracing::debug!(
+                    operation,
+                    attempt,
+                    wait_ms = wait.as_millis() as u64,
+                    "retrying"
+                );
                 tokio::time::sleep(wait).await;
                 continue;
             }
@@ -247,7 +254,11 @@ pub async fn decode_json<T: DeserializeOwned + Send + 'static>(
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 fn describe_reqwest(e: &reqwest::Error) -> String {

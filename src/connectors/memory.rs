@@ -45,8 +45,19 @@ pub const FULL: Capabilities = Capabilities {
     namespaces: true,
     documents: true,
     uris: true,
-    metrics: &[Metric::Cosine, Metric::Dot, Metric::L2, Metric::Manhattan, Metric::Hamming],
-    id_kinds: &[IdKind::String, IdKind::Uint, IdKind::Uuid, IdKind::UintOrUuid],
+    metrics: &[
+        Metric::Cosine,
+        Metric::Dot,
+        Metric::L2,
+        Metric::Manhattan,
+        Metric::Hamming,
+    ],
+    id_kinds: &[
+        IdKind::String,
+        IdKind::Uint,
+        IdKind::Uuid,
+        IdKind::UintOrUuid,
+    ],
 };
 
 /// The in-memory connector.
@@ -154,15 +165,29 @@ impl Source for Memory {
                 return Some((Err(self.not_found(&spec.name)), None));
             };
             let range = match &after {
-                Some(k) => c.records.range::<Key, _>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
+                Some(k) => c
+                    .records
+                    .range::<Key, _>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
                 None => c.records.range::<Key, _>(..),
             };
             let records: Vec<Record> = range.take(page_size).map(|(_, r)| r.clone()).collect();
-            let last = records.last().map(|r| (r.namespace.clone(), r.id.to_string()));
-            let next = if records.len() == page_size { last } else { None };
+            let last = records
+                .last()
+                .map(|r| (r.namespace.clone(), r.id.to_string()));
+            let next = if records.len() == page_size {
+                last
+            } else {
+                None
+            };
             let cursor = next.as_ref().map(|k| json!(k));
             let state = next.map(Some);
-            Some((Ok(Page { records, next: cursor }), state))
+            Some((
+                Ok(Page {
+                    records,
+                    next: cursor,
+                }),
+                state,
+            ))
         })
         .boxed()
     }
@@ -202,7 +227,6 @@ impl Sink for Memory {
         Ok(())
     }
 
-
     async fn prepare(
         &self,
         target: &str,
@@ -219,7 +243,10 @@ impl Sink for Memory {
             }
             (Some(c), ExistingTarget::Append) => {
                 let dims = |s: &CollectionSpec| {
-                    s.vectors.iter().map(|v| (v.name.clone(), v.kind, v.dimension, v.metric)).collect::<Vec<_>>()
+                    s.vectors
+                        .iter()
+                        .map(|v| (v.name.clone(), v.kind, v.dimension, v.metric))
+                        .collect::<Vec<_>>()
                 };
                 if dims(&c.spec) != dims(spec) {
                     return Err(Error::Incompatible(format!(
@@ -231,7 +258,13 @@ impl Sink for Memory {
                 let mut spec = spec.clone();
                 spec.name = target.to_owned();
                 spec.count_hint = None;
-                store.insert(target.to_owned(), Collection { spec, records: BTreeMap::new() });
+                store.insert(
+                    target.to_owned(),
+                    Collection {
+                        spec,
+                        records: BTreeMap::new(),
+                    },
+                );
             }
         }
         Ok(Arc::new(MemoryWriter {
@@ -249,9 +282,11 @@ struct MemoryWriter {
 }
 
 fn dense_dims(spec: &CollectionSpec) -> impl Iterator<Item = Option<u32>> + '_ {
-    spec.vectors
-        .iter()
-        .map(|v| (v.kind == VectorKind::Dense).then_some(v.dimension).flatten())
+    spec.vectors.iter().map(|v| {
+        (v.kind == VectorKind::Dense)
+            .then_some(v.dimension)
+            .flatten()
+    })
 }
 
 #[async_trait]

@@ -143,6 +143,12 @@ pub trait Sink: Send + Sync {
     /// `spec` as it is, naming the record and the offending value when it
     /// cannot. The pipeline checks every record before it writes any.
     fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()>;
+    /// What the target will do to the values of such a collection on write
+    /// (re-rounding, normalisation), for the user to read; empty when it keeps
+    /// everything as it is.
+    fn notes(&self, _spec: &CollectionSpec) -> Vec<String> {
+        Vec::new()
+    }
     /// Creates (or, per `existing`, reuses or replaces) the target collection
     /// `target` with settings mapped from `spec`.
     async fn prepare(

@@ -55,7 +55,9 @@ impl ConnectorUrl {
         if let Some(parts) = url.path_segments() {
             for s in parts.filter(|s| !s.is_empty()) {
                 let decoded = percent_decode_str(s).decode_utf8().map_err(|_| {
-                    Error::Usage(format!("`{text}`: the path is not valid UTF-8 once decoded"))
+                    Error::Usage(format!(
+                        "`{text}`: the path is not valid UTF-8 once decoded"
+                    ))
                 })?;
                 segments.push(decoded.into_owned());
             }
@@ -116,7 +118,11 @@ impl ConnectorUrl {
                     "`{}`: unknown parameter `{key}`; {} takes {}",
                     self.public(),
                     self.database,
-                    if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
+                    if allowed.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        allowed.join(", ")
+                    }
                 )));
             }
         }
@@ -125,9 +131,10 @@ impl ConnectorUrl {
 
     /// `http(s)://host:port` for HTTP connectors, with `default_port` when none is given.
     pub fn http_base(&self, default_port: u16) -> Result<String> {
-        let host = self.host().filter(|h| !h.is_empty()).ok_or_else(|| {
-            Error::Usage(format!("`{}`: the URL names no host", self.public()))
-        })?;
+        let host = self
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| Error::Usage(format!("`{}`: the URL names no host", self.public())))?;
         let scheme = if self.tls() { "https" } else { "http" };
         let port = self.port().unwrap_or(default_port);
         Ok(format!("{scheme}://{host}:{port}"))
@@ -188,12 +195,19 @@ mod tests {
             assert!(!err.contains("hunter2"), "{err}");
         }
         let u = ConnectorUrl::parse("chroma://h:1/c?tenat=x").unwrap();
-        assert!(u.only_params(&["tenant", "database"]).unwrap_err().to_string().contains("tenat"));
+        assert!(
+            u.only_params(&["tenant", "database"])
+                .unwrap_err()
+                .to_string()
+                .contains("tenat")
+        );
     }
 
     #[test]
     fn failed_parse_hides_password() {
-        let err = ConnectorUrl::parse("chroma://u:s3cret@[bad/x").unwrap_err().to_string();
+        let err = ConnectorUrl::parse("chroma://u:s3cret@[bad/x")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("s3cret"), "{err}");
     }
 }

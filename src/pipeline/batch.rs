@@ -40,7 +40,8 @@ impl Batcher {
             )));
         }
         let full = if !self.current.is_empty()
-            && (self.current.len() >= self.limits.max_records || self.bytes + size > self.limits.max_bytes)
+            && (self.current.len() >= self.limits.max_records
+                || self.bytes + size > self.limits.max_bytes)
         {
             self.bytes = 0;
             Some(mem::take(&mut self.current))
@@ -71,7 +72,10 @@ mod tests {
     #[test]
     fn bounded_by_count_and_bytes() {
         let size = rec(0, 100).json_size_estimate();
-        let mut b = Batcher::new(BatchLimits { max_records: 10, max_bytes: size * 3 });
+        let mut b = Batcher::new(BatchLimits {
+            max_records: 10,
+            max_bytes: size * 3,
+        });
         let mut batches = Vec::new();
         for i in 0..20 {
             if let Some(full) = b.push(rec(i, 100)).unwrap() {
@@ -82,7 +86,10 @@ mod tests {
         assert!(batches.iter().all(|x| x.len() <= 3), "byte limit holds");
         assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 20);
 
-        let mut b = Batcher::new(BatchLimits { max_records: 4, max_bytes: usize::MAX });
+        let mut b = Batcher::new(BatchLimits {
+            max_records: 4,
+            max_bytes: usize::MAX,
+        });
         let mut n = Vec::new();
         for i in 0..10 {
             if let Some(full) = b.push(rec(i, 2)).unwrap() {
@@ -95,7 +102,10 @@ mod tests {
 
     #[test]
     fn oversized_record_is_named() {
-        let mut b = Batcher::new(BatchLimits { max_records: 10, max_bytes: 100 });
+        let mut b = Batcher::new(BatchLimits {
+            max_records: 10,
+            max_bytes: 100,
+        });
         let err = b.push(rec(7, 1000)).unwrap_err().to_string();
         assert!(err.contains("\"7\"") && err.contains("never"), "{err}");
     }

@@ -96,7 +96,9 @@ async fn write_snapshot(
         }
         drop(pages);
         drop(tx);
-        let encoded = encoder.await.map_err(|e| Error::InvalidData(format!("encoder thread failed: {e}")))?;
+        let encoded = encoder
+            .await
+            .map_err(|e| Error::InvalidData(format!("encoder thread failed: {e}")))?;
         if let Some(e) = read_error {
             return Err(e);
         }
@@ -132,7 +134,11 @@ fn remove_partial(dir: &Path, existed: bool) {
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
             let p = e.path();
-            let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+            let _ = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
         }
     }
 }

@@ -60,6 +60,8 @@ pub struct ImportedCollection {
     pub records: u64,
     /// Records the target counts afterwards.
     pub target_count: u64,
+    /// What the target does to values on write.
+    pub notes: Vec<String>,
 }
 
 /// Most offending records named in one error.
@@ -73,10 +75,11 @@ pub async fn import(
     observer: &dyn Observer,
 ) -> Result<ImportReport> {
     let snapshot = Snapshot::open(dir)?;
-    let chosen: Vec<(CollectionManifest, String)> = choose(&snapshot, options, sink.collection_in_url())?
-        .into_iter()
-        .map(|(c, t)| (c.clone(), t))
-        .collect();
+    let chosen: Vec<(CollectionManifest, String)> =
+        choose(&snapshot, options, sink.collection_in_url())?
+            .into_iter()
+            .map(|(c, t)| (c.clone(), t))
+            .collect();
 
     // 1. Integrity: every selected part, before anything is written.
     let report = snapshot.verify_collections(&chosen.iter().map(|(c, _)| c).collect::<Vec<_>>());
@@ -110,6 +113,7 @@ pub async fn import(
             target,
             records: written,
             target_count,
+            notes: sink.notes(&spec),
         });
     }
     Ok(out)
@@ -128,10 +132,16 @@ fn choose<'a>(
     } else {
         for name in &options.collections {
             let c = snapshot.collection(name).ok_or_else(|| Error::NotFound {
-                what: format!("collection `{name}` in snapshot {}", snapshot.root().display()),
+                what: format!(
+                    "collection `{name}` in snapshot {}",
+                    snapshot.root().display()
+                ),
                 hint: Some(format!(
                     "it holds: {}",
-                    all.iter().map(|c| format!("`{}`", c.name)).collect::<Vec<_>>().join(", ")
+                    all.iter()
+                        .map(|c| format!("`{}`", c.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             })?;
             chosen.push(c);
@@ -139,7 +149,9 @@ fn choose<'a>(
     }
     for (from, _) in &options.renames {
         if !chosen.iter().any(|c| &c.name == from) {
-            return Err(Error::Usage(format!("--rename names `{from}`, which is not among the collections imported")));
+            return Err(Error::Usage(format!(
+                "--rename names `{from}`, which is not among the collections imported"
+            )));
         }
     }
     if url_collection.is_some() && chosen.len() != 1 {
@@ -153,7 +165,13 @@ fn choose<'a>(
         .map(|c| {
             let target = url_collection
                 .map(str::to_owned)
-                .or_else(|| options.renames.iter().find(|(f, _)| f == &c.name).map(|(_, t)| t.clone()))
+                .or_else(|| {
+                    options
+                        .renames
+                        .iter()
+                        .find(|(f, _)| f == &c.name)
+                        .map(|(_, t)| t.clone())
+                })
                 .unwrap_or_else(|| c.name.clone());
             (c, target)
         })
@@ -165,10 +183,22 @@ fn choose<'a>(
 fn check_capabilities(sink: &dyn Sink, c: &CollectionManifest) -> Result<()> {
     let caps = sink.capabilities();
     let name = sink.name();
-    let dense = c.vectors.iter().filter(|v| v.field.kind == VectorKind::Dense).count();
-    let feature = |what: String| Err(Error::not_supported(name, format!("{what} (collection `{}`)", c.name)));
+    let dense = c
+        .vectors
+        .iter()
+        .filter(|v| v.field.kind == VectorKind::Dense)
+        .count();
+    let feature = |what: String| {
+        Err(Error::not_supported(
+            name,
+            format!("{what} (collection `{}`)", c.name),
+        ))
+    };
     if dense > caps.max_dense_fields {
-        return feature(format!("{dense} dense vector fields (at most {})", caps.max_dense_fields));
+        return feature(format!(
+            "{dense} dense vector fields (at most {})",
+            caps.max_dense_fields
+        ));
     }
     if !caps.sparse && c.vectors.iter().any(|v| v.field.kind == VectorKind::Sparse) {
         return feature("sparse vectors".into());
@@ -200,7 +230,11 @@ fn check_capabilities(sink: &dyn Sink, c: &CollectionManifest) -> Result<()> {
 
 /// Runs the sink's check over every record, reading the snapshot on a
 /// blocking thread; names up to ten offending records.
-async fn check_records(snapshot: &Arc<Snapshot>, sink: &dyn Sink, c: &CollectionManifest) -> Result<()> {
+async fn check_records(
+    snapshot: &Arc<Snapshot>,
+    sink: &dyn Sink,
+    c: &CollectionManifest,
+) -> Result<()> {
     let spec = c.spec();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Record>>>(4);
     let reader = spawn_reader(snapshot.clone(), c.name.clone(), 4096, tx);
@@ -249,7 +283,9 @@ fn spawn_reader(
     tx: tokio::sync::mpsc::Sender<Result<Vec<Record>>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
-        let Some(c) = snapshot.collection(&collection) else { return };
+        let Some(c) = snapshot.collection(&collection) else {
+            return;
+        };
         for batch in snapshot.records(c, batch_rows) {
             if tx.blocking_send(batch).is_err() {
                 return;
@@ -266,39 +302,53 @@ async fn write_collection(
     observer: &dyn Observer,
 ) -> Result<u64> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<Record>>>(4);
-    let reader = spawn_reader(snapshot.clone(), c.name.clone(), options.read_batch_rows, tx);
+    let reader = spawn_reader(
+        snapshot.clone(),
+        c.name.clone(),
+        options.read_batch_rows,
+        tx,
+    );
     let limits = writer.limits();
     // Cut the record stream into requests, then send several at once.
-    let batches = futures::stream::unfold((rx, Batcher::new(limits), false), |(mut rx, mut batcher, done)| async move {
-        if done {
-            return None;
-        }
-        loop {
-            match rx.recv().await {
-                Some(Ok(records)) => {
-                    let mut full = Vec::new();
-                    for r in records {
-                        match batcher.push(r) {
-                            Ok(Some(b)) => full.push(Ok(b)),
-                            Ok(None) => {}
-                            Err(e) => {
-                                full.push(Err(e));
-                                return Some((futures::stream::iter(full), (rx, batcher, true)));
+    let batches = futures::stream::unfold(
+        (rx, Batcher::new(limits), false),
+        |(mut rx, mut batcher, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match rx.recv().await {
+                    Some(Ok(records)) => {
+                        let mut full = Vec::new();
+                        for r in records {
+                            match batcher.push(r) {
+                                Ok(Some(b)) => full.push(Ok(b)),
+                                Ok(None) => {}
+                                Err(e) => {
+                                    full.push(Err(e));
+                                    return Some((
+                                        futures::stream::iter(full),
+                                        (rx, batcher, true),
+                                    ));
+                                }
                             }
                         }
+                        if !full.is_empty() {
+                            return Some((futures::stream::iter(full), (rx, batcher, false)));
+                        }
                     }
-                    if !full.is_empty() {
-                        return Some((futures::stream::iter(full), (rx, batcher, false)));
+                    Some(Err(e)) => {
+                        return Some((futures::stream::iter(vec![Err(e)]), (rx, batcher, true)));
                     }
-                }
-                Some(Err(e)) => return Some((futures::stream::iter(vec![Err(e)]), (rx, batcher, true))),
-                None => {
-                    let last: Vec<Result<Vec<Record>>> = batcher.finish().into_iter().map(Ok).collect();
-                    return Some((futures::stream::iter(last), (rx, batcher, true)));
+                    None => {
+                        let last: Vec<Result<Vec<Record>>> =
+                            batcher.finish().into_iter().map(Ok).collect();
+                        return Some((futures::stream::iter(last), (rx, batcher, true)));
+                    }
                 }
             }
-        }
-    })
+        },
+    )
     .flatten();
     let writes = batches
         .map(|batch| {
@@ -310,7 +360,9 @@ async fn write_collection(
             }
         })
         .buffer_unordered(options.concurrency.max(1));
-    let mut writes = std::pin::pin!(writes);
+    // Boxed so that dropping it on failure really drops the channel's receiver,
+    // which lets the reader thread finish.
+    let mut writes = writes.boxed();
     let mut written = 0u64;
     let mut failure = None;
     while let Some(r) = writes.next().await {

@@ -33,8 +33,16 @@ pub fn vector_type(kind: VectorKind, dimension: Option<u32>) -> DataType {
 
 fn sparse_fields() -> Fields {
     Fields::from(vec![
-        Field::new_list("indices", Field::new("item", DataType::UInt32, false), false),
-        Field::new_list("values", Field::new("item", DataType::Float32, false), false),
+        Field::new_list(
+            "indices",
+            Field::new("item", DataType::UInt32, false),
+            false,
+        ),
+        Field::new_list(
+            "values",
+            Field::new("item", DataType::Float32, false),
+            false,
+        ),
     ])
 }
 
@@ -59,7 +67,11 @@ pub fn arrow_schema(vectors: &[VectorColumn]) -> SchemaRef {
 
 /// Builds a record batch; every record must carry `vectors.len()` vector
 /// slots whose values match the declared kinds and dimensions.
-pub fn to_batch(schema: &SchemaRef, vectors: &[VectorColumn], records: &[Record]) -> Result<RecordBatch> {
+pub fn to_batch(
+    schema: &SchemaRef,
+    vectors: &[VectorColumn],
+    records: &[Record],
+) -> Result<RecordBatch> {
     let ids = StringArray::from_iter_values(records.iter().map(|r| r.id.to_string()));
     let namespaces: StringArray = records.iter().map(|r| r.namespace.as_deref()).collect();
     let metadata: StringArray = records
@@ -114,10 +126,21 @@ fn vector_array(v: &VectorColumn, i: usize, records: &[Record]) -> Result<ArrayR
                         valid.push(true);
                     }
                     Some(Vector::Dense(d)) => {
-                        return Err(wrong_shape(r, v, format!("has {} values, the collection's dimension is {dim}", d.len())));
+                        return Err(wrong_shape(
+                            r,
+                            v,
+                            format!(
+                                "has {} values, the collection's dimension is {dim}",
+                                d.len()
+                            ),
+                        ));
                     }
                     Some(other) => {
-                        return Err(wrong_shape(r, v, format!("is {:?}, expected dense", other.kind())));
+                        return Err(wrong_shape(
+                            r,
+                            v,
+                            format!("is {:?}, expected dense", other.kind()),
+                        ));
                     }
                     None => {
                         values.resize(values.len() + dim, 0.0);
@@ -127,8 +150,13 @@ fn vector_array(v: &VectorColumn, i: usize, records: &[Record]) -> Result<ArrayR
             }
             let nulls = NullBuffer::from(valid);
             let nulls = (nulls.null_count() > 0).then_some(nulls);
-            let arr = FixedSizeListArray::try_new(item, dim as i32, Arc::new(Float32Array::from(values)), nulls)
-                .map_err(|e| Error::InvalidData(format!("vector field {:?}: {e}", v.field.name)))?;
+            let arr = FixedSizeListArray::try_new(
+                item,
+                dim as i32,
+                Arc::new(Float32Array::from(values)),
+                nulls,
+            )
+            .map_err(|e| Error::InvalidData(format!("vector field {:?}: {e}", v.field.name)))?;
             Ok(Arc::new(arr))
         }
         VectorKind::Sparse => {
@@ -141,19 +169,36 @@ fn vector_array(v: &VectorColumn, i: usize, records: &[Record]) -> Result<ArrayR
                 match slot(r, i) {
                     Some(Vector::Sparse(s)) => {
                         if s.indices.len() != s.values.len() {
-                            return Err(wrong_shape(r, v, format!("has {} indices but {} values", s.indices.len(), s.values.len())));
+                            return Err(wrong_shape(
+                                r,
+                                v,
+                                format!(
+                                    "has {} indices but {} values",
+                                    s.indices.len(),
+                                    s.values.len()
+                                ),
+                            ));
                         }
                         idx.extend_from_slice(&s.indices);
                         vals.extend_from_slice(&s.values);
                         valid.push(true);
                     }
                     Some(other) => {
-                        return Err(wrong_shape(r, v, format!("is {:?}, expected sparse", other.kind())));
+                        return Err(wrong_shape(
+                            r,
+                            v,
+                            format!("is {:?}, expected sparse", other.kind()),
+                        ));
                     }
                     None => valid.push(false),
                 }
-                let end = i32::try_from(idx.len())
-                    .map_err(|_| wrong_shape(r, v, "overflows a row group; lower the row group size".into()))?;
+                let end = i32::try_from(idx.len()).map_err(|_| {
+                    wrong_shape(
+                        r,
+                        v,
+                        "overflows a row group; lower the row group size".into(),
+                    )
+                })?;
                 offsets.push(end);
             }
             let offsets = OffsetBuffer::new(offsets.into());
@@ -167,8 +212,11 @@ fn vector_array(v: &VectorColumn, i: usize, records: &[Record]) -> Result<ArrayR
             let values = ListArray::new(item, offsets, Arc::new(Float32Array::from(vals)), None);
             let nulls = NullBuffer::from(valid);
             let nulls = (nulls.null_count() > 0).then_some(nulls);
-            let arr = StructArray::try_new(fields, vec![Arc::new(indices), Arc::new(values)], nulls)
-                .map_err(|e| Error::InvalidData(format!("vector field {:?}: {e}", v.field.name)))?;
+            let arr =
+                StructArray::try_new(fields, vec![Arc::new(indices), Arc::new(values)], nulls)
+                    .map_err(|e| {
+                        Error::InvalidData(format!("vector field {:?}: {e}", v.field.name))
+                    })?;
             Ok(Arc::new(arr))
         }
         VectorKind::Multi => {
@@ -183,7 +231,14 @@ fn vector_array(v: &VectorColumn, i: usize, records: &[Record]) -> Result<ArrayR
                     Some(Vector::Multi(m)) => {
                         for one in m {
                             if one.len() != dim {
-                                return Err(wrong_shape(r, v, format!("holds a vector of {} values, the collection's dimension is {dim}", one.len())));
+                                return Err(wrong_shape(
+                                    r,
+                                    v,
+                                    format!(
+                                        "holds a vector of {} values, the collection's dimension is {dim}",
+                                        one.len()
+                                    ),
+                                ));
                             }
                             values.extend_from_slice(one);
                         }
@@ -191,16 +246,30 @@ fn vector_array(v: &VectorColumn, i: usize, records: &[Record]) -> Result<ArrayR
                         valid.push(true);
                     }
                     Some(other) => {
-                        return Err(wrong_shape(r, v, format!("is {:?}, expected multi", other.kind())));
+                        return Err(wrong_shape(
+                            r,
+                            v,
+                            format!("is {:?}, expected multi", other.kind()),
+                        ));
                     }
                     None => valid.push(false),
                 }
-                let end = i32::try_from(rows)
-                    .map_err(|_| wrong_shape(r, v, "overflows a row group; lower the row group size".into()))?;
+                let end = i32::try_from(rows).map_err(|_| {
+                    wrong_shape(
+                        r,
+                        v,
+                        "overflows a row group; lower the row group size".into(),
+                    )
+                })?;
                 offsets.push(end);
             }
-            let inner = FixedSizeListArray::try_new(item, dim as i32, Arc::new(Float32Array::from(values)), None)
-                .map_err(|e| Error::InvalidData(format!("vector field {:?}: {e}", v.field.name)))?;
+            let inner = FixedSizeListArray::try_new(
+                item,
+                dim as i32,
+                Arc::new(Float32Array::from(values)),
+                None,
+            )
+            .map_err(|e| Error::InvalidData(format!("vector field {:?}: {e}", v.field.name)))?;
             let nulls = NullBuffer::from(valid);
             let nulls = (nulls.null_count() > 0).then_some(nulls);
             let arr = ListArray::try_new(
@@ -266,7 +335,9 @@ pub fn from_batch(
         let meta = match opt(metadata, row) {
             None => None,
             Some(json) => Some(serde_json::from_str::<Metadata>(&json).map_err(|e| {
-                bad(format!("record {text:?}: metadata is not a JSON object: {e}"))
+                bad(format!(
+                    "record {text:?}: metadata is not a JSON object: {e}"
+                ))
             })?),
         };
         let mut vecs = Vec::with_capacity(vectors.len());
@@ -305,7 +376,11 @@ fn read_vector(kind: VectorKind, col: &ArrayRef, row: usize) -> Vector {
         VectorKind::Multi => {
             let inner = col.as_list::<i32>().value(row);
             let inner = inner.as_fixed_size_list();
-            Vector::Multi((0..inner.len()).map(|i| f32_values(&inner.value(i))).collect())
+            Vector::Multi(
+                (0..inner.len())
+                    .map(|i| f32_values(&inner.value(i)))
+                    .collect(),
+            )
         }
     }
 }

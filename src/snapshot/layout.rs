@@ -69,7 +69,12 @@ pub fn collection_dir_name(name: &str, taken: &mut HashSet<String>) -> String {
         let hash = blake3::hash(name.as_bytes()).to_hex();
         let mut cut = MAX_DIR_NAME - 17;
         // Never cut a %XX escape in half.
-        while encoded.as_bytes()[..cut].iter().rev().take(2).any(|b| *b == b'%') {
+        while encoded.as_bytes()[..cut]
+            .iter()
+            .rev()
+            .take(2)
+            .any(|b| *b == b'%')
+        {
             cut -= 1;
         }
         encoded = format!("{}~{}", &encoded[..cut], &hash[..16]);
@@ -84,7 +89,11 @@ pub fn collection_dir_name(name: &str, taken: &mut HashSet<String>) -> String {
 }
 
 fn is_windows_device(name: &str) -> bool {
-    let stem = name.split('.').next().unwrap_or_default().to_ascii_uppercase();
+    let stem = name
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
         || ((stem.starts_with("COM") || stem.starts_with("LPT"))
             && stem.len() == 4
@@ -149,7 +158,7 @@ mod tests {
         assert!(!d.contains('/'));
         // the cut never leaves half an escape
         let head = d.split('~').next().unwrap();
-        assert!(head.len() % 3 == 0, "{head}");
+        assert!(head.len().is_multiple_of(3), "{head}");
     }
 
     #[test]
@@ -160,7 +169,10 @@ mod tests {
         assert_ne!(a.to_lowercase(), b.to_lowercase());
         let long1 = format!("{}1", "x".repeat(200));
         let long2 = format!("{}2", "x".repeat(200));
-        assert_ne!(collection_dir_name(&long1, &mut taken), collection_dir_name(&long2, &mut taken));
+        assert_ne!(
+            collection_dir_name(&long1, &mut taken),
+            collection_dir_name(&long2, &mut taken)
+        );
     }
 
     #[test]
@@ -169,6 +181,9 @@ mod tests {
         assert_eq!(vector_column_name("img", 1), "vector_img");
         assert_eq!(vector_column_name("a b", 2), "vector_2");
         assert_eq!(vector_column_names(["x-y", "1"]), ["vector_0", "vector_1"]);
-        assert_eq!(vector_column_names(["1", "x-y"]), ["vector_1", "vector_1_1"]);
+        assert_eq!(
+            vector_column_names(["1", "x-y"]),
+            ["vector_1", "vector_1_1"]
+        );
     }
 }

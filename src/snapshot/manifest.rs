@@ -257,20 +257,25 @@ impl Manifest {
             format: Option<String>,
             format_version: Option<String>,
         }
-        let head: Head = serde_json::from_slice(bytes).map_err(|e| {
-            Error::invalid(file, format!("not a valid manifest (JSON error: {e})"))
-        })?;
+        let head: Head = serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid(file, format!("not a valid manifest (JSON error: {e})")))?;
         if head.format.as_deref() != Some(FORMAT_NAME) {
             return Err(Error::invalid(
                 file,
-                format!("`format` is {:?}, expected \"{FORMAT_NAME}\"; this is not a vecport snapshot", head.format),
+                format!(
+                    "`format` is {:?}, expected \"{FORMAT_NAME}\"; this is not a vecport snapshot",
+                    head.format
+                ),
             ));
         }
         let version = head
             .format_version
             .ok_or_else(|| Error::invalid(file, "`format_version` is missing"))?;
         let (major, _minor) = parse_version(&version).ok_or_else(|| {
-            Error::invalid(file, format!("`format_version` {version:?} is not MAJOR.MINOR"))
+            Error::invalid(
+                file,
+                format!("`format_version` {version:?} is not MAJOR.MINOR"),
+            )
         })?;
         if major != FORMAT_MAJOR {
             return Err(Error::UnsupportedVersion {
@@ -289,21 +294,30 @@ impl Manifest {
     pub fn validate(&self, file: &Path) -> Result<()> {
         let bad = |msg: String| Err(Error::invalid(file, msg));
         if self.collections.len() > limits::COLLECTIONS {
-            return bad(format!("{} collections is more than the limit of {}", self.collections.len(), limits::COLLECTIONS));
+            return bad(format!(
+                "{} collections is more than the limit of {}",
+                self.collections.len(),
+                limits::COLLECTIONS
+            ));
         }
         let mut names = HashSet::new();
         let mut dirs = HashSet::new();
         for c in &self.collections {
             let at = format!("collection {:?}", c.name);
             if c.name.is_empty() || c.name.len() > limits::NAME_BYTES {
-                return bad(format!("{at}: name must be 1 to {} bytes", limits::NAME_BYTES));
+                return bad(format!(
+                    "{at}: name must be 1 to {} bytes",
+                    limits::NAME_BYTES
+                ));
             }
             if !names.insert(&c.name) {
                 return bad(format!("{at} appears twice"));
             }
             check_relative_path(&c.directory, 2)
                 .and_then(|()| {
-                    if c.directory.starts_with(&format!("{}/", layout::COLLECTIONS_DIR)) {
+                    if c.directory
+                        .starts_with(&format!("{}/", layout::COLLECTIONS_DIR))
+                    {
                         Ok(())
                     } else {
                         Err(format!("must be under {}/", layout::COLLECTIONS_DIR))
@@ -314,22 +328,43 @@ impl Manifest {
                 return bad(format!("{at}: directory {:?} is used twice", c.directory));
             }
             if c.parts.len() > limits::PARTS {
-                return bad(format!("{at}: {} parts is more than the limit of {}", c.parts.len(), limits::PARTS));
+                return bad(format!(
+                    "{at}: {} parts is more than the limit of {}",
+                    c.parts.len(),
+                    limits::PARTS
+                ));
             }
             if c.vectors.len() > limits::VECTOR_FIELDS {
-                return bad(format!("{at}: {} vector fields is more than the limit of {}", c.vectors.len(), limits::VECTOR_FIELDS));
+                return bad(format!(
+                    "{at}: {} vector fields is more than the limit of {}",
+                    c.vectors.len(),
+                    limits::VECTOR_FIELDS
+                ));
             }
             let mut columns = HashSet::new();
             for v in &c.vectors {
-                if layout::FIXED_COLUMNS.contains(&v.column.as_str()) || !columns.insert(&v.column) {
-                    return bad(format!("{at}: vector column {:?} clashes with another column", v.column));
+                if layout::FIXED_COLUMNS.contains(&v.column.as_str()) || !columns.insert(&v.column)
+                {
+                    return bad(format!(
+                        "{at}: vector column {:?} clashes with another column",
+                        v.column
+                    ));
                 }
                 match (v.field.kind, v.field.dimension) {
-                    (VectorKind::Dense | VectorKind::Multi, Some(d)) if d == 0 || d > limits::DIMENSION => {
-                        return bad(format!("{at}: vector field {:?} has dimension {d}, outside 1..={}", v.field.name, limits::DIMENSION));
+                    (VectorKind::Dense | VectorKind::Multi, Some(d))
+                        if d == 0 || d > limits::DIMENSION =>
+                    {
+                        return bad(format!(
+                            "{at}: vector field {:?} has dimension {d}, outside 1..={}",
+                            v.field.name,
+                            limits::DIMENSION
+                        ));
                     }
                     (VectorKind::Dense | VectorKind::Multi, None) if c.record_count > 0 => {
-                        return bad(format!("{at}: vector field {:?} has no dimension", v.field.name));
+                        return bad(format!(
+                            "{at}: vector field {:?} has no dimension",
+                            v.field.name
+                        ));
                     }
                     _ => {}
                 }
@@ -340,25 +375,53 @@ impl Manifest {
                 check_relative_path(&p.path, 1)
                     .or_else(|e| bad(format!("{at}: part path {:?} {e}", p.path)))?;
                 if !p.path.ends_with(".parquet") {
-                    return bad(format!("{at}: part path {:?} does not end in .parquet", p.path));
+                    return bad(format!(
+                        "{at}: part path {:?} does not end in .parquet",
+                        p.path
+                    ));
                 }
                 if !paths.insert(p.path.to_ascii_lowercase()) {
                     return bad(format!("{at}: part {:?} is listed twice", p.path));
                 }
                 if p.rows > limits::PART_ROWS || p.bytes > limits::PART_BYTES {
-                    return bad(format!("{at}: part {:?} claims {} rows and {} bytes, beyond the limits of {} rows and {} bytes", p.path, p.rows, p.bytes, limits::PART_ROWS, limits::PART_BYTES));
+                    return bad(format!(
+                        "{at}: part {:?} claims {} rows and {} bytes, beyond the limits of {} rows and {} bytes",
+                        p.path,
+                        p.rows,
+                        p.bytes,
+                        limits::PART_ROWS,
+                        limits::PART_BYTES
+                    ));
                 }
-                if p.blake3.len() != 64 || !p.blake3.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-                    return bad(format!("{at}: part {:?} has blake3 {:?}, not 64 lowercase hex digits", p.path, p.blake3));
+                if p.blake3.len() != 64
+                    || !p
+                        .blake3
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                {
+                    return bad(format!(
+                        "{at}: part {:?} has blake3 {:?}, not 64 lowercase hex digits",
+                        p.path, p.blake3
+                    ));
                 }
                 rows += p.rows;
             }
             if rows != c.record_count {
-                return bad(format!("{at}: record_count is {} but its parts hold {rows} rows", c.record_count));
+                return bad(format!(
+                    "{at}: record_count is {} but its parts hold {rows} rows",
+                    c.record_count
+                ));
             }
-            let in_namespaces: u64 = c.namespaces.iter().map(|n| n.records).fold(0u64, u64::saturating_add);
+            let in_namespaces: u64 = c
+                .namespaces
+                .iter()
+                .map(|n| n.records)
+                .fold(0u64, u64::saturating_add);
             if in_namespaces != c.record_count {
-                return bad(format!("{at}: namespace counts add up to {in_namespaces}, not record_count {}", c.record_count));
+                return bad(format!(
+                    "{at}: namespace counts add up to {in_namespaces}, not record_count {}",
+                    c.record_count
+                ));
             }
         }
         Ok(())
@@ -428,7 +491,19 @@ mod tests {
     fn relative_paths() {
         assert!(check_relative_path("part-000000.parquet", 1).is_ok());
         assert!(check_relative_path("collections/docs", 2).is_ok());
-        for bad in ["", "../x", "/etc/passwd", "a/../../b", "./a", "a//b", "a\\b", "C:x", "a/b", "a/.", "a/./b"] {
+        for bad in [
+            "",
+            "../x",
+            "/etc/passwd",
+            "a/../../b",
+            "./a",
+            "a//b",
+            "a\\b",
+            "C:x",
+            "a/b",
+            "a/.",
+            "a/./b",
+        ] {
             assert!(check_relative_path(bad, 1).is_err(), "{bad}");
         }
         assert!(check_relative_path("collections/.", 2).is_err());

@@ -68,7 +68,11 @@ impl Snapshot {
         if meta.len() > limits::MANIFEST_BYTES {
             return Err(Error::invalid(
                 &manifest_path,
-                format!("is {} bytes, more than the limit of {}", meta.len(), limits::MANIFEST_BYTES),
+                format!(
+                    "is {} bytes, more than the limit of {}",
+                    meta.len(),
+                    limits::MANIFEST_BYTES
+                ),
             ));
         }
         let mut bytes = Vec::with_capacity(meta.len() as usize);
@@ -148,7 +152,10 @@ impl Snapshot {
         if len != p.bytes {
             return Err(Error::invalid(
                 &path,
-                format!("is {len} bytes, the manifest says {} (truncated or replaced)", p.bytes),
+                format!(
+                    "is {len} bytes, the manifest says {} (truncated or replaced)",
+                    p.bytes
+                ),
             ));
         }
         let mut hasher = blake3::Hasher::new();
@@ -181,9 +188,17 @@ impl Snapshot {
             dir.push(component);
             match fs::symlink_metadata(&dir) {
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(Error::invalid(&dir, "is not a directory (symlinks are refused)")),
+                Ok(_) => {
+                    return Err(Error::invalid(
+                        &dir,
+                        "is not a directory (symlinks are refused)",
+                    ));
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(Error::invalid(&dir, "is missing; the snapshot is incomplete"));
+                    return Err(Error::invalid(
+                        &dir,
+                        "is missing; the snapshot is incomplete",
+                    ));
                 }
                 Err(e) => return Err(Error::io(&dir, e)),
             }
@@ -191,14 +206,20 @@ impl Snapshot {
         Ok(())
     }
 
-    fn part_reader(&self, c: &CollectionManifest, p: &PartManifest, batch_rows: usize) -> Result<PartReader> {
+    fn part_reader(
+        &self,
+        c: &CollectionManifest,
+        p: &PartManifest,
+        batch_rows: usize,
+    ) -> Result<PartReader> {
         self.check_directories(c)?;
         let path = self.part_path(c, p);
         let file = open_part(&path)?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::Parquet {
-            path: path.clone(),
-            message: format!("cannot read the Parquet footer: {e}"),
-        })?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::Parquet {
+                path: path.clone(),
+                message: format!("cannot read the Parquet footer: {e}"),
+            })?;
         let rows = builder.metadata().file_metadata().num_rows() as u64;
         if rows != p.rows {
             return Err(Error::invalid(
@@ -214,11 +235,19 @@ impl Snapshot {
                 Ok(f) => {
                     return Err(Error::invalid(
                         &path,
-                        format!("column `{}` has type {}, the manifest implies {}", field.name(), f.data_type(), field.data_type()),
+                        format!(
+                            "column `{}` has type {}, the manifest implies {}",
+                            field.name(),
+                            f.data_type(),
+                            field.data_type()
+                        ),
                     ));
                 }
                 Err(_) => {
-                    return Err(Error::invalid(&path, format!("column `{}` is missing", field.name())));
+                    return Err(Error::invalid(
+                        &path,
+                        format!("column `{}` is missing", field.name()),
+                    ));
                 }
             }
         }
@@ -250,7 +279,8 @@ impl Snapshot {
                     match part.reader.next() {
                         Some(Ok(batch)) => {
                             let at = part.path.display().to_string();
-                            let r = from_batch(&batch, &collection.vectors, collection.id_kind, &at);
+                            let r =
+                                from_batch(&batch, &collection.vectors, collection.id_kind, &at);
                             failed = r.is_err();
                             return Some(r);
                         }
@@ -287,7 +317,10 @@ struct PartReader {
 fn open_part(path: &Path) -> Result<File> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_file() => File::open(path).map_err(|e| Error::io(path, e)),
-        Ok(_) => Err(Error::invalid(path, "is not a regular file (symlinks are refused)")),
+        Ok(_) => Err(Error::invalid(
+            path,
+            "is not a regular file (symlinks are refused)",
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::invalid(
             path,
             "is missing; the snapshot is incomplete, copy it again from its origin",
@@ -300,8 +333,13 @@ fn open_part(path: &Path) -> Result<File> {
 fn read_checksum_file(path: &Path) -> Result<String> {
     let text = match fs::symlink_metadata(path) {
         Ok(m) if !m.is_file() => return Err(Error::invalid(path, "is not a regular file")),
-        Ok(m) if m.len() > 1024 => return Err(Error::invalid(path, "is too large to be a checksum file")),
-        Ok(_) => fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
+        Ok(m) if m.len() > 1024 => {
+            return Err(Error::invalid(path, "is too large to be a checksum file"));
+        }
+        // Not UTF-8 is damage like any other, not an I/O failure.
+        Ok(_) => {
+            String::from_utf8_lossy(&fs::read(path).map_err(|e| Error::io(path, e))?).into_owned()
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::invalid(
                 path,
@@ -315,7 +353,9 @@ fn read_checksum_file(path: &Path) -> Result<String> {
         (Some(hex), Some(name), None)
             if name == MANIFEST
                 && hex.len() == 64
-                && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) =>
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) =>
         {
             Ok(hex.to_owned())
         }

@@ -243,6 +243,9 @@ pub struct CollectionWriter {
     has_uris: bool,
 }
 
+/// A row group encoded off the file: its column chunks, row count and id kind.
+type EncodedGroup = (Vec<ArrowColumnChunk>, usize, Option<IdKind>);
+
 /// Schema and properties shared by every part of a collection.
 struct Encoder {
     schema: SchemaRef,
@@ -366,15 +369,22 @@ impl CollectionWriter {
             if v.field.kind == VectorKind::Sparse || v.field.dimension.is_some() {
                 continue;
             }
-            let found = self.groups.iter().flatten().find_map(|r| match r.vectors[i].as_ref()? {
-                crate::model::Vector::Dense(d) => Some(d.len()),
-                crate::model::Vector::Multi(m) => m.first().map(Vec::len),
-                crate::model::Vector::Sparse(_) => None,
-            });
+            let found = self
+                .groups
+                .iter()
+                .flatten()
+                .find_map(|r| match r.vectors[i].as_ref()? {
+                    crate::model::Vector::Dense(d) => Some(d.len()),
+                    crate::model::Vector::Multi(m) => m.first().map(Vec::len),
+                    crate::model::Vector::Sparse(_) => None,
+                });
             match found {
                 Some(d) if d > 0 => {
                     v.field.dimension = Some(u32::try_from(d).map_err(|_| {
-                        Error::InvalidData(format!("vector field {:?} has {d} dimensions", v.field.name))
+                        Error::InvalidData(format!(
+                            "vector field {:?} has {d} dimensions",
+                            v.field.name
+                        ))
                     })?);
                     v.dimension_source = Some(DimensionSource::Inferred);
                 }
@@ -415,7 +425,10 @@ impl CollectionWriter {
         }
         let groups = mem::take(&mut self.groups);
         let encoder = self.encoder.as_ref().expect("created above");
-        let factory = encoder.factory.as_ref().expect("created with the first part");
+        let factory = encoder
+            .factory
+            .as_ref()
+            .expect("created with the first part");
         let mut jobs = Vec::with_capacity(groups.len());
         for (i, g) in groups.into_iter().enumerate() {
             let writers = factory
@@ -425,13 +438,15 @@ impl CollectionWriter {
         }
         let schema = encoder.schema.clone();
         let vectors = &self.vectors;
-        let encoded: Vec<Result<(Vec<ArrowColumnChunk>, usize, Option<IdKind>)>> = jobs
+        let encoded: Vec<Result<EncodedGroup>> = jobs
             .into_par_iter()
             .map(|(records, mut writers)| {
                 let batch = to_batch(&schema, vectors, &records)?;
                 let mut w = writers.iter_mut();
                 for (field, column) in schema.fields().iter().zip(batch.columns()) {
-                    for leaf in compute_leaves(field, column).map_err(|e| Error::InvalidData(e.to_string()))? {
+                    for leaf in compute_leaves(field, column)
+                        .map_err(|e| Error::InvalidData(e.to_string()))?
+                    {
                         w.next()
                             .expect("one writer per leaf")
                             .write(&leaf)
@@ -452,9 +467,13 @@ impl CollectionWriter {
                 self.open_part()?;
             }
             let part = self.part.as_mut().expect("opened above");
-            let mut rg = part.writer.next_row_group().map_err(|e| parquet_error(&self.dir, e))?;
+            let mut rg = part
+                .writer
+                .next_row_group()
+                .map_err(|e| parquet_error(&self.dir, e))?;
             for c in chunks {
-                c.append_to_row_group(&mut rg).map_err(|e| parquet_error(&self.dir, e))?;
+                c.append_to_row_group(&mut rg)
+                    .map_err(|e| parquet_error(&self.dir, e))?;
             }
             rg.close().map_err(|e| parquet_error(&self.dir, e))?;
             part.rows += rows as u64;
@@ -480,7 +499,10 @@ impl CollectionWriter {
         let path = self.dir.join(layout::part_file_name(index));
         let tmp = temp_path(&path);
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let encoder = self.encoder.as_mut().expect("created before a part is opened");
+        let encoder = self
+            .encoder
+            .as_mut()
+            .expect("created before a part is opened");
         let options = ArrowWriterOptions::new().with_properties(encoder.props.clone());
         let arrow_writer = ArrowWriter::try_new_with_options(
             HashingFile::new(file),
@@ -523,7 +545,10 @@ impl CollectionWriter {
             layout::KV_COLLECTION.into(),
             serde_json::to_string(&schema).unwrap_or_default(),
         ));
-        let hashing = part.writer.into_inner().map_err(|e| parquet_error(&tmp, e))?;
+        let hashing = part
+            .writer
+            .into_inner()
+            .map_err(|e| parquet_error(&tmp, e))?;
         let (bytes, hash) = hashing.finish().map_err(|e| Error::io(&tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
         self.parts.push(PartManifest {

@@ -19,13 +19,20 @@ struct Raw {
 
 impl Raw {
     fn new(base: &str) -> Raw {
-        Raw { base: base.trim_end_matches('/').to_owned(), http: reqwest::Client::new() }
+        Raw {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+        }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self.http.request(method, format!("{}{PREFIX}{path}", self.base));
+        let mut req = self
+            .http
+            .request(method, format!("{}{PREFIX}{path}", self.base));
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
         }
         let resp = req.send().await.unwrap();
         let status = resp.status();
@@ -40,11 +47,16 @@ impl Raw {
             "configuration": {"hnsw": {"space": space, "ef_construction": 123, "ef_search": 77, "max_neighbors": 24}},
             "metadata": metadata,
         });
-        self.call(reqwest::Method::POST, "/collections", Some(body)).await["id"].as_str().unwrap().to_owned()
+        self.call(reqwest::Method::POST, "/collections", Some(body))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     async fn collection(&self, name: &str) -> Value {
-        self.call(reqwest::Method::GET, &format!("/collections/{name}"), None).await
+        self.call(reqwest::Method::GET, &format!("/collections/{name}"), None)
+            .await
     }
 
     /// Upserts with embeddings as JSON numbers (not vecport's base64 path).
@@ -57,7 +69,12 @@ impl Raw {
                 "documents": chunk.iter().map(|r| r.document.clone()).collect::<Vec<_>>(),
                 "uris": chunk.iter().map(|r| r.uri.clone()).collect::<Vec<_>>(),
             });
-            self.call(reqwest::Method::POST, &format!("/collections/{id}/upsert"), Some(body)).await;
+            self.call(
+                reqwest::Method::POST,
+                &format!("/collections/{id}/upsert"),
+                Some(body),
+            )
+            .await;
         }
     }
 
@@ -66,11 +83,18 @@ impl Raw {
         let mut out = Vec::new();
         loop {
             let body = json!({"limit": 5000, "offset": out.len(), "include": ["embeddings", "metadatas", "documents", "uris"]});
-            let page = self.call(reqwest::Method::POST, &format!("/collections/{id}/get"), Some(body)).await;
+            let page = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/collections/{id}/get"),
+                    Some(body),
+                )
+                .await;
             let ids = page["ids"].as_array().unwrap();
             for (i, rid) in ids.iter().enumerate() {
                 let emb: Vec<f32> = serde_json::from_value(page["embeddings"][i].clone()).unwrap();
-                let metadata: Option<Metadata> = serde_json::from_value(page["metadatas"][i].clone()).unwrap();
+                let metadata: Option<Metadata> =
+                    serde_json::from_value(page["metadatas"][i].clone()).unwrap();
                 out.push(Record {
                     id: RecordId::String(rid.as_str().unwrap().to_owned()),
                     namespace: None,
@@ -92,24 +116,32 @@ fn vecport() -> Command {
 }
 
 fn host(url: &str) -> String {
-    url.trim_start_matches("http://").trim_end_matches('/').to_owned()
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 /// Seeds a collection, exports it, verifies the snapshot, imports it under a
 /// new name and compares source, snapshot and target record by record.
 async fn export_verify_import(space: &str, n: usize, tolerance: f32) {
-    let Some(url) = server_url("CHROMA_URL") else { return };
+    let Some(url) = server_url("CHROMA_URL") else {
+        return;
+    };
     let raw = Raw::new(&url);
     let source = unique_name(&format!("e2e-{space}"));
     let target = unique_name(&format!("e2e-{space}-copy"));
     let collection_metadata = json!({"owner": "team-a", "n": 3, "f": 1.5, "flag": true});
-    let id = raw.create(&source, space, collection_metadata.clone()).await;
+    let id = raw
+        .create(&source, space, collection_metadata.clone())
+        .await;
     let mut records = data::records(n, 384, 42, FLAT);
     if space == "cosine" {
         // Chroma's re-rounding error grows with the vector's magnitude; keep values in [-1, 1].
         let mut rng = fastrand::Rng::with_seed(9);
         for r in &mut records {
-            r.vectors[0] = Some(Vector::Dense((0..384).map(|_| rng.f32() * 2.0 - 1.0).collect()));
+            r.vectors[0] = Some(Vector::Dense(
+                (0..384).map(|_| rng.f32() * 2.0 - 1.0).collect(),
+            ));
         }
     }
     raw.upsert(&id, &records).await;
@@ -119,10 +151,18 @@ async fn export_verify_import(space: &str, n: usize, tolerance: f32) {
     let tmp = tempfile::tempdir().unwrap();
     let snap = tmp.path().join("snap");
     vecport()
-        .args(["export", &format!("chroma://{}/{source}", host(&url)), snap.to_str().unwrap(), "-q"])
+        .args([
+            "export",
+            &format!("chroma://{}/{source}", host(&url)),
+            snap.to_str().unwrap(),
+            "-q",
+        ])
         .assert()
         .success();
-    vecport().args(["verify", snap.to_str().unwrap()]).assert().success();
+    vecport()
+        .args(["verify", snap.to_str().unwrap()])
+        .assert()
+        .success();
 
     // The snapshot holds exactly what Chroma returns (bit-exact: Chroma re-rounds on write, not on read).
     let (snapshot, mut exported) = crate::conformance::read_snapshot(&snap);
@@ -132,11 +172,21 @@ async fn export_verify_import(space: &str, n: usize, tolerance: f32) {
     let v = &c.vectors[0].field;
     assert_eq!(v.dimension, Some(384));
     let ix = v.index.as_ref().unwrap();
-    assert_eq!((ix.m, ix.ef_construction, ix.ef_search), (Some(24), Some(123), Some(77)));
-    assert_eq!(c.collection_metadata.clone().map(Value::Object), Some(collection_metadata.clone()));
+    assert_eq!(
+        (ix.m, ix.ef_construction, ix.ef_search),
+        (Some(24), Some(123), Some(77))
+    );
+    assert_eq!(
+        c.collection_metadata.clone().map(Value::Object),
+        Some(collection_metadata.clone())
+    );
     if space == "cosine" {
         assert_eq!(v.stored_values, vecport::model::StoredValues::Rerounded);
-        assert!(c.notes.iter().any(|n| n.contains("re-rounds")), "{:?}", c.notes);
+        assert!(
+            c.notes.iter().any(|n| n.contains("re-rounds")),
+            "{:?}",
+            c.notes
+        );
     } else {
         assert_eq!(v.stored_values, vecport::model::StoredValues::Exact);
     }
@@ -147,16 +197,30 @@ async fn export_verify_import(space: &str, n: usize, tolerance: f32) {
     // Chroma stores what was written (vectors bit for bit in l2 and ip; metadata
     // floats up to 1 ulp off, as its JSON parser rounds them).
     records.sort_by(|a, b| a.id.cmp(&b.id));
-    assert_eq!(data::first_difference_within(&records, &exported, tolerance, 1), None);
+    assert_eq!(
+        data::first_difference_within(&records, &exported, tolerance, 1),
+        None
+    );
 
     vecport()
-        .args(["import", snap.to_str().unwrap(), &format!("chroma://{}/{target}", host(&url)), "-q"])
+        .args([
+            "import",
+            snap.to_str().unwrap(),
+            &format!("chroma://{}/{target}", host(&url)),
+            "-q",
+        ])
         .assert()
         .success();
     let target_json = raw.collection(&target).await;
     let source_json = raw.collection(&source).await;
-    assert_eq!(target_json["configuration_json"]["hnsw"], source_json["configuration_json"]["hnsw"], "HNSW settings equal");
-    assert_eq!(target_json["metadata"], source_json["metadata"], "collection metadata equal");
+    assert_eq!(
+        target_json["configuration_json"]["hnsw"], source_json["configuration_json"]["hnsw"],
+        "HNSW settings equal"
+    );
+    assert_eq!(
+        target_json["metadata"], source_json["metadata"],
+        "collection metadata equal"
+    );
     assert_eq!(target_json["dimension"], json!(384));
     let mut imported = raw.read_all(target_json["id"].as_str().unwrap()).await;
     imported.sort_by(|a, b| a.id.cmp(&b.id));
@@ -186,12 +250,17 @@ async fn cosine_round_trip_within_chroma_rounding() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ls_lists_dimension_metric_and_count() {
-    let Some(url) = server_url("CHROMA_URL") else { return };
+    let Some(url) = server_url("CHROMA_URL") else {
+        return;
+    };
     let raw = Raw::new(&url);
     let name = unique_name("ls");
     let id = raw.create(&name, "ip", Value::Null).await;
     raw.upsert(&id, &data::records(7, 5, 1, FLAT)).await;
-    let out = vecport().args(["ls", &format!("chroma://{}", host(&url)), "--json"]).output().unwrap();
+    let out = vecport()
+        .args(["ls", &format!("chroma://{}", host(&url)), "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let line = String::from_utf8(out.stdout)
         .unwrap()
@@ -199,5 +268,8 @@ async fn ls_lists_dimension_metric_and_count() {
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .find(|v| v["name"] == json!(name))
         .expect("collection listed");
-    assert_eq!(line, json!({"name": name, "dimension": 5, "metric": "dot", "count": 7}));
+    assert_eq!(
+        line,
+        json!({"name": name, "dimension": 5, "metric": "dot", "count": 7})
+    );
 }

@@ -16,7 +16,11 @@ fn vecport() -> Command {
 
 fn snapshot_in(dir: &std::path::Path) -> std::path::PathBuf {
     let snap = dir.join("snap");
-    write_snapshot(&snap, &data::spec("docs", 8, vecport::model::Metric::L2), data::records(50, 8, 1, FLAT));
+    write_snapshot(
+        &snap,
+        &data::spec("docs", 8, vecport::model::Metric::L2),
+        data::records(50, 8, 1, FLAT),
+    );
     snap
 }
 
@@ -28,16 +32,27 @@ fn verify_and_inspect_a_good_snapshot() {
         .args(["verify", snap.to_str().unwrap()])
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("ok: manifest and 1 part file(s) verified, 50 rows"));
+        .stdout(predicate::str::contains(
+            "ok: manifest and 1 part file(s) verified, 50 rows",
+        ));
     vecport()
         .args(["inspect", snap.to_str().unwrap()])
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("collection docs").and(predicate::str::contains("records    50")));
-    let out = vecport().args(["inspect", "--json", snap.to_str().unwrap()]).output().unwrap();
+        .stdout(
+            predicate::str::contains("collection docs")
+                .and(predicate::str::contains("records    50")),
+        );
+    let out = vecport()
+        .args(["inspect", "--json", snap.to_str().unwrap()])
+        .output()
+        .unwrap();
     let manifest: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(manifest["collections"][0]["record_count"], 50);
-    let out = vecport().args(["verify", "--json", snap.to_str().unwrap()]).output().unwrap();
+    let out = vecport()
+        .args(["verify", "--json", snap.to_str().unwrap()])
+        .output()
+        .unwrap();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], true);
 }
@@ -54,7 +69,10 @@ fn verify_names_a_damaged_part_and_exits_1() {
         .args(["verify", snap.to_str().unwrap()])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("part-000000.parquet").and(predicate::str::contains("checksum mismatch")));
+        .stdout(
+            predicate::str::contains("part-000000.parquet")
+                .and(predicate::str::contains("checksum mismatch")),
+        );
 }
 
 #[test]
@@ -66,7 +84,10 @@ fn import_of_a_damaged_snapshot_exits_3() {
         .args(["import", snap.to_str().unwrap(), "chroma://127.0.0.1:9/x"])
         .assert()
         .code(3)
-        .stderr(predicate::str::contains("part-000000.parquet").and(predicate::str::contains("missing")));
+        .stderr(
+            predicate::str::contains("part-000000.parquet")
+                .and(predicate::str::contains("missing")),
+        );
 }
 
 #[test]
@@ -76,7 +97,10 @@ fn not_a_snapshot_exits_3() {
         .args(["inspect", tmp.path().to_str().unwrap()])
         .assert()
         .code(3)
-        .stderr(predicate::str::contains("manifest.json").and(predicate::str::contains("no complete snapshot")));
+        .stderr(
+            predicate::str::contains("manifest.json")
+                .and(predicate::str::contains("no complete snapshot")),
+        );
 }
 
 #[test]
@@ -94,7 +118,9 @@ fn bad_urls_exit_2() {
             .args(["export", url, out.to_str().unwrap()])
             .assert()
             .code(2)
-            .stderr(predicate::str::contains(needle).and(predicate::str::contains("hunter2").not()));
+            .stderr(
+                predicate::str::contains(needle).and(predicate::str::contains("hunter2").not()),
+            );
     }
     assert!(!out.exists());
 }
@@ -108,7 +134,10 @@ fn unreachable_server_exits_4_and_leaves_nothing() {
         .env("CHROMA_TOKEN", "tok-do-not-print")
         .assert()
         .code(4)
-        .stderr(predicate::str::contains("cannot reach http://127.0.0.1:9").and(predicate::str::contains("tok-do-not-print").not()));
+        .stderr(
+            predicate::str::contains("cannot reach http://127.0.0.1:9")
+                .and(predicate::str::contains("tok-do-not-print").not()),
+        );
     assert!(!out.exists());
 }
 
@@ -116,43 +145,75 @@ fn unreachable_server_exits_4_and_leaves_nothing() {
 fn non_empty_output_directory_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("keep.txt"), "mine").unwrap();
-    let Some(url) = server_url("CHROMA_URL") else { return };
+    let Some(url) = server_url("CHROMA_URL") else {
+        return;
+    };
     let host = url.trim_start_matches("http://").trim_end_matches('/');
     vecport()
-        .args(["export", &format!("chroma://{host}"), tmp.path().to_str().unwrap()])
+        .args([
+            "export",
+            &format!("chroma://{host}"),
+            tmp.path().to_str().unwrap(),
+        ])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("is not empty"));
-    assert_eq!(std::fs::read_to_string(tmp.path().join("keep.txt")).unwrap(), "mine", "nothing of the user's is touched");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("keep.txt")).unwrap(),
+        "mine",
+        "nothing of the user's is touched"
+    );
 }
 
 #[test]
 fn missing_collection_exits_6() {
-    let Some(url) = server_url("CHROMA_URL") else { return };
+    let Some(url) = server_url("CHROMA_URL") else {
+        return;
+    };
     let host = url.trim_start_matches("http://").trim_end_matches('/');
     let tmp = tempfile::tempdir().unwrap();
     let name = unique_name("absent");
     vecport()
-        .args(["export", &format!("chroma://{host}/{name}"), tmp.path().join("s").to_str().unwrap()])
+        .args([
+            "export",
+            &format!("chroma://{host}/{name}"),
+            tmp.path().join("s").to_str().unwrap(),
+        ])
         .assert()
         .code(6)
-        .stderr(predicate::str::contains(format!("collection `{name}`")).and(predicate::str::contains("not found")));
+        .stderr(
+            predicate::str::contains(format!("collection `{name}`"))
+                .and(predicate::str::contains("not found")),
+        );
 }
 
 #[test]
 fn import_refuses_records_chroma_cannot_take_before_writing() {
-    let Some(url) = server_url("CHROMA_URL") else { return };
+    let Some(url) = server_url("CHROMA_URL") else {
+        return;
+    };
     let host = url.trim_start_matches("http://").trim_end_matches('/');
     let tmp = tempfile::tempdir().unwrap();
     let snap = tmp.path().join("snap");
     // Nested objects and nulls: Chroma's metadata is flat.
-    write_snapshot(&snap, &data::spec("nested", 8, vecport::model::Metric::L2), data::records(30, 8, 1, data::FULL));
+    write_snapshot(
+        &snap,
+        &data::spec("nested", 8, vecport::model::Metric::L2),
+        data::records(30, 8, 1, data::FULL),
+    );
     let target = unique_name("refused");
     vecport()
-        .args(["import", snap.to_str().unwrap(), &format!("chroma://{host}/{target}")])
+        .args([
+            "import",
+            snap.to_str().unwrap(),
+            &format!("chroma://{host}/{target}"),
+        ])
         .assert()
         .code(7)
-        .stderr(predicate::str::contains("nothing was written").and(predicate::str::contains("nested object")));
+        .stderr(
+            predicate::str::contains("nothing was written")
+                .and(predicate::str::contains("nested object")),
+        );
     vecport()
         .args(["ls", &format!("chroma://{host}")])
         .assert()

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use vecport::connectors::memory::{FULL as ALL_CAPABILITIES, Memory};
-use vecport::connectors::{self, Capabilities, Connector, ExistingTarget, ScanOptions, Sink, Source};
+use vecport::connectors::{
+    self, Capabilities, Connector, ExistingTarget, ScanOptions, Sink, Source,
+};
 use vecport::error::{Category, Error};
 use vecport::model::{CollectionSpec, Metric, Record};
 use vecport::pipeline::{self, ExportOptions, ImportOptions, Quiet};
@@ -28,19 +30,29 @@ pub struct Fixture {
     /// Units in the last place by which the database may change metadata floats on write.
     pub float_ulps: u64,
     /// A connector lacking a feature, and a collection needing it.
-    pub unsupported: Box<dyn Fn() -> (Arc<dyn Connector>, CollectionSpec, Vec<Record>) + Send + Sync>,
+    pub unsupported: Box<dyn Fn() -> UnsupportedCase + Send + Sync>,
 }
+
+/// A connector, and a collection with records it cannot store.
+pub type UnsupportedCase = (Arc<dyn Connector>, CollectionSpec, Vec<Record>);
 
 /// Writes `records` as a one-collection snapshot in `dir`.
 pub fn write_snapshot(dir: &Path, spec: &CollectionSpec, records: Vec<Record>) -> Manifest {
-    let options = WriteOptions { row_group_rows: 300, ..WriteOptions::default() };
+    let options = WriteOptions {
+        row_group_rows: 300,
+        ..WriteOptions::default()
+    };
     let mut w = SnapshotWriter::create(dir, options).unwrap();
     let mut c = w.collection(spec, None).unwrap();
     for chunk in records.chunks(700) {
         c.write(chunk.to_vec()).unwrap();
     }
     w.add(c.finish().unwrap());
-    w.finish(SourceInfo { kind: "test".into(), ..SourceInfo::default() }).unwrap()
+    w.finish(SourceInfo {
+        kind: "test".into(),
+        ..SourceInfo::default()
+    })
+    .unwrap()
 }
 
 /// Every record of the snapshot's only collection.
@@ -48,7 +60,7 @@ pub fn read_snapshot(dir: &Path) -> (Snapshot, Vec<Record>) {
     let s = Snapshot::open(dir).unwrap();
     assert!(s.verify().is_ok(), "{:?}", s.verify().problems);
     let c = &s.manifest().collections[0];
-    let records = s.records(c, 1000).map(Result::unwrap).flatten().collect();
+    let records = s.records(c, 1000).flat_map(Result::unwrap).collect();
     (s.clone(), records)
 }
 
@@ -63,26 +75,44 @@ fn import_options(name: &str, target: &str, existing: ExistingTarget) -> ImportO
 fn export_options(name: &str, page_size: usize) -> ExportOptions {
     ExportOptions {
         collections: vec![name.to_owned()],
-        scan: ScanOptions { page_size, ..ScanOptions::default() },
+        scan: ScanOptions {
+            page_size,
+            ..ScanOptions::default()
+        },
         ..ExportOptions::default()
     }
 }
 
 /// Imports `records` under a new name, exports them back and compares.
-async fn round_trip(f: &Fixture, spec: CollectionSpec, records: Vec<Record>, page_size: usize) -> (Snapshot, Vec<Record>) {
+async fn round_trip(
+    f: &Fixture,
+    spec: CollectionSpec,
+    records: Vec<Record>,
+    page_size: usize,
+) -> (Snapshot, Vec<Record>) {
     let tmp = tempfile::tempdir().unwrap();
     let (src, back) = (tmp.path().join("in"), tmp.path().join("out"));
     let name = spec.name.clone();
     write_snapshot(&src, &spec, records.clone());
     let conn = (f.open)();
     let target = unique_name("conf");
-    let report = pipeline::import(&src, conn.as_ref() as &dyn Sink, &import_options(&name, &target, ExistingTarget::Refuse), &Quiet)
-        .await
-        .unwrap();
+    let report = pipeline::import(
+        &src,
+        conn.as_ref() as &dyn Sink,
+        &import_options(&name, &target, ExistingTarget::Refuse),
+        &Quiet,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.collections[0].target_count, records.len() as u64);
-    pipeline::export(conn.as_ref() as &dyn Source, &back, &export_options(&target, page_size), &Quiet)
-        .await
-        .unwrap();
+    pipeline::export(
+        conn.as_ref() as &dyn Source,
+        &back,
+        &export_options(&target, page_size),
+        &Quiet,
+    )
+    .await
+    .unwrap();
     let (snapshot, mut got) = read_snapshot(&back);
     got.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
     let c = &snapshot.manifest().collections[0];
@@ -121,7 +151,13 @@ pub async fn rich_collection(f: &Fixture) {
     if !f.rich {
         return;
     }
-    round_trip(f, data::rich_spec(&unique_name("rich")), data::rich_records(400, 5), 64).await;
+    round_trip(
+        f,
+        data::rich_spec(&unique_name("rich")),
+        data::rich_records(400, 5),
+        64,
+    )
+    .await;
 }
 
 pub async fn empty_collection(f: &Fixture) {
@@ -143,25 +179,53 @@ pub async fn reimport_is_idempotent(f: &Fixture) {
     write_snapshot(tmp.path(), &spec, records.clone());
     let conn = (f.open)();
     let target = unique_name("again-target");
-    for existing in [ExistingTarget::Refuse, ExistingTarget::Append, ExistingTarget::Append] {
-        let r = pipeline::import(tmp.path(), conn.as_ref() as &dyn Sink, &import_options(&spec.name, &target, existing), &Quiet)
-            .await
-            .unwrap();
-        assert_eq!(r.collections[0].target_count, 600, "no duplicates after {existing:?}");
-    }
-    // Refusing an existing target writes nothing and says what to do.
-    let err = pipeline::import(tmp.path(), conn.as_ref() as &dyn Sink, &import_options(&spec.name, &target, ExistingTarget::Refuse), &Quiet)
-        .await
-        .unwrap_err();
-    assert_eq!(err.category(), Category::Data, "{err}");
-    assert!(err.to_string().contains(&target) && err.to_string().contains("exists"), "{err}");
-    let back = tempfile::tempdir().unwrap();
-    pipeline::export(conn.as_ref() as &dyn Source, &back.path().join("s"), &export_options(&target, 1000), &Quiet)
+    for existing in [
+        ExistingTarget::Refuse,
+        ExistingTarget::Append,
+        ExistingTarget::Append,
+    ] {
+        let r = pipeline::import(
+            tmp.path(),
+            conn.as_ref() as &dyn Sink,
+            &import_options(&spec.name, &target, existing),
+            &Quiet,
+        )
         .await
         .unwrap();
+        assert_eq!(
+            r.collections[0].target_count, 600,
+            "no duplicates after {existing:?}"
+        );
+    }
+    // Refusing an existing target writes nothing and says what to do.
+    let err = pipeline::import(
+        tmp.path(),
+        conn.as_ref() as &dyn Sink,
+        &import_options(&spec.name, &target, ExistingTarget::Refuse),
+        &Quiet,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.category(), Category::Data, "{err}");
+    assert!(
+        err.to_string().contains(&target) && err.to_string().contains("exists"),
+        "{err}"
+    );
+    let back = tempfile::tempdir().unwrap();
+    pipeline::export(
+        conn.as_ref() as &dyn Source,
+        &back.path().join("s"),
+        &export_options(&target, 1000),
+        &Quiet,
+    )
+    .await
+    .unwrap();
     let (_, mut got) = read_snapshot(&back.path().join("s"));
     got.sort_by(|a, b| a.id.cmp(&b.id));
-    assert_eq!(data::first_difference_within(&records, &got, 0.0, f.float_ulps), None);
+    assert_eq!(
+        data::first_difference_within(&records, &got, 0.0, f.float_ulps),
+        None
+    );
 }
 
 pub async fn missing_collection_is_named(f: &Fixture) {
@@ -169,9 +233,14 @@ pub async fn missing_collection_is_named(f: &Fixture) {
     let conn = (f.open)();
     let missing = unique_name("no-such-collection");
     let dir = tmp.path().join("snap");
-    let err = pipeline::export(conn.as_ref() as &dyn Source, &dir, &export_options(&missing, 10), &Quiet)
-        .await
-        .unwrap_err();
+    let err = pipeline::export(
+        conn.as_ref() as &dyn Source,
+        &dir,
+        &export_options(&missing, 10),
+        &Quiet,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     assert!(err.to_string().contains(&missing), "{err}");
     assert!(!dir.exists(), "a failed export leaves no directory behind");
@@ -182,11 +251,22 @@ pub async fn unsupported_feature_is_refused(f: &Fixture) {
     let tmp = tempfile::tempdir().unwrap();
     write_snapshot(tmp.path(), &spec, records);
     let target = unique_name("unsupported");
-    let err = pipeline::import(tmp.path(), conn.as_ref() as &dyn Sink, &import_options(&spec.name, &target, ExistingTarget::Refuse), &Quiet)
-        .await
-        .unwrap_err();
+    let err = pipeline::import(
+        tmp.path(),
+        conn.as_ref() as &dyn Sink,
+        &import_options(&spec.name, &target, ExistingTarget::Refuse),
+        &Quiet,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::NotSupported { .. }), "{err:?}");
-    let names: Vec<String> = (conn.as_ref() as &dyn Source).list().await.unwrap().into_iter().map(|c| c.name).collect();
+    let names: Vec<String> = (conn.as_ref() as &dyn Source)
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
     assert!(!names.contains(&target), "nothing was created");
 }
 
@@ -261,22 +341,36 @@ macro_rules! conformance {
 fn memory_fixture() -> Fixture {
     let store = unique_name("store");
     Fixture {
-        open: Box::new(move || Arc::new(Memory::new(&store, None, ALL_CAPABILITIES).with_max_records(97))),
+        open: Box::new(move || {
+            Arc::new(Memory::new(&store, None, ALL_CAPABILITIES).with_max_records(97))
+        }),
         flavor: data::FULL,
         metric: Metric::Cosine,
         rich: true,
         float_ulps: 0,
         unsupported: Box::new(|| {
-            let caps = Capabilities { sparse: false, multivector: false, ..ALL_CAPABILITIES };
-            let conn: Arc<dyn Connector> = Arc::new(Memory::new(&unique_name("narrow"), None, caps));
-            (conn, data::rich_spec("needs-sparse"), data::rich_records(10, 1))
+            let caps = Capabilities {
+                sparse: false,
+                multivector: false,
+                ..ALL_CAPABILITIES
+            };
+            let conn: Arc<dyn Connector> =
+                Arc::new(Memory::new(&unique_name("narrow"), None, caps));
+            (
+                conn,
+                data::rich_spec("needs-sparse"),
+                data::rich_records(10, 1),
+            )
         }),
     }
 }
 
 fn chroma_fixture() -> Option<Fixture> {
     let url = server_url("CHROMA_URL")?;
-    let host = url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let host = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
     let open_url = format!("chroma://{host}");
     let open = {
         let u = open_url.clone();
@@ -291,7 +385,13 @@ fn chroma_fixture() -> Option<Fixture> {
         // Chroma's JSON parser is not correctly rounded: ~1 in 9 metadata
         // floats is stored 1 ulp off on first write (fixtures/chroma/README.md).
         float_ulps: 1,
-        unsupported: Box::new(move || (open(), data::rich_spec("needs-sparse"), data::rich_records(10, 1))),
+        unsupported: Box::new(move || {
+            (
+                open(),
+                data::rich_spec("needs-sparse"),
+                data::rich_records(10, 1),
+            )
+        }),
     })
 }
 

@@ -48,8 +48,11 @@ pub fn metadata(i: usize, flavor: Flavor) -> Option<Metadata> {
     let mut m = Metadata::new();
     m.insert("int".into(), json!(i as i64 - 1000));
     m.insert("float".into(), json!(i as f64 / 7.0 + 0.5));
-    m.insert("bool".into(), json!(i % 2 == 0));
-    m.insert("text".into(), json!(format!("record {i} — ünïcödé 😀 \"quoted\"")));
+    m.insert("bool".into(), json!(i.is_multiple_of(2)));
+    m.insert(
+        "text".into(),
+        json!(format!("record {i} — ünïcödé 😀 \"quoted\"")),
+    );
     match i % 6 {
         0 => {
             m.insert("i64_min".into(), json!(i64::MIN));
@@ -74,7 +77,10 @@ pub fn metadata(i: usize, flavor: Flavor) -> Option<Metadata> {
         _ => {}
     }
     if flavor.full_json {
-        m.insert("nested".into(), json!({"a": {"b": [1, {"c": null}]}, "u64_max": u64::MAX}));
+        m.insert(
+            "nested".into(),
+            json!({"a": {"b": [1, {"c": null}]}, "u64_max": u64::MAX}),
+        );
         m.insert("nothing".into(), Value::Null);
         m.insert("empty".into(), json!([]));
         m.insert("neg_zero".into(), json!(-0.0));
@@ -103,14 +109,17 @@ pub fn records(n: usize, dim: usize, seed: u64, flavor: Flavor) -> Vec<Record> {
     let awkward = awkward_ids();
     (0..n)
         .map(|i| {
-            let id = awkward.get(i).cloned().unwrap_or_else(|| format!("rec-{i:07}"));
+            let id = awkward
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("rec-{i:07}"));
             Record {
                 id: RecordId::String(id),
                 namespace: None,
                 vectors: vec![Some(Vector::Dense(vector(&mut rng, dim, i)))],
                 metadata: metadata(i, flavor),
                 document: (i % 3 != 1).then(|| format!("document {i}: ünïcödé\ntext")),
-                uri: (i % 4 == 0).then(|| format!("s3://bucket/{i}")),
+                uri: (i.is_multiple_of(4)).then(|| format!("s3://bucket/{i}")),
             }
         })
         .collect()
@@ -123,7 +132,9 @@ pub fn spec(name: &str, dim: u32, metric: Metric) -> CollectionSpec {
         id_kind: Some(IdKind::String),
         vectors: vec![VectorField::dense(Some(dim), Some(metric))],
         raw_config: json!({"test": true}),
-        collection_metadata: Some(serde_json::from_value(json!({"owner": "tests", "version": 3})).unwrap()),
+        collection_metadata: Some(
+            serde_json::from_value(json!({"owner": "tests", "version": 3})).unwrap(),
+        ),
         count_hint: None,
         notes: Vec::new(),
     }
@@ -134,9 +145,20 @@ pub fn rich_spec(name: &str) -> CollectionSpec {
     let mut s = spec(name, 8, Metric::Cosine);
     s.id_kind = None;
     s.vectors = vec![
-        VectorField { name: "text".into(), ..VectorField::dense(Some(8), Some(Metric::Cosine)) },
-        VectorField { name: "keywords".into(), kind: VectorKind::Sparse, ..VectorField::dense(None, Some(Metric::Dot)) },
-        VectorField { name: "colbert".into(), kind: VectorKind::Multi, ..VectorField::dense(Some(4), Some(Metric::Dot)) },
+        VectorField {
+            name: "text".into(),
+            ..VectorField::dense(Some(8), Some(Metric::Cosine))
+        },
+        VectorField {
+            name: "keywords".into(),
+            kind: VectorKind::Sparse,
+            ..VectorField::dense(None, Some(Metric::Dot))
+        },
+        VectorField {
+            name: "colbert".into(),
+            kind: VectorKind::Multi,
+            ..VectorField::dense(Some(4), Some(Metric::Dot))
+        },
     ];
     s
 }
@@ -146,7 +168,7 @@ pub fn rich_records(n: usize, seed: u64) -> Vec<Record> {
     let mut rng = fastrand::Rng::with_seed(seed);
     (0..n)
         .map(|i| {
-            let id = if i % 2 == 0 {
+            let id = if i.is_multiple_of(2) {
                 RecordId::Uint(if i == 0 { u64::MAX } else { i as u64 })
             } else {
                 RecordId::Uuid(uuid::Uuid::from_u128(rng.u128(..)))
@@ -165,10 +187,12 @@ pub fn rich_records(n: usize, seed: u64) -> Vec<Record> {
                 vectors: vec![
                     (i % 7 != 3).then(|| Vector::Dense(vector(&mut rng, 8, i))),
                     Some(Vector::Sparse(sparse)),
-                    (i % 4 != 2).then(|| Vector::Multi((0..(i % 3 + 1)).map(|_| vector(&mut rng, 4, i)).collect())),
+                    (i % 4 != 2).then(|| {
+                        Vector::Multi((0..(i % 3 + 1)).map(|_| vector(&mut rng, 4, i)).collect())
+                    }),
                 ],
                 metadata: metadata(i, FULL),
-                document: (i % 2 == 0).then(|| format!("doc {i}")),
+                document: (i.is_multiple_of(2)).then(|| format!("doc {i}")),
                 uri: None,
             }
         })
@@ -182,7 +206,12 @@ pub fn first_difference(expected: &[Record], actual: &[Record]) -> Option<String
 
 /// [`first_difference`] with vector components allowed to differ by
 /// `tolerance` and metadata floats by `float_ulps` units in the last place.
-pub fn first_difference_within(expected: &[Record], actual: &[Record], tolerance: f32, float_ulps: u64) -> Option<String> {
+pub fn first_difference_within(
+    expected: &[Record],
+    actual: &[Record],
+    tolerance: f32,
+    float_ulps: u64,
+) -> Option<String> {
     use std::collections::BTreeMap;
     let key = |r: &Record| (r.namespace.clone(), r.id.clone());
     let a: BTreeMap<_, _> = expected.iter().map(|r| (key(r), r)).collect();
@@ -191,25 +220,41 @@ pub fn first_difference_within(expected: &[Record], actual: &[Record], tolerance
         return Some("expected records have duplicate ids".into());
     }
     if b.len() != actual.len() {
-        return Some(format!("{} duplicate ids among actual records", actual.len() - b.len()));
+        return Some(format!(
+            "{} duplicate ids among actual records",
+            actual.len() - b.len()
+        ));
     }
     for (k, e) in &a {
-        let Some(x) = b.get(k) else { return Some(format!("missing {k:?}")) };
+        let Some(x) = b.get(k) else {
+            return Some(format!("missing {k:?}"));
+        };
         if let Some(d) = record_difference(e, x, tolerance, float_ulps) {
             return Some(format!("{k:?}: {d}"));
         }
     }
-    b.keys().find(|k| !a.contains_key(k)).map(|k| format!("extra {k:?}"))
+    b.keys()
+        .find(|k| !a.contains_key(k))
+        .map(|k| format!("extra {k:?}"))
 }
 
 /// Differences of one record; vectors may differ by `tolerance` per component
 /// (0.0 means bit-exact), metadata floats by `float_ulps`.
-pub fn record_difference(e: &Record, x: &Record, tolerance: f32, float_ulps: u64) -> Option<String> {
+pub fn record_difference(
+    e: &Record,
+    x: &Record,
+    tolerance: f32,
+    float_ulps: u64,
+) -> Option<String> {
     if e.id != x.id || e.namespace != x.namespace {
         return Some("id or namespace".into());
     }
     let same_metadata = match (&e.metadata, &x.metadata) {
-        (Some(a), Some(b)) => json_matches(&Value::Object(a.clone()), &Value::Object(b.clone()), float_ulps),
+        (Some(a), Some(b)) => json_matches(
+            &Value::Object(a.clone()),
+            &Value::Object(b.clone()),
+            float_ulps,
+        ),
         (a, b) => a == b,
     };
     if !same_metadata {
@@ -219,7 +264,10 @@ pub fn record_difference(e: &Record, x: &Record, tolerance: f32, float_ulps: u64
         return Some("metadata value types differ".into());
     }
     if e.document != x.document || e.uri != x.uri {
-        return Some(format!("document/uri {:?}/{:?} != {:?}/{:?}", e.document, e.uri, x.document, x.uri));
+        return Some(format!(
+            "document/uri {:?}/{:?} != {:?}/{:?}",
+            e.document, e.uri, x.document, x.uri
+        ));
     }
     if e.vectors.len() != x.vectors.len() {
         return Some("vector slot count".into());
@@ -239,9 +287,13 @@ fn json_matches(a: &Value, b: &Value, ulps: u64) -> bool {
             let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
             x == y || (x.to_bits() as i64).abs_diff(y.to_bits() as i64) <= ulps
         }
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_matches(p, q, ulps)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_matches(p, q, ulps))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_matches(v, w, ulps)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_matches(v, w, ulps)))
         }
         _ => a == b,
     }
@@ -259,7 +311,11 @@ fn metadata_types(m: &Option<Metadata>) -> Vec<(String, String)> {
 fn f32s_match(a: &[f32], b: &[f32], tolerance: f32) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {
-            if tolerance == 0.0 { x.to_bits() == y.to_bits() } else { (x - y).abs() <= tolerance }
+            if tolerance == 0.0 {
+                x.to_bits() == y.to_bits()
+            } else {
+                (x - y).abs() <= tolerance
+            }
         })
 }
 

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Brings up the real servers vecport's tests and demo use, on 127.0.0.1 only.
+# Source it: it exports CHROMA_URL and VECPORT_PYTHON and stops what it
+# started when the sourcing shell exits. Installs are pinned and cached in
+# $VDB_DIR (default /tmp/vdb-ci); nothing is installed system-wide.
+
+VDB=${VDB_DIR:-${TMPDIR:-/tmp}/vdb-ci}
+CHROMA_PORT=${CHROMA_PORT:-18000}
+CHROMA_VERSION=1.5.9
+PYARROW_VERSION=26.0.1
+mkdir -p "$VDB"
+
+vdb_install_python() {
+  local venv="$VDB/chroma-venv"
+  if ! "$venv/bin/python" -c "import chromadb, pyarrow; assert chromadb.__version__ == '$CHROMA_VERSION'" 2>/dev/null; then
+    echo "servers.sh: installing chromadb==$CHROMA_VERSION and pyarrow==$PYARROW_VERSION into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "chromadb==$CHROMA_VERSION" "pyarrow==$PYARROW_VERSION"
+  fi
+  export VECPORT_PYTHON="$venv/bin/python"
+}
+
+VDB_PIDS=()
+vdb_cleanup() {
+  for pid in "${VDB_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  done
+  return 0
+}
+trap vdb_cleanup EXIT
+
+vdb_start_chroma() {
+  if [ -n "${CHROMA_URL:-}" ]; then
+    echo "servers.sh: using the Chroma server at $CHROMA_URL" >&2
+    return 0
+  fi
+  rm -rf "$VDB/chroma-data"
+  ANONYMIZED_TELEMETRY=False "$VDB/chroma-venv/bin/chroma" run --path "$VDB/chroma-data" \
+    --host 127.0.0.1 --port "$CHROMA_PORT" >"$VDB/chroma.log" 2>&1 &
+  VDB_PIDS+=($!)
+  for _ in $(seq 1 120); do
+    curl -sf "http://127.0.0.1:$CHROMA_PORT/api/v2/heartbeat" >/dev/null && break
+    sleep 0.5
+  done
+  if ! curl -sf "http://127.0.0.1:$CHROMA_PORT/api/v2/heartbeat" >/dev/null; then
+    echo "servers.sh: Chroma did not start; its log:" >&2
+    cat "$VDB/chroma.log" >&2
+    return 1
+  fi
+  export CHROMA_URL="http://127.0.0.1:$CHROMA_PORT"
+  echo "servers.sh: Chroma $CHROMA_VERSION is up at $CHROMA_URL" >&2
+}
