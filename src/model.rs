@@ -422,12 +422,20 @@ mod tests {
         let mut r = Record::dense(RecordId::String("a\"b".into()), vec![-1.234_567_8e-38; 8]);
         r.metadata = Some(serde_json::from_str(r#"{"k":[1,2,{"x":null}]}"#).unwrap());
         r.document = Some("\u{1}line\n".into());
-        let actual = serde_json::json!({
-            "id": "a\"b",
-            "values": r.vectors[0].as_ref().unwrap().as_dense().unwrap(),
-            "metadata": r.metadata,
-            "document": r.document,
-        });
+        // Serialised as f32 (as sinks do), not through `serde_json::Value`, which widens to f64.
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            id: &'a str,
+            values: &'a [f32],
+            metadata: &'a Option<Metadata>,
+            document: &'a Option<String>,
+        }
+        let actual = Wire {
+            id: "a\"b",
+            values: r.vectors[0].as_ref().unwrap().as_dense().unwrap(),
+            metadata: &r.metadata,
+            document: &r.document,
+        };
         assert!(serde_json::to_vec(&actual).unwrap().len() <= r.json_size_estimate());
     }
 }

@@ -783,50 +783,70 @@ impl CollectionWriter for ChromaWriter {
 }
 
 /// The JSON body of an upsert. Embeddings go as base64 of little-endian f32
-/// where the server takes it (exact and about 4× smaller), else as numbers.
+/// where the server takes it (exact and about 4× smaller), else as f32
+/// numbers in their shortest round-trip form.
 fn upsert_body(records: Vec<Record>, base64: bool) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Embedding {
+        Base64(String),
+        Numbers(Vec<f32>),
+    }
+    #[derive(serde::Serialize)]
+    struct Upsert {
+        ids: Vec<String>,
+        embeddings: Vec<Embedding>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadatas: Option<Vec<Option<Metadata>>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        documents: Option<Vec<Option<String>>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        uris: Option<Vec<Option<String>>>,
+    }
     let n = records.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut embeddings = Vec::with_capacity(n);
-    let mut metadatas = Vec::with_capacity(n);
-    let mut documents = Vec::with_capacity(n);
-    let mut uris = Vec::with_capacity(n);
+    let mut body = Upsert {
+        ids: Vec::with_capacity(n),
+        embeddings: Vec::with_capacity(n),
+        metadatas: Some(Vec::with_capacity(n)),
+        documents: Some(Vec::with_capacity(n)),
+        uris: Some(Vec::with_capacity(n)),
+    };
     for r in records {
-        ids.push(Value::String(r.id.to_string()));
+        body.ids.push(r.id.to_string());
         let values = match r.vectors.into_iter().next().flatten() {
             Some(Vector::Dense(v)) => v,
             _ => Vec::new(),
         };
-        embeddings.push(if base64 {
+        body.embeddings.push(if base64 {
             let mut bytes = Vec::with_capacity(values.len() * 4);
             for v in &values {
                 bytes.extend_from_slice(&v.to_le_bytes());
             }
-            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+            Embedding::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
         } else {
-            json!(values)
+            Embedding::Numbers(values)
         });
-        metadatas.push(
-            r.metadata
-                .filter(|m| !m.is_empty())
-                .map_or(Value::Null, Value::Object),
-        );
-        documents.push(r.document.map_or(Value::Null, Value::String));
-        uris.push(r.uri.map_or(Value::Null, Value::String));
+        for (column, value) in [(&mut body.documents, r.document), (&mut body.uris, r.uri)] {
+            column.as_mut().expect("set above").push(value);
+        }
+        body.metadatas
+            .as_mut()
+            .expect("set above")
+            .push(r.metadata.filter(|m| !m.is_empty()));
     }
-    let mut body = Map::new();
-    body.insert("ids".into(), Value::Array(ids));
-    body.insert("embeddings".into(), Value::Array(embeddings));
-    for (key, column) in [
-        ("metadatas", metadatas),
-        ("documents", documents),
-        ("uris", uris),
-    ] {
-        if column.iter().any(|v| !v.is_null()) {
-            body.insert(key.into(), Value::Array(column));
+    // Columns without any value are left out, as Chroma's own client does.
+    fn drop_empty<T>(column: &mut Option<Vec<Option<T>>>) {
+        if column
+            .as_ref()
+            .is_some_and(|c| c.iter().all(Option::is_none))
+        {
+            *column = None;
         }
     }
-    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+    drop_empty(&mut body.metadatas);
+    drop_empty(&mut body.documents);
+    drop_empty(&mut body.uris);
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -885,5 +905,17 @@ mod tests {
             .unwrap();
         assert_eq!(bytes, [0, 0, 128, 63, 0, 0, 0, 128]);
         assert!(body.get("metadatas").is_none());
+        let numbers = String::from_utf8(upsert_body(
+            vec![Record::dense(
+                RecordId::String("b".into()),
+                vec![0.1, -1.5e-38],
+            )],
+            false,
+        ))
+        .unwrap();
+        assert_eq!(
+            numbers, r#"{"ids":["b"],"embeddings":[[0.1,-1.5e-38]]}"#,
+            "f32 shortest form, not widened to f64"
+        );
     }
 }

@@ -144,7 +144,7 @@ mod tests {
     fn dir_names_are_safe() {
         assert_eq!(enc("docs-v2.1_x"), "docs-v2.1_x");
         assert_eq!(enc("a/b"), "a%2Fb");
-        assert_eq!(enc(".."), "%2E.");
+        assert_eq!(enc(".."), "%2E%2E");
         assert_eq!(enc("."), "%2E");
         assert_eq!(enc("ü"), "%C3%BC");
         assert_eq!(enc(""), "%00");

@@ -6,7 +6,9 @@
 
 mod support;
 
+mod chroma;
 mod cli;
 mod conformance;
-mod chroma;
+mod fixtures;
+mod pyarrow;
 mod snapshot_format;

@@ -22,7 +22,9 @@ use vecport::model::{
 use vecport::pipeline::{ImportOptions, Quiet, import};
 use vecport::snapshot::layout::{self, MANIFEST, MANIFEST_CHECKSUM};
 use vecport::snapshot::manifest::{FieldStats, MetadataSchema, NamespaceCount, value_type};
-use vecport::snapshot::{Manifest, Snapshot, SnapshotWriter, SourceInfo, VectorCompression, WriteOptions};
+use vecport::snapshot::{
+    Manifest, Snapshot, SnapshotWriter, SourceInfo, VectorCompression, WriteOptions,
+};
 
 use crate::support::{self, data};
 
@@ -95,7 +97,11 @@ pub(crate) fn assert_same_records(expected: &[Record], actual: &[Record], at: &s
         if let Some(d) = data::record_difference(e, a, 0.0, 0) {
             panic!("{at}: record {i} (id {:?}): {d}", e.id);
         }
-        let text = |r: &Record| r.metadata.as_ref().map(|m| serde_json::to_string(m).unwrap());
+        let text = |r: &Record| {
+            r.metadata
+                .as_ref()
+                .map(|m| serde_json::to_string(m).unwrap())
+        };
         assert_eq!(text(e), text(a), "{at}: record {i}: metadata text");
     }
 }
@@ -136,7 +142,8 @@ pub(crate) fn assert_manifest_matches_schema(root: &Path) {
 
 /// The `manifest.json` in `root`, as JSON.
 pub(crate) fn read_manifest_json(root: &Path) -> Value {
-    serde_json::from_slice(&fs::read(root.join(MANIFEST)).expect("read manifest")).expect("manifest is JSON")
+    serde_json::from_slice(&fs::read(root.join(MANIFEST)).expect("read manifest"))
+        .expect("manifest is JSON")
 }
 
 /// Replaces `manifest.json` with `bytes` and writes a matching checksum
@@ -144,7 +151,11 @@ pub(crate) fn read_manifest_json(root: &Path) -> Value {
 fn write_manifest_bytes(root: &Path, bytes: &[u8]) {
     fs::write(root.join(MANIFEST), bytes).unwrap();
     let hash = blake3::hash(bytes).to_hex();
-    fs::write(root.join(MANIFEST_CHECKSUM), format!("{hash}  {MANIFEST}\n")).unwrap();
+    fs::write(
+        root.join(MANIFEST_CHECKSUM),
+        format!("{hash}  {MANIFEST}\n"),
+    )
+    .unwrap();
 }
 
 /// Edits `manifest.json` as JSON and rewrites its checksum consistently.
@@ -195,7 +206,9 @@ fn assert_refused_naming_manifest(root: &Path, case: &str) {
     let e = open_error(root);
     let file = match &e {
         Error::InvalidSnapshot { file, .. } | Error::ChecksumMismatch { file, .. } => file,
-        other => panic!("{case}: expected an invalid-snapshot error naming manifest.json, got {other:?}"),
+        other => {
+            panic!("{case}: expected an invalid-snapshot error naming manifest.json, got {other:?}")
+        }
     };
     assert_eq!(file, &root.join(MANIFEST), "{case}: {e}");
     assert!(e.to_string().contains(MANIFEST), "{case}: {e}");
@@ -203,12 +216,23 @@ fn assert_refused_naming_manifest(root: &Path, case: &str) {
 
 /// Runs an import of `root` into a fresh memory store; returns the result
 /// and the collections the store holds afterwards.
-fn import_into_memory(root: &Path) -> (vecport::Result<vecport::pipeline::ImportReport>, Vec<String>, Memory) {
+fn import_into_memory(
+    root: &Path,
+) -> (
+    vecport::Result<vecport::pipeline::ImportReport>,
+    Vec<String>,
+    Memory,
+) {
     let store = support::unique_name("snapshot-format");
     let memory = Memory::new(&store, None, FULL);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let result = rt.block_on(import(root, &memory, &ImportOptions::default(), &Quiet));
-    let listed = rt.block_on(Source::list(&memory)).expect("list the memory store");
+    let listed = rt
+        .block_on(Source::list(&memory))
+        .expect("list the memory store");
     (result, listed.into_iter().map(|c| c.name).collect(), memory)
 }
 
@@ -217,7 +241,10 @@ fn assert_import_writes_nothing(root: &Path, case: &str) {
     let (result, listed, _) = import_into_memory(root);
     match result {
         Ok(r) => panic!("{case}: the import succeeded ({:?})", r.collections),
-        Err(e) => assert!(listed.is_empty(), "{case}: import failed ({e}) but left collections {listed:?}"),
+        Err(e) => assert!(
+            listed.is_empty(),
+            "{case}: import failed ({e}) but left collections {listed:?}"
+        ),
     }
 }
 
@@ -228,8 +255,20 @@ fn assert_import_writes_nothing(root: &Path, case: &str) {
 /// Bit patterns that must survive: signed zeros, subnormals, extremes,
 /// infinities, quiet and signalling NaNs with payloads.
 const SPECIAL_F32_BITS: [u32; 14] = [
-    0x0000_0000, 0x8000_0000, 0x0000_0001, 0x8000_0001, 0x007F_FFFF, 0x0080_0000, 0x7F7F_FFFF,
-    0xFF7F_FFFF, 0x7F80_0000, 0xFF80_0000, 0x7FC0_0000, 0x7F80_0001, 0xFFFF_FFFF, 0x7FA0_BEEF,
+    0x0000_0000,
+    0x8000_0000,
+    0x0000_0001,
+    0x8000_0001,
+    0x007F_FFFF,
+    0x0080_0000,
+    0x7F7F_FFFF,
+    0xFF7F_FFFF,
+    0x7F80_0000,
+    0xFF80_0000,
+    0x7FC0_0000,
+    0x7F80_0001,
+    0xFFFF_FFFF,
+    0x7FA0_BEEF,
 ];
 
 fn f32_strategy(nan: bool) -> impl Strategy<Value = f32> {
@@ -307,7 +346,9 @@ fn json_leaf() -> impl Strategy<Value = Value> {
             json!(0.1),
             json!(9_007_199_254_740_993u64),
         ]),
-        any::<f64>().prop_filter("JSON numbers are finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("JSON numbers are finite", |f| f.is_finite())
+            .prop_map(Value::from),
         text().prop_map(Value::String),
     ]
 }
@@ -363,7 +404,18 @@ struct Shape {
 
 /// Field names chosen to collide: `0`, `1`, `2` name columns `vector_0`…
 /// exactly like non-simple names at those positions do.
-const FIELD_NAMES: [&str; 10] = ["", "text", "img", "0", "1", "2", "a b", "text-sparse", "ünï", "x_very_long_name_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"];
+const FIELD_NAMES: [&str; 10] = [
+    "",
+    "text",
+    "img",
+    "0",
+    "1",
+    "2",
+    "a b",
+    "text-sparse",
+    "ünï",
+    "x_very_long_name_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+];
 
 fn fields_strategy() -> impl Strategy<Value = Vec<VectorField>> {
     let kind = prop_oneof![
@@ -399,8 +451,18 @@ fn fields_strategy() -> impl Strategy<Value = Vec<VectorField>> {
 
 fn shape_strategy() -> impl Strategy<Value = Shape> {
     (
-        prop_oneof![text(), Just("docs".to_owned()), Just("Docs".to_owned()), Just("..".to_owned())],
-        prop::sample::select(vec![IdMode::String, IdMode::Uint, IdMode::Uuid, IdMode::Mixed]),
+        prop_oneof![
+            text(),
+            Just("docs".to_owned()),
+            Just("Docs".to_owned()),
+            Just("..".to_owned())
+        ],
+        prop::sample::select(vec![
+            IdMode::String,
+            IdMode::Uint,
+            IdMode::Uuid,
+            IdMode::Mixed,
+        ]),
         any::<bool>(),
         fields_strategy(),
     )
@@ -422,13 +484,19 @@ fn vector_strategy(field: &VectorField, nan: bool) -> BoxedStrategy<Option<Vecto
                 Vector::Sparse(SparseVector { indices, values })
             })
             .boxed(),
-        VectorKind::Multi => prop::collection::vec(f32s(nan, dim), 0..4).prop_map(Vector::Multi).boxed(),
+        VectorKind::Multi => prop::collection::vec(f32s(nan, dim), 0..4)
+            .prop_map(Vector::Multi)
+            .boxed(),
     };
     prop::option::weighted(0.85, value).boxed()
 }
 
 fn record_strategy(shape: &Shape, nan: bool) -> impl Strategy<Value = Record> + use<> {
-    let vectors: Vec<_> = shape.fields.iter().map(|f| vector_strategy(f, nan)).collect();
+    let vectors: Vec<_> = shape
+        .fields
+        .iter()
+        .map(|f| vector_strategy(f, nan))
+        .collect();
     (
         id_strategy(shape.ids),
         prop::option::of(prop_oneof![
@@ -522,7 +590,10 @@ fn expected_namespaces(records: &[Record]) -> Vec<NamespaceCount> {
     for r in records {
         *counts.entry(r.namespace.clone()).or_default() += 1;
     }
-    counts.into_iter().map(|(name, records)| NamespaceCount { name, records }).collect()
+    counts
+        .into_iter()
+        .map(|(name, records)| NamespaceCount { name, records })
+        .collect()
 }
 
 /// Row groups and key-value metadata of every part, from the Parquet footers.
@@ -534,13 +605,22 @@ fn check_part_layout(root: &Path, manifest: &Manifest, options: &WriteOptions) {
             let path = root.join(&c.directory).join(&p.path);
             let reader = SerializedFileReader::new(fs::File::open(&path).unwrap()).unwrap();
             let md = reader.metadata();
-            let groups: Vec<i64> = (0..md.num_row_groups()).map(|g| md.row_group(g).num_rows()).collect();
+            let groups: Vec<i64> = (0..md.num_row_groups())
+                .map(|g| md.row_group(g).num_rows())
+                .collect();
             assert!(
-                groups.iter().all(|&n| n > 0 && n as usize <= options.row_group_rows),
+                groups
+                    .iter()
+                    .all(|&n| n > 0 && n as usize <= options.row_group_rows),
                 "{}: row groups {groups:?}",
                 path.display()
             );
-            assert_eq!(groups.iter().sum::<i64>() as u64, p.rows, "{}", path.display());
+            assert_eq!(
+                groups.iter().sum::<i64>() as u64,
+                p.rows,
+                "{}",
+                path.display()
+            );
             assert!(
                 p.rows < options.part_max_rows + options.row_group_rows as u64,
                 "{}: {} rows",
@@ -548,7 +628,12 @@ fn check_part_layout(root: &Path, manifest: &Manifest, options: &WriteOptions) {
                 p.rows
             );
             if i < last {
-                assert!(p.rows >= options.part_max_rows, "{}: closed early at {} rows", path.display(), p.rows);
+                assert!(
+                    p.rows >= options.part_max_rows,
+                    "{}: closed early at {} rows",
+                    path.display(),
+                    p.rows
+                );
             }
             let kv: BTreeMap<&str, Option<&str>> = md
                 .file_metadata()
@@ -557,7 +642,12 @@ fn check_part_layout(root: &Path, manifest: &Manifest, options: &WriteOptions) {
                 .flatten()
                 .map(|kv| (kv.key.as_str(), kv.value.as_deref()))
                 .collect();
-            assert_eq!(kv.get(layout::KV_FORMAT_VERSION), Some(&Some("1.0")), "{}", path.display());
+            assert_eq!(
+                kv.get(layout::KV_FORMAT_VERSION),
+                Some(&Some("1.0")),
+                "{}",
+                path.display()
+            );
             let schema: Value = serde_json::from_str(kv[layout::KV_COLLECTION].unwrap()).unwrap();
             assert_eq!(schema["name"], json!(c.name));
         }
@@ -574,12 +664,23 @@ fn check_round_trip(case: &Case) {
     let written = write_snapshot(&root, options.clone(), &case.collections, None);
 
     let snapshot = Snapshot::open(&root).expect("open");
-    assert_eq!(snapshot.manifest(), &written, "the manifest read differs from the one written");
+    assert_eq!(
+        snapshot.manifest(),
+        &written,
+        "the manifest read differs from the one written"
+    );
     let total: usize = case.collections.iter().map(|(_, r)| r.len()).sum();
     let report = snapshot.verify();
     assert!(report.is_ok(), "verify: {:?}", report.problems);
     assert_eq!(report.rows, total as u64);
-    assert_eq!(report.files, written.collections.iter().map(|c| c.parts.len()).sum::<usize>());
+    assert_eq!(
+        report.files,
+        written
+            .collections
+            .iter()
+            .map(|c| c.parts.len())
+            .sum::<usize>()
+    );
     assert_manifest_matches_schema(&root);
     check_part_layout(&root, &written, &options);
 
@@ -590,12 +691,23 @@ fn check_round_trip(case: &Case) {
     for ((spec, records), c) in case.collections.iter().zip(&m.collections) {
         let at = format!("collection {:?}", spec.name);
         assert_eq!(c.name, spec.name);
-        assert!(columns_seen.insert(c.directory.to_ascii_lowercase()), "{at}: directory reused");
+        assert!(
+            columns_seen.insert(c.directory.to_ascii_lowercase()),
+            "{at}: directory reused"
+        );
         assert_eq!(c.record_count, records.len() as u64, "{at}");
-        assert_eq!(c.parts.iter().map(|p| p.rows).sum::<u64>(), records.len() as u64, "{at}");
+        assert_eq!(
+            c.parts.iter().map(|p| p.rows).sum::<u64>(),
+            records.len() as u64,
+            "{at}"
+        );
         assert_eq!(c.namespaces, expected_namespaces(records), "{at}");
         assert_eq!(c.metadata_schema, expected_metadata_schema(records), "{at}");
-        assert_eq!(c.has_documents, records.iter().any(|r| r.document.is_some()), "{at}");
+        assert_eq!(
+            c.has_documents,
+            records.iter().any(|r| r.document.is_some()),
+            "{at}"
+        );
         assert_eq!(c.has_uris, records.iter().any(|r| r.uri.is_some()), "{at}");
         let kind = spec
             .id_kind
@@ -605,7 +717,12 @@ fn check_round_trip(case: &Case) {
         let fields: Vec<&VectorField> = c.vectors.iter().map(|v| &v.field).collect();
         assert_eq!(fields, spec.vectors.iter().collect::<Vec<_>>(), "{at}");
         let columns: HashSet<&str> = c.vectors.iter().map(|v| v.column.as_str()).collect();
-        assert_eq!(columns.len(), c.vectors.len(), "{at}: vector columns clash: {:?}", c.vectors);
+        assert_eq!(
+            columns.len(),
+            c.vectors.len(),
+            "{at}: vector columns clash: {:?}",
+            c.vectors
+        );
 
         let read = read_collection(&snapshot, &spec.name);
         assert_same_records(records, &read, &at);
@@ -652,7 +769,10 @@ fn vector_columns_never_clash() {
             vectors: vec![
                 Some(Vector::Dense(vec![i as f32, -0.0])),
                 Some(Vector::Dense(vec![1.0, 2.0, i as f32])),
-                Some(Vector::Sparse(SparseVector { indices: vec![i as u32], values: vec![0.5] })),
+                Some(Vector::Sparse(SparseVector {
+                    indices: vec![i as u32],
+                    values: vec![0.5],
+                })),
                 Some(Vector::Multi(vec![vec![3.0, i as f32]])),
             ],
             metadata: None,
@@ -663,8 +783,16 @@ fn vector_columns_never_clash() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("snap");
     let written = write_snapshot(&root, small_options(), &[(spec, records.clone())], None);
-    let columns: Vec<&str> = written.collections[0].vectors.iter().map(|v| v.column.as_str()).collect();
-    assert_eq!(columns.iter().collect::<HashSet<_>>().len(), columns.len(), "{columns:?}");
+    let columns: Vec<&str> = written.collections[0]
+        .vectors
+        .iter()
+        .map(|v| v.column.as_str())
+        .collect();
+    assert_eq!(
+        columns.iter().collect::<HashSet<_>>().len(),
+        columns.len(),
+        "{columns:?}"
+    );
     // Names that do not collide keep the name of §4.2.
     assert_eq!(columns[0], "vector_0");
     let snapshot = Snapshot::open(&root).unwrap_or_else(|e| panic!("{e}"));
@@ -679,7 +807,10 @@ fn vector_columns_never_clash() {
 /// A chroma-like collection and a rich one, both over several parts.
 fn two_collections() -> Vec<(CollectionSpec, Vec<Record>)> {
     vec![
-        (data::spec("docs", 4, Metric::Cosine), data::records(40, 4, 7, data::FLAT)),
+        (
+            data::spec("docs", 4, Metric::Cosine),
+            data::records(40, 4, 7, data::FLAT),
+        ),
         (data::rich_spec("rich"), data::rich_records(30, 8)),
     ]
 }
@@ -702,9 +833,19 @@ fn template(tmp: &Path) -> (PathBuf, Manifest) {
     (root, m)
 }
 
-/// A fresh copy of the template at `<tmp>/<name>/snap`.
+/// A directory name for a test case: its description with every character
+/// but ASCII letters and digits replaced, so that `../x` stays inside `<tmp>`.
+fn case_dir(tmp: &Path, name: &str) -> PathBuf {
+    let slug: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    tmp.join(slug)
+}
+
+/// A fresh copy of the template at `<tmp>/<case>/snap`.
 fn fresh_copy(template: &Path, tmp: &Path, name: &str) -> PathBuf {
-    let root = tmp.join(name).join("snap");
+    let root = case_dir(tmp, name).join("snap");
     copy_dir(template, &root);
     root
 }
@@ -713,13 +854,21 @@ fn fresh_copy(template: &Path, tmp: &Path, name: &str) -> PathBuf {
 // Corruption
 // ---------------------------------------------------------------------------
 
+/// Damages a snapshot, returning the file it damaged.
+type DamagePart<'a> = Box<dyn Fn(&Path) -> PathBuf + 'a>;
+/// Damages a snapshot.
+type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
+
 /// Asserts that verify reports exactly one problem and that it names `file`.
 fn assert_verify_names(root: &Path, file: &Path, case: &str) {
     let snapshot = Snapshot::open(root).unwrap_or_else(|e| panic!("{case}: open failed: {e}"));
     let report = snapshot.verify();
     assert_eq!(report.problems.len(), 1, "{case}: {:?}", report.problems);
     let message = report.problems[0].to_string();
-    assert!(message.contains(&file.display().to_string()), "{case}: {message}");
+    assert!(
+        message.contains(&file.display().to_string()),
+        "{case}: {message}"
+    );
 }
 
 #[test]
@@ -731,15 +880,26 @@ fn every_flipped_byte_of_a_part_is_found() {
     let c = m.collections.len() - 1;
     let part = part_file(&root, &m, c, m.collections[c].parts.len() - 1);
     let original = fs::read(&part).unwrap();
-    assert!(original.len() > 1000, "part of {} bytes is too small to be interesting", original.len());
+    assert!(
+        original.len() > 1000,
+        "part of {} bytes is too small to be interesting",
+        original.len()
+    );
     for offset in 0..original.len() {
         let mut bytes = original.clone();
         bytes[offset] ^= 0xFF;
         fs::write(&part, &bytes).unwrap();
-        assert_verify_names(&root, &part, &format!("byte {offset} of {} flipped", part.display()));
+        assert_verify_names(
+            &root,
+            &part,
+            &format!("byte {offset} of {} flipped", part.display()),
+        );
     }
     fs::write(&part, &original).unwrap();
-    assert!(Snapshot::open(&root).unwrap().verify().is_ok(), "restored snapshot verifies");
+    assert!(
+        Snapshot::open(&root).unwrap().verify().is_ok(),
+        "restored snapshot verifies"
+    );
 }
 
 #[test]
@@ -780,7 +940,10 @@ fn every_flipped_byte_of_the_manifest_checksum_is_found() {
             Error::ChecksumMismatch { file, .. } => file == &root.join(MANIFEST),
             _ => false,
         };
-        assert!(named, "byte {offset} of manifest.json.blake3 flipped: {e:?}");
+        assert!(
+            named,
+            "byte {offset} of manifest.json.blake3 flipped: {e:?}"
+        );
         assert!(e.to_string().contains(MANIFEST), "{e}");
     }
 }
@@ -790,52 +953,73 @@ fn truncated_deleted_and_swapped_parts_are_found() {
     let tmp = tempfile::tempdir().unwrap();
     let (template, m) = template(tmp.path());
     let len = |p: &Path| fs::metadata(p).unwrap().len();
-    let cases: Vec<(&str, Box<dyn Fn(&Path) -> PathBuf>)> = vec![
-        ("truncated by one byte", Box::new(|root| {
-            let p = part_file(root, &m, 1, 2);
-            let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
-            f.set_len(len(&p) - 1).unwrap();
-            p
-        })),
-        ("truncated to half", Box::new(|root| {
-            let p = part_file(root, &m, 0, 1);
-            let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
-            f.set_len(len(&p) / 2).unwrap();
-            p
-        })),
-        ("truncated to nothing", Box::new(|root| {
-            let p = part_file(root, &m, 0, 0);
-            fs::write(&p, b"").unwrap();
-            p
-        })),
-        ("one byte appended", Box::new(|root| {
-            let p = part_file(root, &m, 1, 0);
-            let mut b = fs::read(&p).unwrap();
-            b.push(0);
-            fs::write(&p, b).unwrap();
-            p
-        })),
-        ("deleted", Box::new(|root| {
-            let p = part_file(root, &m, 1, 1);
-            fs::remove_file(&p).unwrap();
-            p
-        })),
-        ("replaced by a directory", Box::new(|root| {
-            let p = part_file(root, &m, 0, 2);
-            fs::remove_file(&p).unwrap();
-            fs::create_dir(&p).unwrap();
-            p
-        })),
-        ("replaced by another part of the same size", Box::new(|root| {
-            // Parts of `docs` hold 10 similar records; find two of one size, or
-            // pad the second to the size of the first.
-            let a = part_file(root, &m, 0, 0);
-            let b = part_file(root, &m, 0, 1);
-            let mut bytes = fs::read(&b).unwrap();
-            bytes.resize(len(&a) as usize, 0);
-            fs::write(&a, bytes).unwrap();
-            a
-        })),
+    let cases: Vec<(&str, DamagePart)> = vec![
+        (
+            "truncated by one byte",
+            Box::new(|root| {
+                let p = part_file(root, &m, 1, 2);
+                let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+                f.set_len(len(&p) - 1).unwrap();
+                p
+            }),
+        ),
+        (
+            "truncated to half",
+            Box::new(|root| {
+                let p = part_file(root, &m, 0, 1);
+                let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+                f.set_len(len(&p) / 2).unwrap();
+                p
+            }),
+        ),
+        (
+            "truncated to nothing",
+            Box::new(|root| {
+                let p = part_file(root, &m, 0, 0);
+                fs::write(&p, b"").unwrap();
+                p
+            }),
+        ),
+        (
+            "one byte appended",
+            Box::new(|root| {
+                let p = part_file(root, &m, 1, 0);
+                let mut b = fs::read(&p).unwrap();
+                b.push(0);
+                fs::write(&p, b).unwrap();
+                p
+            }),
+        ),
+        (
+            "deleted",
+            Box::new(|root| {
+                let p = part_file(root, &m, 1, 1);
+                fs::remove_file(&p).unwrap();
+                p
+            }),
+        ),
+        (
+            "replaced by a directory",
+            Box::new(|root| {
+                let p = part_file(root, &m, 0, 2);
+                fs::remove_file(&p).unwrap();
+                fs::create_dir(&p).unwrap();
+                p
+            }),
+        ),
+        (
+            "replaced by another part of the same size",
+            Box::new(|root| {
+                // Parts of `docs` hold 10 similar records; find two of one size, or
+                // pad the second to the size of the first.
+                let a = part_file(root, &m, 0, 0);
+                let b = part_file(root, &m, 0, 1);
+                let mut bytes = fs::read(&b).unwrap();
+                bytes.resize(len(&a) as usize, 0);
+                fs::write(&a, bytes).unwrap();
+                a
+            }),
+        ),
     ];
     for (name, damage) in cases {
         let root = fresh_copy(&template, tmp.path(), name);
@@ -850,20 +1034,30 @@ fn a_newer_major_version_is_refused_naming_both_versions() {
     let tmp = tempfile::tempdir().unwrap();
     let (template, _) = template(tmp.path());
     for (name, edit) in [
-        ("2.0, same shape", Box::new(|m: &mut Value| m["format_version"] = json!("2.0")) as Box<dyn Fn(&mut Value)>),
+        (
+            "2.0, same shape",
+            Box::new(|m: &mut Value| m["format_version"] = json!("2.0")) as Box<dyn Fn(&mut Value)>,
+        ),
         // A future major may change the shape entirely: it is still refused
         // for its version, not for its shape.
-        ("2.0, other shape", Box::new(|m: &mut Value| {
-            m["format_version"] = json!("2.0");
-            m.as_object_mut().unwrap().remove("collections");
-            m["tables"] = json!({"x": 1});
-        })),
+        (
+            "2.0, other shape",
+            Box::new(|m: &mut Value| {
+                m["format_version"] = json!("2.0");
+                m.as_object_mut().unwrap().remove("collections");
+                m["tables"] = json!({"x": 1});
+            }),
+        ),
     ] {
         let root = fresh_copy(&template, tmp.path(), name);
         rewrite_manifest(&root, edit);
         let e = open_error(&root);
         match &e {
-            Error::UnsupportedVersion { file, found, supported } => {
+            Error::UnsupportedVersion {
+                file,
+                found,
+                supported,
+            } => {
                 assert_eq!(file, &root.join(MANIFEST), "{name}");
                 assert_eq!(found, "2.0", "{name}");
                 assert!(supported.starts_with("1."), "{name}: {supported}");
@@ -872,7 +1066,10 @@ fn a_newer_major_version_is_refused_naming_both_versions() {
         }
         let message = e.to_string();
         for needle in [MANIFEST, "2.0", "1.x"] {
-            assert!(message.contains(needle), "{name}: {message:?} lacks {needle:?}");
+            assert!(
+                message.contains(needle),
+                "{name}: {message:?} lacks {needle:?}"
+            );
         }
         assert_import_writes_nothing(&root, name);
     }
@@ -902,7 +1099,11 @@ fn a_newer_minor_version_with_unknown_members_is_read() {
     assert_eq!(snapshot.manifest().collections, written.collections);
     assert!(snapshot.verify().is_ok());
     for (spec, records) in two_collections() {
-        assert_same_records(&records, &read_collection(&snapshot, &spec.name), &spec.name);
+        assert_same_records(
+            &records,
+            &read_collection(&snapshot, &spec.name),
+            &spec.name,
+        );
     }
     // The schema allows unknown members and any 1.x.
     assert_manifest_matches_schema(&root);
@@ -917,12 +1118,23 @@ fn optional_manifest_members_may_be_absent() {
         m["source"] = json!({"kind": "memory"});
         for c in m["collections"].as_array_mut().unwrap() {
             let c = c.as_object_mut().unwrap();
-            for k in ["collection_metadata", "raw_config", "embedding_model", "notes"] {
+            for k in [
+                "collection_metadata",
+                "raw_config",
+                "embedding_model",
+                "notes",
+            ] {
                 c.remove(k);
             }
             for v in c["vectors"].as_array_mut().unwrap() {
                 let v = v.as_object_mut().unwrap();
-                for k in ["metric", "stored_values", "dimension_source", "index", "source_datatype"] {
+                for k in [
+                    "metric",
+                    "stored_values",
+                    "dimension_source",
+                    "index",
+                    "source_datatype",
+                ] {
                     v.remove(k);
                 }
             }
@@ -954,39 +1166,83 @@ fn import_of_a_damaged_snapshot_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (template, m) = template(tmp.path());
     let last_part = |root: &Path| part_file(root, &m, 1, m.collections[1].parts.len() - 1);
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
-        ("first byte of the last part flipped", Box::new(|r| flip(&last_part(r), 0))),
-        ("middle byte of the last part flipped", Box::new(|r| {
-            let p = last_part(r);
-            flip(&p, fs::metadata(&p).unwrap().len() as usize / 2)
-        })),
-        ("footer byte of the last part flipped", Box::new(|r| {
-            let p = last_part(r);
-            flip(&p, fs::metadata(&p).unwrap().len() as usize - 12)
-        })),
-        ("last byte of the last part flipped", Box::new(|r| {
-            let p = last_part(r);
-            flip(&p, fs::metadata(&p).unwrap().len() as usize - 1)
-        })),
-        ("manifest byte flipped", Box::new(|r| flip(&r.join(MANIFEST), 200))),
-        ("manifest checksum byte flipped", Box::new(|r| flip(&r.join(MANIFEST_CHECKSUM), 3))),
-        ("manifest missing", Box::new(|r| fs::remove_file(r.join(MANIFEST)).unwrap())),
-        ("manifest checksum missing", Box::new(|r| fs::remove_file(r.join(MANIFEST_CHECKSUM)).unwrap())),
-        ("last part truncated", Box::new(|r| {
-            let p = last_part(r);
-            let n = fs::metadata(&p).unwrap().len();
-            fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(n - 1).unwrap();
-        })),
-        ("last part deleted", Box::new(|r| fs::remove_file(last_part(r)).unwrap())),
-        ("format version 2.0", Box::new(|r| rewrite_manifest(r, |m| m["format_version"] = json!("2.0")))),
+    let cases: Vec<(&str, Damage)> = vec![
+        (
+            "first byte of the last part flipped",
+            Box::new(|r| flip(&last_part(r), 0)),
+        ),
+        (
+            "middle byte of the last part flipped",
+            Box::new(|r| {
+                let p = last_part(r);
+                flip(&p, fs::metadata(&p).unwrap().len() as usize / 2)
+            }),
+        ),
+        (
+            "footer byte of the last part flipped",
+            Box::new(|r| {
+                let p = last_part(r);
+                flip(&p, fs::metadata(&p).unwrap().len() as usize - 12)
+            }),
+        ),
+        (
+            "last byte of the last part flipped",
+            Box::new(|r| {
+                let p = last_part(r);
+                flip(&p, fs::metadata(&p).unwrap().len() as usize - 1)
+            }),
+        ),
+        (
+            "manifest byte flipped",
+            Box::new(|r| flip(&r.join(MANIFEST), 200)),
+        ),
+        (
+            "manifest checksum byte flipped",
+            Box::new(|r| flip(&r.join(MANIFEST_CHECKSUM), 3)),
+        ),
+        (
+            "manifest missing",
+            Box::new(|r| fs::remove_file(r.join(MANIFEST)).unwrap()),
+        ),
+        (
+            "manifest checksum missing",
+            Box::new(|r| fs::remove_file(r.join(MANIFEST_CHECKSUM)).unwrap()),
+        ),
+        (
+            "last part truncated",
+            Box::new(|r| {
+                let p = last_part(r);
+                let n = fs::metadata(&p).unwrap().len();
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .unwrap()
+                    .set_len(n - 1)
+                    .unwrap();
+            }),
+        ),
+        (
+            "last part deleted",
+            Box::new(|r| fs::remove_file(last_part(r)).unwrap()),
+        ),
+        (
+            "format version 2.0",
+            Box::new(|r| rewrite_manifest(r, |m| m["format_version"] = json!("2.0"))),
+        ),
         // Checksums pass here; the ids fail to parse only when records are
         // read, which the import does for every record before it writes.
-        ("ids of the last collection are not uuids", Box::new(|r| {
-            rewrite_manifest(r, |m| m["collections"][1]["id_kind"] = json!("uuid"))
-        })),
-        ("a dimension differs from the parts", Box::new(|r| {
-            rewrite_manifest(r, |m| m["collections"][1]["vectors"][0]["dimension"] = json!(9))
-        })),
+        (
+            "ids of the last collection are not uuids",
+            Box::new(|r| rewrite_manifest(r, |m| m["collections"][1]["id_kind"] = json!("uuid"))),
+        ),
+        (
+            "a dimension differs from the parts",
+            Box::new(|r| {
+                rewrite_manifest(r, |m| {
+                    m["collections"][1]["vectors"][0]["dimension"] = json!(9)
+                })
+            }),
+        ),
     ];
     for (name, damage) in cases {
         let root = fresh_copy(&template, tmp.path(), name);
@@ -999,13 +1255,18 @@ fn import_of_a_damaged_snapshot_writes_nothing() {
 // Hostile manifests
 // ---------------------------------------------------------------------------
 
+/// Plants files for a hostile case: `(snapshot root, directory beside it)`.
+type Setup = Box<dyn Fn(&Path, &Path)>;
+/// Edits the manifest of a hostile case, given the directory beside the snapshot.
+type Edit = Box<dyn Fn(&mut Value, &Path)>;
+
 /// A hostile edit of the manifest; `setup` may plant files (valid copies of
 /// real parts, with the right size and hash) where the edit points, so that
 /// a reader that followed the path would succeed and the test would notice.
 struct Hostile {
     name: &'static str,
-    setup: Box<dyn Fn(&Path, &Path)>,
-    edit: Box<dyn Fn(&mut Value, &Path)>,
+    setup: Setup,
+    edit: Edit,
     /// Whether `spec/manifest.schema.json` can express the rule (and so must
     /// reject the manifest too).
     schema_rejects: bool,
@@ -1029,7 +1290,11 @@ fn no_setup(_: &Path, _: &Path) {}
 
 /// `collections/<dir of docs>`, from the manifest at `root`.
 fn docs_dir(root: &Path) -> PathBuf {
-    root.join(read_manifest_json(root)["collections"][0]["directory"].as_str().unwrap())
+    root.join(
+        read_manifest_json(root)["collections"][0]["directory"]
+            .as_str()
+            .unwrap(),
+    )
 }
 
 fn plant_part_copy(root: &Path, at: &Path) {
@@ -1044,74 +1309,150 @@ fn part0(m: &mut Value) -> &mut Value {
 
 fn hostile_cases() -> Vec<Hostile> {
     vec![
-        hostile("part path ../x.parquet", true,
+        hostile(
+            "part path ../x.parquet",
+            true,
             |root, _| plant_part_copy(root, &root.join("collections/x.parquet")),
-            |m, _| part0(m)["path"] = json!("../x.parquet")),
-        hostile("part path /etc/passwd", true, no_setup, |m, _| part0(m)["path"] = json!("/etc/passwd")),
-        hostile("absolute part path to a valid part outside", true,
+            |m, _| part0(m)["path"] = json!("../x.parquet"),
+        ),
+        hostile("part path /etc/passwd", true, no_setup, |m, _| {
+            part0(m)["path"] = json!("/etc/passwd")
+        }),
+        hostile(
+            "absolute part path to a valid part outside",
+            true,
             |root, outside| plant_part_copy(root, &outside.join("stolen.parquet")),
-            |m, outside| part0(m)["path"] = json!(outside.join("stolen.parquet"))),
-        hostile("part path a/b.parquet", true,
+            |m, outside| part0(m)["path"] = json!(outside.join("stolen.parquet")),
+        ),
+        hostile(
+            "part path a/b.parquet",
+            true,
             |root, _| plant_part_copy(root, &docs_dir(root).join("a/b.parquet")),
-            |m, _| part0(m)["path"] = json!("a/b.parquet")),
-        hostile("part path ./part-000000.parquet", true, no_setup,
-            |m, _| part0(m)["path"] = json!("./part-000000.parquet")),
-        hostile("part path with a backslash", true, no_setup,
-            |m, _| part0(m)["path"] = json!("..\\..\\x.parquet")),
-        hostile("part path with a drive", true, no_setup, |m, _| part0(m)["path"] = json!("C:x.parquet")),
-        hostile("part path with NUL", true, no_setup, |m, _| part0(m)["path"] = json!("x\u{0}.parquet")),
-        hostile("empty part path", true, no_setup, |m, _| part0(m)["path"] = json!("")),
-        hostile("part path not .parquet", true,
+            |m, _| part0(m)["path"] = json!("a/b.parquet"),
+        ),
+        hostile("part path ./part-000000.parquet", true, no_setup, |m, _| {
+            part0(m)["path"] = json!("./part-000000.parquet")
+        }),
+        hostile("part path with a backslash", true, no_setup, |m, _| {
+            part0(m)["path"] = json!("..\\..\\x.parquet")
+        }),
+        hostile("part path with a drive", true, no_setup, |m, _| {
+            part0(m)["path"] = json!("C:x.parquet")
+        }),
+        hostile("part path with NUL", true, no_setup, |m, _| {
+            part0(m)["path"] = json!("x\u{0}.parquet")
+        }),
+        hostile("empty part path", true, no_setup, |m, _| {
+            part0(m)["path"] = json!("")
+        }),
+        hostile(
+            "part path not .parquet",
+            true,
             |root, _| plant_part_copy(root, &docs_dir(root).join("part.txt")),
-            |m, _| part0(m)["path"] = json!("part.txt")),
+            |m, _| part0(m)["path"] = json!("part.txt"),
+        ),
         hostile("part listed twice", false, no_setup, |m, _| {
             let c = &mut m["collections"][0];
             let p = c["parts"][0].clone();
             let rows = p["rows"].as_u64().unwrap();
             c["parts"].as_array_mut().unwrap().push(p);
             c["record_count"] = json!(c["record_count"].as_u64().unwrap() + rows);
-            c["namespaces"][0]["records"] = json!(c["namespaces"][0]["records"].as_u64().unwrap() + rows);
+            c["namespaces"][0]["records"] =
+                json!(c["namespaces"][0]["records"].as_u64().unwrap() + rows);
         }),
-        hostile("directory collections/../../x", true,
+        hostile(
+            "directory collections/../../x",
+            true,
             |root, _| copy_dir(&docs_dir(root), &root.join("../../x")),
-            |m, _| m["collections"][0]["directory"] = json!("collections/../../x")),
-        hostile("directory collections/..", true, no_setup,
-            |m, _| m["collections"][0]["directory"] = json!("collections/..")),
-        hostile("directory collections/.", true,
-            |root, _| fs::copy(docs_dir(root).join("part-000000.parquet"), root.join("collections/part-000000.parquet")).map(drop).unwrap(),
-            |m, _| m["collections"][0]["directory"] = json!("collections/.")),
-        hostile("directory outside collections/", true,
-            |root, _| copy_dir(&docs_dir(root), &root.join("other/docs")),
-            |m, _| m["collections"][0]["directory"] = json!("other/docs")),
-        hostile("directory of one component", true,
-            |root, _| copy_dir(&docs_dir(root), &root.join("docs")),
-            |m, _| m["collections"][0]["directory"] = json!("docs")),
-        hostile("directory of three components", true,
-            |root, _| copy_dir(&docs_dir(root), &root.join("collections/a/docs")),
-            |m, _| m["collections"][0]["directory"] = json!("collections/a/docs")),
-        hostile("absolute directory", true,
-            |root, outside| copy_dir(&docs_dir(root), &outside.join("docs")),
-            |m, outside| m["collections"][0]["directory"] = json!(outside.join("docs"))),
-        hostile("two collections in one directory (ignoring case)", false, no_setup, |m, _| {
-            let d = m["collections"][0]["directory"].as_str().unwrap().to_ascii_uppercase().replace("COLLECTIONS", "collections");
-            m["collections"][1]["directory"] = json!(d);
+            |m, _| m["collections"][0]["directory"] = json!("collections/../../x"),
+        ),
+        hostile("directory collections/..", true, no_setup, |m, _| {
+            m["collections"][0]["directory"] = json!("collections/..")
         }),
+        hostile(
+            "directory collections/.",
+            true,
+            |root, _| {
+                fs::copy(
+                    docs_dir(root).join("part-000000.parquet"),
+                    root.join("collections/part-000000.parquet"),
+                )
+                .map(drop)
+                .unwrap()
+            },
+            |m, _| m["collections"][0]["directory"] = json!("collections/."),
+        ),
+        hostile(
+            "directory outside collections/",
+            true,
+            |root, _| copy_dir(&docs_dir(root), &root.join("other/docs")),
+            |m, _| m["collections"][0]["directory"] = json!("other/docs"),
+        ),
+        hostile(
+            "directory of one component",
+            true,
+            |root, _| copy_dir(&docs_dir(root), &root.join("docs")),
+            |m, _| m["collections"][0]["directory"] = json!("docs"),
+        ),
+        hostile(
+            "directory of three components",
+            true,
+            |root, _| copy_dir(&docs_dir(root), &root.join("collections/a/docs")),
+            |m, _| m["collections"][0]["directory"] = json!("collections/a/docs"),
+        ),
+        hostile(
+            "absolute directory",
+            true,
+            |root, outside| copy_dir(&docs_dir(root), &outside.join("docs")),
+            |m, outside| m["collections"][0]["directory"] = json!(outside.join("docs")),
+        ),
+        hostile(
+            "two collections in one directory (ignoring case)",
+            false,
+            no_setup,
+            |m, _| {
+                let d = m["collections"][0]["directory"]
+                    .as_str()
+                    .unwrap()
+                    .to_ascii_uppercase()
+                    .replace("COLLECTIONS", "collections");
+                m["collections"][1]["directory"] = json!(d);
+            },
+        ),
         hostile("duplicate collection names", false, no_setup, |m, _| {
             m["collections"][1]["name"] = m["collections"][0]["name"].clone();
         }),
-        hostile("empty collection name", true, no_setup, |m, _| m["collections"][0]["name"] = json!("")),
-        hostile("collection name over 65,536 bytes", false, no_setup,
-            |m, _| m["collections"][0]["name"] = json!("é".repeat(32_769))),
-        hostile("record_count above the parts' rows", false, no_setup, |m, _| {
-            let c = &mut m["collections"][0];
-            c["record_count"] = json!(c["record_count"].as_u64().unwrap() + 1);
-            c["namespaces"][0]["records"] = json!(c["namespaces"][0]["records"].as_u64().unwrap() + 1);
+        hostile("empty collection name", true, no_setup, |m, _| {
+            m["collections"][0]["name"] = json!("")
         }),
-        hostile("record_count below the parts' rows", false, no_setup, |m, _| {
-            let c = &mut m["collections"][0];
-            c["record_count"] = json!(c["record_count"].as_u64().unwrap() - 1);
-            c["namespaces"][0]["records"] = json!(c["namespaces"][0]["records"].as_u64().unwrap() - 1);
-        }),
+        hostile(
+            "collection name over 65,536 bytes",
+            false,
+            no_setup,
+            |m, _| m["collections"][0]["name"] = json!("é".repeat(32_769)),
+        ),
+        hostile(
+            "record_count above the parts' rows",
+            false,
+            no_setup,
+            |m, _| {
+                let c = &mut m["collections"][0];
+                c["record_count"] = json!(c["record_count"].as_u64().unwrap() + 1);
+                c["namespaces"][0]["records"] =
+                    json!(c["namespaces"][0]["records"].as_u64().unwrap() + 1);
+            },
+        ),
+        hostile(
+            "record_count below the parts' rows",
+            false,
+            no_setup,
+            |m, _| {
+                let c = &mut m["collections"][0];
+                c["record_count"] = json!(c["record_count"].as_u64().unwrap() - 1);
+                c["namespaces"][0]["records"] =
+                    json!(c["namespaces"][0]["records"].as_u64().unwrap() - 1);
+            },
+        ),
         hostile("namespace counts do not add up", false, no_setup, |m, _| {
             m["collections"][1]["namespaces"][0]["records"] = json!(0);
         }),
@@ -1125,38 +1466,76 @@ fn hostile_cases() -> Vec<Hostile> {
             m["collections"][0]["record_count"] = json!(u64::MAX);
             m["collections"][0]["namespaces"][0]["records"] = json!(u64::MAX);
         }),
-        hostile("rows just over 2^32 in every part", true, no_setup, |m, _| {
-            let c = &mut m["collections"][0];
-            let n = c["parts"].as_array().unwrap().len() as u64;
-            for p in c["parts"].as_array_mut().unwrap() {
-                p["rows"] = json!((1u64 << 32) + 1);
-            }
-            c["record_count"] = json!(n * ((1u64 << 32) + 1));
-            c["namespaces"][0]["records"] = json!(n * ((1u64 << 32) + 1));
+        hostile(
+            "rows just over 2^32 in every part",
+            true,
+            no_setup,
+            |m, _| {
+                let c = &mut m["collections"][0];
+                let n = c["parts"].as_array().unwrap().len() as u64;
+                for p in c["parts"].as_array_mut().unwrap() {
+                    p["rows"] = json!((1u64 << 32) + 1);
+                }
+                c["record_count"] = json!(n * ((1u64 << 32) + 1));
+                c["namespaces"][0]["records"] = json!(n * ((1u64 << 32) + 1));
+            },
+        ),
+        hostile("absurd bytes", true, no_setup, |m, _| {
+            part0(m)["bytes"] = json!(u64::MAX)
         }),
-        hostile("absurd bytes", true, no_setup, |m, _| part0(m)["bytes"] = json!(u64::MAX)),
-        hostile("bytes just over 2^40", true, no_setup, |m, _| part0(m)["bytes"] = json!((1u64 << 40) + 1)),
-        hostile("negative rows", true, no_setup, |m, _| part0(m)["rows"] = json!(-1)),
-        hostile("rows beyond u64", true, no_setup, |m, _| part0(m)["rows"] = json!(1e30)),
-        hostile("dense dimension 0", true, no_setup, |m, _| m["collections"][0]["vectors"][0]["dimension"] = json!(0)),
-        hostile("dense dimension 2^31", true, no_setup,
-            |m, _| m["collections"][0]["vectors"][0]["dimension"] = json!(1u64 << 31)),
-        hostile("dense dimension u32::MAX", true, no_setup,
-            |m, _| m["collections"][0]["vectors"][0]["dimension"] = json!(u32::MAX)),
-        hostile("dense dimension 2^32", true, no_setup,
-            |m, _| m["collections"][0]["vectors"][0]["dimension"] = json!(1u64 << 32)),
-        hostile("multi dimension 2^31", true, no_setup,
-            |m, _| m["collections"][1]["vectors"][2]["dimension"] = json!(1u64 << 31)),
-        hostile("dense dimension missing with records", true, no_setup, |m, _| {
-            m["collections"][0]["vectors"][0].as_object_mut().unwrap().remove("dimension");
+        hostile("bytes just over 2^40", true, no_setup, |m, _| {
+            part0(m)["bytes"] = json!((1u64 << 40) + 1)
         }),
-        hostile("vector column named like a fixed column", true, no_setup,
-            |m, _| m["collections"][0]["vectors"][0]["column"] = json!("id")),
-        hostile("two vector fields in one column", false, no_setup, |m, _| {
-            let c = &mut m["collections"][1]["vectors"];
-            c[1]["column"] = c[0]["column"].clone();
+        hostile("negative rows", true, no_setup, |m, _| {
+            part0(m)["rows"] = json!(-1)
         }),
-        hostile("blake3 not hex", true, no_setup, |m, _| part0(m)["blake3"] = json!("z".repeat(64))),
+        hostile("rows beyond u64", true, no_setup, |m, _| {
+            part0(m)["rows"] = json!(1e30)
+        }),
+        hostile("dense dimension 0", true, no_setup, |m, _| {
+            m["collections"][0]["vectors"][0]["dimension"] = json!(0)
+        }),
+        hostile("dense dimension 2^31", true, no_setup, |m, _| {
+            m["collections"][0]["vectors"][0]["dimension"] = json!(1u64 << 31)
+        }),
+        hostile("dense dimension u32::MAX", true, no_setup, |m, _| {
+            m["collections"][0]["vectors"][0]["dimension"] = json!(u32::MAX)
+        }),
+        hostile("dense dimension 2^32", true, no_setup, |m, _| {
+            m["collections"][0]["vectors"][0]["dimension"] = json!(1u64 << 32)
+        }),
+        hostile("multi dimension 2^31", true, no_setup, |m, _| {
+            m["collections"][1]["vectors"][2]["dimension"] = json!(1u64 << 31)
+        }),
+        hostile(
+            "dense dimension missing with records",
+            true,
+            no_setup,
+            |m, _| {
+                m["collections"][0]["vectors"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("dimension");
+            },
+        ),
+        hostile(
+            "vector column named like a fixed column",
+            true,
+            no_setup,
+            |m, _| m["collections"][0]["vectors"][0]["column"] = json!("id"),
+        ),
+        hostile(
+            "two vector fields in one column",
+            false,
+            no_setup,
+            |m, _| {
+                let c = &mut m["collections"][1]["vectors"];
+                c[1]["column"] = c[0]["column"].clone();
+            },
+        ),
+        hostile("blake3 not hex", true, no_setup, |m, _| {
+            part0(m)["blake3"] = json!("z".repeat(64))
+        }),
         hostile("blake3 in upper case", true, no_setup, |m, _| {
             let h = part0(m)["blake3"].as_str().unwrap().to_ascii_uppercase();
             part0(m)["blake3"] = json!(h);
@@ -1165,17 +1544,33 @@ fn hostile_cases() -> Vec<Hostile> {
             let h = part0(m)["blake3"].as_str().unwrap()[1..].to_owned();
             part0(m)["blake3"] = json!(h);
         }),
-        hostile("blake3 of multi-byte characters", true, no_setup, |m, _| part0(m)["blake3"] = json!("é".repeat(32))),
-        hostile("unknown id kind", true, no_setup, |m, _| m["collections"][0]["id_kind"] = json!("int64")),
-        hostile("unknown vector kind", true, no_setup, |m, _| m["collections"][0]["vectors"][0]["kind"] = json!("binary")),
-        hostile("not a vecport snapshot", true, no_setup, |m, _| m["format"] = json!("lance")),
-        hostile("format_version not MAJOR.MINOR", true, no_setup, |m, _| m["format_version"] = json!("1")),
-        hostile("format_version a number", true, no_setup, |m, _| m["format_version"] = json!(1.0)),
+        hostile("blake3 of multi-byte characters", true, no_setup, |m, _| {
+            part0(m)["blake3"] = json!("é".repeat(32))
+        }),
+        hostile("unknown id kind", true, no_setup, |m, _| {
+            m["collections"][0]["id_kind"] = json!("int64")
+        }),
+        hostile("unknown vector kind", true, no_setup, |m, _| {
+            m["collections"][0]["vectors"][0]["kind"] = json!("binary")
+        }),
+        hostile("not a vecport snapshot", true, no_setup, |m, _| {
+            m["format"] = json!("lance")
+        }),
+        hostile("format_version not MAJOR.MINOR", true, no_setup, |m, _| {
+            m["format_version"] = json!("1")
+        }),
+        hostile("format_version a number", true, no_setup, |m, _| {
+            m["format_version"] = json!(1.0)
+        }),
         hostile("collections missing", true, no_setup, |m, _| {
             m.as_object_mut().unwrap().remove("collections");
         }),
-        hostile("collections not an array", true, no_setup, |m, _| m["collections"] = json!({"docs": {}})),
-        hostile("manifest is an array", true, no_setup, |m, _| *m = json!([1, 2, 3])),
+        hostile("collections not an array", true, no_setup, |m, _| {
+            m["collections"] = json!({"docs": {}})
+        }),
+        hostile("manifest is an array", true, no_setup, |m, _| {
+            *m = json!([1, 2, 3])
+        }),
     ]
 }
 
@@ -1186,7 +1581,7 @@ fn hostile_manifests_are_refused_naming_the_manifest() {
     for case in hostile_cases() {
         // <tmp>/<case>/snap is the snapshot; <tmp>/<case>/outside is beside it.
         let root = fresh_copy(&template, tmp.path(), case.name);
-        let outside = tmp.path().join(case.name).join("outside");
+        let outside = case_dir(tmp.path(), case.name).join("outside");
         fs::create_dir_all(&outside).unwrap();
         (case.setup)(&root, &outside);
         rewrite_manifest(&root, |m| (case.edit)(m, &outside));
@@ -1196,7 +1591,11 @@ fn hostile_manifests_are_refused_naming_the_manifest() {
             !case.schema_rejects,
             "{}: spec/manifest.schema.json {} this manifest",
             case.name,
-            if case.schema_rejects { "accepts" } else { "rejects" }
+            if case.schema_rejects {
+                "accepts"
+            } else {
+                "rejects"
+            }
         );
         assert_import_writes_nothing(&root, case.name);
     }
@@ -1236,7 +1635,7 @@ fn symlinks_out_of_the_snapshot_are_refused() {
     // hash, so only the refusal of symlinks can catch it.
     let root = fresh_copy(&template, tmp.path(), "symlinked part");
     let part = part_file(&root, &m, 0, 1);
-    let outside = tmp.path().join("symlinked part").join("outside.parquet");
+    let outside = case_dir(tmp.path(), "symlinked part").join("outside.parquet");
     fs::rename(&part, &outside).unwrap();
     symlink(&outside, &part).unwrap();
     assert_verify_names(&root, &part, "symlinked part");
@@ -1251,22 +1650,39 @@ fn symlinks_out_of_the_snapshot_are_refused() {
     // A collection directory that is a symlink to an identical copy outside.
     let root = fresh_copy(&template, tmp.path(), "symlinked directory");
     let dir = root.join(&m.collections[1].directory);
-    let outside = tmp.path().join("symlinked directory").join("outside");
+    let outside = case_dir(tmp.path(), "symlinked directory").join("outside");
     fs::rename(&dir, &outside).unwrap();
     symlink(&outside, &dir).unwrap();
-    assert_verify_names(&root, &dir, "symlinked collection directory");
+    let report = Snapshot::open(&root).unwrap().verify();
+    assert_eq!(
+        report.problems.len(),
+        m.collections[1].parts.len(),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report
+            .problems
+            .iter()
+            .all(|p| p.to_string().contains(&dir.display().to_string())),
+        "{:?}",
+        report.problems
+    );
     assert_import_writes_nothing(&root, "symlinked collection directory");
 
     // `collections/` itself a symlink.
     let root = fresh_copy(&template, tmp.path(), "symlinked collections");
     let dir = root.join(layout::COLLECTIONS_DIR);
-    let outside = tmp.path().join("symlinked collections").join("outside");
+    let outside = case_dir(tmp.path(), "symlinked collections").join("outside");
     fs::rename(&dir, &outside).unwrap();
     symlink(&outside, &dir).unwrap();
     let report = Snapshot::open(&root).unwrap().verify();
     assert!(!report.is_ok());
     assert!(
-        report.problems.iter().all(|p| p.to_string().contains(&dir.display().to_string())),
+        report
+            .problems
+            .iter()
+            .all(|p| p.to_string().contains(&dir.display().to_string())),
         "{:?}",
         report.problems
     );
@@ -1274,7 +1690,7 @@ fn symlinks_out_of_the_snapshot_are_refused() {
 
     // manifest.json a symlink to a valid manifest outside.
     let root = fresh_copy(&template, tmp.path(), "symlinked manifest");
-    let outside = tmp.path().join("symlinked manifest").join("manifest.json");
+    let outside = case_dir(tmp.path(), "symlinked manifest").join("manifest.json");
     fs::rename(root.join(MANIFEST), &outside).unwrap();
     symlink(&outside, root.join(MANIFEST)).unwrap();
     assert_refused_naming_manifest(&root, "symlinked manifest");
@@ -1289,7 +1705,12 @@ fn manifests_match_the_json_schema() {
     let tmp = tempfile::tempdir().unwrap();
     // The rich collection alone.
     let rich = tmp.path().join("rich");
-    write_snapshot(&rich, small_options(), &[(data::rich_spec("rich"), data::rich_records(60, 3))], None);
+    write_snapshot(
+        &rich,
+        small_options(),
+        &[(data::rich_spec("rich"), data::rich_records(60, 3))],
+        None,
+    );
     // Collections without records, one without any declared dimension.
     let empty = tmp.path().join("empty");
     let mut undeclared = data::rich_spec("no dimensions yet");
@@ -1299,14 +1720,23 @@ fn manifests_match_the_json_schema() {
     write_snapshot(
         &empty,
         small_options(),
-        &[(data::spec("empty", 3, Metric::L2), Vec::new()), (undeclared, Vec::new())],
+        &[
+            (data::spec("empty", 3, Metric::L2), Vec::new()),
+            (undeclared, Vec::new()),
+        ],
         None,
     );
     // Many collections with awkward names.
     let multi = tmp.path().join("multi");
     let mut collections = two_collections();
-    for (i, name) in ["Docs", "a/b", "..", "ünï 日本", &"é".repeat(200)].into_iter().enumerate() {
-        collections.push((data::spec(name, 3, Metric::Dot), data::records(i * 4, 3, i as u64, data::FULL)));
+    for (i, name) in ["Docs", "a/b", "..", "ünï 日本", &"é".repeat(200)]
+        .into_iter()
+        .enumerate()
+    {
+        collections.push((
+            data::spec(name, 3, Metric::Dot),
+            data::records(i * 4, 3, i as u64, data::FULL),
+        ));
     }
     write_snapshot(&multi, small_options(), &collections, None);
     // The empty snapshot.
@@ -1334,9 +1764,15 @@ fn the_json_schema_can_fail() {
     let errors = broken(&|m| {
         m.as_object_mut().unwrap().remove("collections");
     });
-    assert!(errors.iter().any(|e| e.contains("collections")), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("collections")),
+        "{errors:?}"
+    );
     assert!(!broken(&|m| m["format_version"] = json!("2.0")).is_empty());
-    assert!(!broken(&|m| m["created_at"] = json!("yesterday")).is_empty(), "date-time format is checked");
+    assert!(
+        !broken(&|m| m["created_at"] = json!("yesterday")).is_empty(),
+        "date-time format is checked"
+    );
     assert!(!broken(&|m| m["collections"][0]["parts"][0]["blake3"] = json!("0")).is_empty());
     assert!(!broken(&|m| m["collections"][1]["vectors"][1]["kind"] = json!("binary")).is_empty());
 }
