@@ -14,6 +14,7 @@ use crate::model::{CollectionSpec, CollectionSummary, IdKind, Metric, Record};
 pub mod chroma;
 pub mod http;
 pub mod memory;
+pub mod qdrant;
 pub mod url;
 
 pub use self::url::ConnectorUrl;
@@ -175,13 +176,14 @@ pub trait Connector: Source + Sink {}
 impl<T: Source + Sink> Connector for T {}
 
 /// Every scheme vecport knows, for messages.
-pub const SCHEMES: &[&str] = &["chroma", "chroma+https", "memory"];
+pub const SCHEMES: &[&str] = &["chroma", "chroma+https", "qdrant", "qdrant+https", "memory"];
 
 /// Opens the connector a URL names.
 pub fn open(url: &str) -> Result<Arc<dyn Connector>> {
     let parsed = ConnectorUrl::parse(url)?;
     match parsed.database() {
         "chroma" => Ok(Arc::new(chroma::Chroma::new(&parsed)?)),
+        "qdrant" => Ok(Arc::new(qdrant::Qdrant::new(&parsed)?)),
         "memory" => Ok(Arc::new(memory::Memory::open(&parsed)?)),
         other => Err(Error::UnknownScheme {
             scheme: other.to_owned(),

@@ -345,7 +345,18 @@ pub fn from_batch(
             vecs.push(if col.is_null(row) {
                 None
             } else {
-                Some(read_vector(v.field.kind, col, row))
+                let vector = read_vector(v.field.kind, col, row);
+                if let Vector::Sparse(s) = &vector
+                    && s.indices.len() != s.values.len()
+                {
+                    return Err(bad(format!(
+                        "record {text:?}: sparse vector {:?} has {} indices but {} values",
+                        v.field.name,
+                        s.indices.len(),
+                        s.values.len()
+                    )));
+                }
+                Some(vector)
             });
         }
         out.push(Record {

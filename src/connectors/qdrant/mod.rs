@@ -1,0 +1,751 @@
+//! `qdrant://HOST:PORT[/COLLECTION]`: Qdrant from 1.10 on, over REST. API key
+//! from `QDRANT_API_KEY` (sent as `api-key`).
+//!
+//! Export scrolls with `next_page_offset` (inclusive) until it is null; import
+//! creates the collection with the mapped configuration (Qdrant → Qdrant:
+//! the same vectors, sparse vectors, HNSW, quantization, sharding and payload
+//! indexes), then upserts with `wait=true` in batches bounded by count and by
+//! the 32 MiB request limit. Ids Qdrant cannot take become UUIDv5 of the
+//! original, which travels in the payload (`spec/MAPPING.md`).
+
+mod wire;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::{self, BoxStream, StreamExt};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
+use crate::model::{
+    CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
+    SparseVector, StoredValues, Vector, VectorField, VectorKind,
+};
+use crate::redact::Secret;
+
+use super::http::{HttpClient, Response, decode_json};
+use super::{
+    BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, ExistingTarget, Page, ScanOptions,
+    Sink, Source, SourceDescription,
+};
+use wire::{AnyVector, Envelope, OneVector, PointOut, UpsertBody};
+
+/// Environment variable holding the API key.
+pub const API_KEY_ENV: &str = "QDRANT_API_KEY";
+const DEFAULT_PORT: u16 = 6333;
+/// Qdrant's default request limit is 32 MiB; the estimate overshoots, so this is safe.
+const MAX_BODY_BYTES: usize = 30 << 20;
+/// Payload key holding an id Qdrant could not take as it was.
+pub const ORIGINAL_ID_KEY: &str = "__vecport_id";
+/// Payload key holding a record's document.
+pub const DOCUMENT_KEY: &str = "__vecport_document";
+/// Payload key holding a record's URI.
+pub const URI_KEY: &str = "__vecport_uri";
+/// Namespace of the UUIDv5 given to ids Qdrant cannot take.
+pub const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f1c_2a9e_53d4_4b7a_9a0e_51c3_d8e2_7b10);
+/// Note recorded for Cosine fields.
+pub const COSINE_NOTE: &str = "qdrant normalises vectors of Cosine fields to unit length on write: exported values are the normalised vectors";
+
+/// The Qdrant connector.
+#[derive(Debug)]
+pub struct Qdrant {
+    http: HttpClient,
+    collection: Option<String>,
+}
+
+fn seg(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
+
+/// The id Qdrant stores for a record, and the original string to keep in the
+/// payload (`spec/MAPPING.md`): unsigned integers and UUIDs go as they are; a
+/// string id is kept in the payload, and the point's id is the string itself
+/// when it is a lower-case hyphenated UUID, else its UUIDv5.
+pub fn point_id(id: &RecordId) -> (Value, Option<String>) {
+    match id {
+        RecordId::Uint(n) => (json!(n), None),
+        RecordId::Uuid(u) => (json!(u.hyphenated().to_string()), None),
+        RecordId::String(s) => {
+            let point = match uuid::Uuid::try_parse(s) {
+                Ok(u) if u.hyphenated().to_string() == *s => s.clone(),
+                _ => uuid::Uuid::new_v5(&ID_NAMESPACE, s.as_bytes()).hyphenated().to_string(),
+            };
+            (json!(point), Some(s.clone()))
+        }
+    }
+}
+
+fn metric_of(distance: &str) -> Option<Metric> {
+    match distance {
+        "Cosine" => Some(Metric::Cosine),
+        "Dot" => Some(Metric::Dot),
+        "Euclid" => Some(Metric::L2),
+        "Manhattan" => Some(Metric::Manhattan),
+        _ => None,
+    }
+}
+
+fn distance_of(metric: Metric) -> Option<&'static str> {
+    match metric {
+        Metric::Cosine => Some("Cosine"),
+        Metric::Dot => Some("Dot"),
+        Metric::L2 => Some("Euclid"),
+        Metric::Manhattan => Some("Manhattan"),
+        Metric::Hamming => None,
+    }
+}
+
+/// Normalised HNSW settings from Qdrant's `hnsw_config` (collection-wide,
+/// overridden per vector).
+fn hnsw_settings(collection: Option<&Value>, own: Option<&Value>, quantization: Option<&Value>) -> IndexSettings {
+    let mut merged = collection.and_then(Value::as_object).cloned().unwrap_or_default();
+    if let Some(o) = own.and_then(Value::as_object) {
+        for (k, v) in o {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    let take = |m: &mut Map<String, Value>, k: &str| m.remove(k).and_then(|v| v.as_u64());
+    let m = take(&mut merged, "m");
+    let ef_construction = take(&mut merged, "ef_construct");
+    IndexSettings {
+        kind: "hnsw".into(),
+        m,
+        ef_construction,
+        quantization: quantization.filter(|q| !q.is_null()).cloned(),
+        extra: merged,
+        ..IndexSettings::default()
+    }
+}
+
+impl Qdrant {
+    /// Opens a `qdrant://` URL.
+    pub fn new(url: &ConnectorUrl) -> Result<Qdrant> {
+        url.only_params(&[])?;
+        let base = url.http_base(DEFAULT_PORT)?;
+        let key = Secret::from_env(API_KEY_ENV);
+        let creds: Vec<(&'static str, &Secret)> = key.iter().map(|k| ("api-key", k)).collect();
+        Ok(Qdrant {
+            http: HttpClient::new(&base, &creds)?,
+            collection: url.collection().map(str::to_owned),
+        })
+    }
+
+    fn error_message(resp: &Response) -> String {
+        serde_json::from_slice::<wire::ErrorEnvelope>(&resp.body)
+            .map(|e| e.status.error)
+            .unwrap_or_else(|_| resp.text_excerpt())
+    }
+
+    fn fail(&self, operation: &str, resp: &Response) -> Error {
+        match resp.status {
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE => {
+                Error::InvalidData(format!("qdrant refused {operation}: {}", Qdrant::error_message(resp)))
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
+                endpoint: self.http.base().to_owned(),
+                status: resp.status.as_u16(),
+                hint: format!("the API key in {API_KEY_ENV}"),
+            },
+            status => Error::Server {
+                endpoint: self.http.base().to_owned(),
+                operation: operation.to_owned(),
+                status: status.as_u16(),
+                message: Qdrant::error_message(resp),
+            },
+        }
+    }
+
+    async fn call<T: DeserializeOwned + Send + 'static>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        operation: &str,
+    ) -> Result<T> {
+        let idempotent = true; // every call vecport makes to Qdrant is a read or an upsert
+        let resp = self
+            .http
+            .send(method, path, body.map(|b| b.to_string().into_bytes()), operation, idempotent)
+            .await?;
+        if !resp.status.is_success() {
+            return Err(self.fail(operation, &resp));
+        }
+        let env: Envelope<T> = decode_json(resp.body, self.http.base(), operation).await?;
+        Ok(env.result)
+    }
+
+    fn not_found(&self, name: &str) -> Error {
+        Error::NotFound {
+            what: format!("collection `{name}` on {}", self.http.base()),
+            hint: Some(format!("`vecport ls qdrant://{}` lists the collections", self.http.base().split("://").nth(1).unwrap_or_default())),
+        }
+    }
+
+    /// `GET /collections/{name}`, `None` when it does not exist.
+    async fn info(&self, name: &str) -> Result<Option<Value>> {
+        let path = format!("/collections/{}", seg(name));
+        let resp = self.http.send(Method::GET, &path, None, "get collection", true).await?;
+        if resp.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status.is_success() {
+            return Err(self.fail("get collection", &resp));
+        }
+        let env: Envelope<Value> = decode_json(resp.body, self.http.base(), "get collection").await?;
+        Ok(Some(env.result))
+    }
+
+    async fn count(&self, name: &str) -> Result<u64> {
+        let path = format!("/collections/{}/points/count", seg(name));
+        let c: wire::Count = self.call(Method::POST, &path, Some(json!({"exact": true})), "count").await?;
+        Ok(c.count)
+    }
+}
+
+/// The vector fields of a collection from its `config`.
+fn fields_of(config: &Value) -> Vec<VectorField> {
+    let params = &config["params"];
+    let hnsw = config.get("hnsw_config");
+    let quantization = config.get("quantization_config");
+    let field = |name: &str, p: &Value| {
+        let metric = p["distance"].as_str().and_then(metric_of);
+        let kind = if p.get("multivector_config").is_some_and(|m| !m.is_null()) { VectorKind::Multi } else { VectorKind::Dense };
+        let datatype = p.get("datatype").and_then(Value::as_str).filter(|d| *d != "float32");
+        let stored_values = match (datatype, metric) {
+            (Some(_), _) => StoredValues::Lossy,
+            (None, Some(Metric::Cosine)) => StoredValues::Normalized,
+            _ => StoredValues::Exact,
+        };
+        let own_q = p.get("quantization_config").filter(|q| !q.is_null()).or(quantization);
+        let mut index = hnsw_settings(hnsw, p.get("hnsw_config"), own_q);
+        if let Some(on_disk) = p.get("on_disk").filter(|v| !v.is_null()) {
+            index.extra.insert("vector_on_disk".into(), on_disk.clone());
+        }
+        VectorField {
+            name: name.to_owned(),
+            kind,
+            dimension: p["size"].as_u64().and_then(|d| u32::try_from(d).ok()),
+            metric,
+            index: Some(index),
+            stored_values,
+            source_datatype: datatype.map(str::to_owned),
+        }
+    };
+    let mut out = Vec::new();
+    match params.get("vectors") {
+        Some(v) if v.get("size").is_some() => out.push(field("", v)),
+        Some(Value::Object(named)) => {
+            for (name, p) in named {
+                out.push(field(name, p));
+            }
+        }
+        _ => {}
+    }
+    if let Some(Value::Object(sparse)) = params.get("sparse_vectors") {
+        for (name, p) in sparse {
+            let mut extra = Map::new();
+            if let Some(Value::Object(ix)) = p.get("index") {
+                extra.extend(ix.clone());
+            }
+            if let Some(m) = p.get("modifier").filter(|m| !m.is_null()) {
+                extra.insert("modifier".into(), m.clone());
+            }
+            out.push(VectorField {
+                name: name.clone(),
+                kind: VectorKind::Sparse,
+                dimension: None,
+                metric: Some(Metric::Dot),
+                index: Some(IndexSettings { kind: "sparse".into(), extra, ..IndexSettings::default() }),
+                stored_values: StoredValues::Exact,
+                source_datatype: None,
+            });
+        }
+    }
+    out
+}
+
+/// A point as a neutral record, lifting the keys vecport put in the payload.
+fn record_of(p: wire::Point, fields: &[VectorField]) -> std::result::Result<Record, String> {
+    let mut payload = p.payload.unwrap_or_default();
+    let original = payload.remove(ORIGINAL_ID_KEY);
+    let document = payload.remove(DOCUMENT_KEY);
+    let uri = payload.remove(URI_KEY);
+    let id = match (original, &p.id) {
+        (Some(Value::String(s)), _) => RecordId::String(s),
+        (_, Value::Number(n)) => RecordId::Uint(n.as_u64().ok_or_else(|| format!("id {n} is not an unsigned integer"))?),
+        (_, Value::String(s)) => RecordId::Uuid(uuid::Uuid::try_parse(s).map_err(|_| format!("id {s:?} is not a UUID"))?),
+        (_, other) => return Err(format!("id {other} is neither an integer nor a UUID")),
+    };
+    let mut vectors: Vec<Option<Vector>> = vec![None; fields.len()];
+    let convert = |v: OneVector| match v {
+        OneVector::Dense(d) => Vector::Dense(d),
+        OneVector::Multi(m) => Vector::Multi(m),
+        OneVector::Sparse { indices, values } => Vector::Sparse(SparseVector { indices, values }),
+    };
+    match p.vector {
+        None => {}
+        Some(AnyVector::Single(v)) => {
+            if let Some(i) = fields.iter().position(|f| f.name.is_empty()) {
+                vectors[i] = Some(convert(v));
+            }
+        }
+        Some(AnyVector::Named(named)) => {
+            for (name, v) in named {
+                match fields.iter().position(|f| f.name == name) {
+                    Some(i) => vectors[i] = Some(convert(v)),
+                    None => return Err(format!("point {id} has vector `{name}`, which the collection does not declare")),
+                }
+            }
+        }
+    }
+    Ok(Record {
+        id,
+        namespace: None,
+        vectors,
+        metadata: (!payload.is_empty()).then_some(payload),
+        document: document.and_then(|d| d.as_str().map(str::to_owned)),
+        uri: uri.and_then(|u| u.as_str().map(str::to_owned)),
+    })
+}
+
+#[async_trait]
+impl Source for Qdrant {
+    fn name(&self) -> &'static str {
+        "qdrant"
+    }
+
+    fn endpoint(&self) -> String {
+        self.http.base().to_owned()
+    }
+
+    fn collection_in_url(&self) -> Option<&str> {
+        self.collection.as_deref()
+    }
+
+    async fn describe(&self) -> Result<SourceDescription> {
+        let resp = self.http.send(Method::GET, "/", None, "version", true).await?;
+        if !resp.status.is_success() {
+            return Err(self.fail("version", &resp));
+        }
+        let root: Value = decode_json(resp.body, self.http.base(), "version").await?;
+        Ok(SourceDescription {
+            server_version: root["version"].as_str().map(str::to_owned),
+            location: Map::new(),
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<CollectionSummary>> {
+        let list: wire::CollectionsList = self.call(Method::GET, "/collections", None, "list collections").await?;
+        let mut out = Vec::new();
+        for c in list.collections {
+            let Some(info) = self.info(&c.name).await? else { continue };
+            let fields = fields_of(&info["config"]);
+            let first = fields.iter().find(|f| f.kind != VectorKind::Sparse).or(fields.first());
+            out.push(CollectionSummary {
+                dimension: first.and_then(|f| f.dimension),
+                metric: first.and_then(|f| f.metric),
+                count: Some(self.count(&c.name).await?),
+                name: c.name,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn collection(&self, name: &str) -> Result<CollectionSpec> {
+        let info = self.info(name).await?.ok_or_else(|| self.not_found(name))?;
+        let vectors = fields_of(&info["config"]);
+        let count = self.count(name).await?;
+        let notes = vectors
+            .iter()
+            .any(|f| f.stored_values == StoredValues::Normalized)
+            .then(|| COSINE_NOTE.to_owned())
+            .into_iter()
+            .collect();
+        Ok(CollectionSpec {
+            name: name.to_owned(),
+            id_kind: None,
+            vectors,
+            raw_config: json!({
+                "config": info["config"],
+                "payload_schema": info["payload_schema"],
+            }),
+            collection_metadata: info["config"].get("metadata").and_then(Value::as_object).cloned().filter(|m| !m.is_empty()),
+            count_hint: Some(count),
+            notes,
+        })
+    }
+
+    fn scan<'a>(&'a self, spec: &'a CollectionSpec, options: ScanOptions) -> BoxStream<'a, Result<Page>> {
+        let path = format!("/collections/{}/points/scroll", seg(&spec.name));
+        let limit = options.page_size.max(1);
+        let first = options.start.clone().unwrap_or(Value::Null);
+        // Scroll is a cursor chain: one request at a time, decoding off the runtime.
+        stream::unfold(Some(first), move |cursor| {
+            let path = path.clone();
+            async move {
+                let offset = cursor?;
+                let body = json!({"limit": limit, "offset": offset, "with_payload": true, "with_vector": true});
+                let page: Result<wire::ScrollResult> = self.call(Method::POST, &path, Some(body), "scroll").await;
+                let page = match page {
+                    Ok(p) => p,
+                    Err(e) => return Some((Err(e), None)),
+                };
+                let next = page.next_page_offset.filter(|n| !n.is_null());
+                let fields = spec.vectors.clone();
+                let points = page.points;
+                let records = tokio::task::spawn_blocking(move || {
+                    points.into_iter().map(|p| record_of(p, &fields)).collect::<std::result::Result<Vec<_>, _>>()
+                })
+                .await;
+                let protocol = |message: String| Error::Protocol {
+                    endpoint: self.http.base().to_owned(),
+                    operation: "scroll".into(),
+                    message,
+                };
+                match records {
+                    Ok(Ok(records)) => Some((Ok(Page { records, next: next.clone() }), next)),
+                    Ok(Err(message)) => Some((Err(protocol(message)), None)),
+                    Err(e) => Some((Err(protocol(e.to_string())), None)),
+                }
+            }
+        })
+        .boxed()
+    }
+}
+
+/// The body that creates a collection for `spec`.
+fn create_body(spec: &CollectionSpec) -> Result<Value> {
+    // Qdrant → Qdrant: the same configuration, verbatim.
+    if let Some(config) = spec.raw_config.get("config").filter(|c| c.get("params").is_some()) {
+        let params = &config["params"];
+        let mut body = Map::new();
+        for key in ["vectors", "sparse_vectors", "shard_number", "sharding_method", "replication_factor", "write_consistency_factor", "on_disk_payload"] {
+            if let Some(v) = params.get(key).filter(|v| !v.is_null()) {
+                body.insert(key.into(), v.clone());
+            }
+        }
+        for key in ["hnsw_config", "quantization_config", "strict_mode_config"] {
+            if let Some(v) = config.get(key).filter(|v| !v.is_null()) {
+                body.insert(key.into(), v.clone());
+            }
+        }
+        if let Some(wal) = config.get("wal_config").filter(|v| !v.is_null()) {
+            body.insert("wal_config".into(), wal.clone());
+        }
+        if let Some(opt) = config.get("optimizer_config").filter(|v| !v.is_null()) {
+            body.insert("optimizers_config".into(), opt.clone());
+        }
+        return Ok(Value::Object(body));
+    }
+    // From another database: vectors with the closest settings.
+    let params = |f: &VectorField| -> Result<Value> {
+        let metric = f.metric.unwrap_or(Metric::Cosine);
+        let distance = distance_of(metric)
+            .ok_or_else(|| Error::not_supported("qdrant", format!("the {metric} metric (field {:?})", f.name)))?;
+        let mut p = json!({"size": f.dimension.unwrap_or(1), "distance": distance});
+        if f.kind == VectorKind::Multi {
+            p["multivector_config"] = json!({"comparator": "max_sim"});
+        }
+        if let Some(ix) = f.index.as_ref().filter(|ix| ix.kind == "hnsw") {
+            let mut h = Map::new();
+            if let Some(m) = ix.m {
+                h.insert("m".into(), json!(m));
+            }
+            if let Some(ef) = ix.ef_construction {
+                h.insert("ef_construct".into(), json!(ef));
+            }
+            if !h.is_empty() {
+                p["hnsw_config"] = Value::Object(h);
+            }
+        }
+        Ok(p)
+    };
+    let dense: Vec<&VectorField> = spec.vectors.iter().filter(|f| f.kind != VectorKind::Sparse).collect();
+    let mut body = Map::new();
+    match dense.as_slice() {
+        [] => {}
+        [only] if only.name.is_empty() => {
+            body.insert("vectors".into(), params(only)?);
+        }
+        many => {
+            let mut named = Map::new();
+            for f in many {
+                named.insert(f.name.clone(), params(f)?);
+            }
+            body.insert("vectors".into(), Value::Object(named));
+        }
+    }
+    let sparse: Map<String, Value> = spec
+        .vectors
+        .iter()
+        .filter(|f| f.kind == VectorKind::Sparse)
+        .map(|f| (f.name.clone(), json!({})))
+        .collect();
+    if !sparse.is_empty() {
+        body.insert("sparse_vectors".into(), Value::Object(sparse));
+    }
+    Ok(Value::Object(body))
+}
+
+#[async_trait]
+impl Sink for Qdrant {
+    fn name(&self) -> &'static str {
+        "qdrant"
+    }
+
+    fn endpoint(&self) -> String {
+        self.http.base().to_owned()
+    }
+
+    fn collection_in_url(&self) -> Option<&str> {
+        self.collection.as_deref()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_dense_fields: usize::MAX,
+            sparse: true,
+            multivector: true,
+            named_vectors: true,
+            namespaces: false,
+            documents: true,
+            uris: true,
+            metrics: &[Metric::Cosine, Metric::Dot, Metric::L2, Metric::Manhattan],
+            id_kinds: &[IdKind::Uint, IdKind::Uuid, IdKind::UintOrUuid],
+        }
+    }
+
+    fn notes(&self, spec: &CollectionSpec) -> Vec<String> {
+        let mut notes = Vec::new();
+        if spec.vectors.iter().any(|f| f.metric == Some(Metric::Cosine) && f.kind != VectorKind::Sparse) {
+            notes.push(COSINE_NOTE.to_owned());
+        }
+        if spec.id_kind.is_none_or(|k| k == IdKind::String) {
+            notes.push(format!("string ids are kept in payload key `{ORIGINAL_ID_KEY}` (and exported back from it); the point id is the string when it is a UUID, else its UUIDv5"));
+        }
+        notes
+    }
+
+    fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()> {
+        let id = record.id.to_string();
+        let bad = |what: String| Err(Error::InvalidData(format!("record {id:?}: {what}")));
+        if record.namespace.is_some() {
+            return bad("has a namespace; qdrant collections have none".into());
+        }
+        for (f, v) in spec.vectors.iter().zip(&record.vectors) {
+            let Some(v) = v else { continue };
+            let finite = |xs: &[f32]| xs.iter().all(|x| x.is_finite());
+            match v {
+                Vector::Dense(d) => {
+                    if f.dimension.is_some_and(|dim| dim as usize != d.len()) {
+                        return bad(format!("vector {:?} has {} values, the field's dimension is {:?}", f.name, d.len(), f.dimension));
+                    }
+                    if !finite(d) {
+                        return bad(format!("vector {:?} has NaN or infinite values, which JSON cannot carry", f.name));
+                    }
+                }
+                Vector::Multi(m) => {
+                    if !m.iter().all(|r| finite(r)) {
+                        return bad(format!("vector {:?} has NaN or infinite values", f.name));
+                    }
+                }
+                Vector::Sparse(s) => {
+                    let mut seen = s.indices.clone();
+                    seen.sort_unstable();
+                    seen.dedup();
+                    if seen.len() != s.indices.len() {
+                        return bad(format!("sparse vector {:?} repeats an index, which qdrant refuses", f.name));
+                    }
+                    if !finite(&s.values) {
+                        return bad(format!("sparse vector {:?} has NaN or infinite values", f.name));
+                    }
+                }
+            }
+        }
+        if let Some(m) = &record.metadata {
+            for key in [ORIGINAL_ID_KEY, DOCUMENT_KEY, URI_KEY] {
+                if m.contains_key(key) {
+                    return bad(format!("metadata key `{key}` is reserved by vecport's qdrant mapping"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn prepare(&self, target: &str, spec: &CollectionSpec, existing: ExistingTarget) -> Result<Arc<dyn CollectionWriter>> {
+        let found = self.info(target).await?;
+        match (&found, existing) {
+            (Some(_), ExistingTarget::Refuse) => {
+                return Err(Error::Incompatible(format!(
+                    "collection `{target}` already exists on {}; import under another name (--rename), or pass --if-exists append|replace",
+                    self.http.base()
+                )));
+            }
+            (Some(info), ExistingTarget::Append) => {
+                let theirs: Vec<_> = fields_of(&info["config"]).into_iter().map(|f| (f.name, f.kind, f.dimension, f.metric)).collect();
+                let ours: Vec<_> = spec.vectors.iter().map(|f| (f.name.clone(), f.kind, f.dimension, f.metric)).collect();
+                let mut a = theirs.clone();
+                let mut b = ours.clone();
+                a.sort_by(|x, y| x.0.cmp(&y.0));
+                b.sort_by(|x, y| x.0.cmp(&y.0));
+                if a != b {
+                    return Err(Error::Incompatible(format!(
+                        "collection `{target}` exists with vectors {theirs:?}, the snapshot has {ours:?}; import under another name or pass --if-exists replace"
+                    )));
+                }
+            }
+            (found, _) => {
+                let path = format!("/collections/{}", seg(target));
+                if found.is_some() {
+                    let _: Value = self.call(Method::DELETE, &path, None, "delete collection").await?;
+                }
+                let body = create_body(spec)?;
+                let _: Value = self.call(Method::PUT, &path, Some(body), "create collection").await?;
+                // Payload indexes of a Qdrant source.
+                if let Some(Value::Object(schema)) = spec.raw_config.get("payload_schema") {
+                    for (field, info) in schema {
+                        let schema = info.get("params").filter(|p| !p.is_null()).cloned().unwrap_or_else(|| info["data_type"].clone());
+                        let body = json!({"field_name": field, "field_schema": schema});
+                        let _: Value = self
+                            .call(Method::PUT, &format!("{path}/index?wait=true"), Some(body), "create payload index")
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(Arc::new(QdrantWriter {
+            qdrant: Qdrant { http: self.http.clone(), collection: None },
+            name: target.to_owned(),
+            fields: spec.vectors.clone(),
+        }))
+    }
+}
+
+struct QdrantWriter {
+    qdrant: Qdrant,
+    name: String,
+    fields: Vec<VectorField>,
+}
+
+/// A record as a Qdrant point.
+fn point_of(r: Record, fields: &[VectorField]) -> PointOut {
+    let (id, original) = point_id(&r.id);
+    let mut payload = r.metadata.unwrap_or_default();
+    if let Some(o) = original {
+        payload.insert(ORIGINAL_ID_KEY.into(), json!(o));
+    }
+    if let Some(d) = r.document {
+        payload.insert(DOCUMENT_KEY.into(), json!(d));
+    }
+    if let Some(u) = r.uri {
+        payload.insert(URI_KEY.into(), json!(u));
+    }
+    let one = |v: Vector| match v {
+        Vector::Dense(d) => OneVector::Dense(d),
+        Vector::Multi(m) => OneVector::Multi(m),
+        Vector::Sparse(s) => OneVector::Sparse { indices: s.indices, values: s.values },
+    };
+    let unnamed_only = fields.len() == 1 && fields[0].name.is_empty() && fields[0].kind != VectorKind::Sparse;
+    let vector = if unnamed_only {
+        AnyVector::Single(r.vectors.into_iter().next().flatten().map(one).unwrap_or(OneVector::Dense(Vec::new())))
+    } else {
+        AnyVector::Named(
+            fields
+                .iter()
+                .zip(r.vectors)
+                .filter_map(|(f, v)| v.map(|v| (f.name.clone(), one(v))))
+                .collect(),
+        )
+    };
+    PointOut { id, vector, payload: payload as Metadata }
+}
+
+#[async_trait]
+impl CollectionWriter for QdrantWriter {
+    fn limits(&self) -> BatchLimits {
+        BatchLimits { max_records: 1000, max_bytes: MAX_BODY_BYTES }
+    }
+
+    async fn write(&self, records: Vec<Record>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let fields = self.fields.clone();
+        let body = tokio::task::spawn_blocking(move || {
+            let points = records.into_iter().map(|r| point_of(r, &fields)).collect();
+            serde_json::to_vec(&UpsertBody { points })
+        })
+        .await
+        .map_err(|e| Error::InvalidData(format!("encoder task failed: {e}")))?
+        .map_err(|e| Error::InvalidData(format!("cannot encode points: {e}")))?;
+        let path = format!("/collections/{}/points?wait=true", seg(&self.name));
+        let resp = self.qdrant.http.send(Method::PUT, &path, Some(body), "upsert points", true).await?;
+        if !resp.status.is_success() {
+            return Err(self.qdrant.fail("upsert points", &resp));
+        }
+        Ok(())
+    }
+
+    async fn count(&self) -> Result<u64> {
+        self.qdrant.count(&self.name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_qdrant_cannot_take_become_uuid_v5() {
+        assert_eq!(point_id(&RecordId::Uint(7)), (json!(7), None));
+        let u = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
+        assert_eq!(point_id(&RecordId::String(u.into())), (json!(u), Some(u.to_owned())));
+        assert_eq!(point_id(&RecordId::Uuid(uuid::Uuid::parse_str(u).unwrap())), (json!(u), None));
+        let (id, original) = point_id(&RecordId::String("doc-1".into()));
+        assert_eq!(original.as_deref(), Some("doc-1"));
+        assert_eq!(id, json!(uuid::Uuid::new_v5(&ID_NAMESPACE, b"doc-1").to_string()));
+        // Upper-case UUIDs would come back lower-cased: keep the original.
+        let (_, original) = point_id(&RecordId::String(u.to_uppercase()));
+        assert!(original.is_some());
+        let (_, original) = point_id(&RecordId::String("123".into()));
+        assert_eq!(original.as_deref(), Some("123"));
+    }
+
+    #[test]
+    fn original_id_document_and_uri_come_back() {
+        let fields = vec![VectorField::dense(Some(2), Some(Metric::Dot))];
+        let mut r = Record::dense(RecordId::String("doc-1".into()), vec![1.0, 2.0]);
+        r.document = Some("text".into());
+        r.uri = Some("s3://x".into());
+        let out = point_of(r.clone(), &fields);
+        let wire = serde_json::to_string(&out).unwrap();
+        let p: wire::Point = serde_json::from_str(&wire).unwrap();
+        assert_eq!(record_of(p, &fields).unwrap(), r);
+    }
+
+    #[test]
+    fn fields_from_named_and_sparse_config() {
+        let config = json!({
+            "params": {
+                "vectors": {"text": {"size": 8, "distance": "Cosine"}, "image": {"size": 4, "distance": "Euclid", "datatype": "float16", "hnsw_config": {"m": 32}}},
+                "sparse_vectors": {"keywords": {"modifier": "idf"}}
+            },
+            "hnsw_config": {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000},
+            "quantization_config": {"scalar": {"type": "int8"}}
+        });
+        let f = fields_of(&config);
+        assert_eq!(f.len(), 3);
+        assert_eq!((f[0].name.as_str(), f[0].metric, f[0].stored_values), ("text", Some(Metric::Cosine), StoredValues::Normalized));
+        let ix = f[1].index.as_ref().unwrap();
+        assert_eq!((ix.m, ix.ef_construction), (Some(32), Some(100)));
+        assert_eq!(f[1].stored_values, StoredValues::Lossy);
+        assert_eq!(f[1].source_datatype.as_deref(), Some("float16"));
+        assert!(ix.quantization.is_some());
+        assert_eq!(f[2].kind, VectorKind::Sparse);
+        assert_eq!(f[2].index.as_ref().unwrap().extra.get("modifier"), Some(&json!("idf")));
+    }
+}
