@@ -12,20 +12,20 @@ use crate::support::{server_url, unique_name};
 const PREFIX: &str = "/api/v2/tenants/default_tenant/databases/default_database";
 
 /// A minimal raw Chroma client for seeding and reading back.
-struct Raw {
+pub struct Raw {
     base: String,
     http: reqwest::Client,
 }
 
 impl Raw {
-    fn new(base: &str) -> Raw {
+    pub fn new(base: &str) -> Raw {
         Raw {
             base: base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut req = self
             .http
             .request(method, format!("{}{PREFIX}{path}", self.base));
@@ -41,7 +41,7 @@ impl Raw {
         serde_json::from_str(&text).unwrap()
     }
 
-    async fn create(&self, name: &str, space: &str, metadata: Value) -> String {
+    pub async fn create(&self, name: &str, space: &str, metadata: Value) -> String {
         let body = json!({
             "name": name,
             "configuration": {"hnsw": {"space": space, "ef_construction": 123, "ef_search": 77, "max_neighbors": 24}},
@@ -54,13 +54,13 @@ impl Raw {
             .to_owned()
     }
 
-    async fn collection(&self, name: &str) -> Value {
+    pub async fn collection(&self, name: &str) -> Value {
         self.call(reqwest::Method::GET, &format!("/collections/{name}"), None)
             .await
     }
 
     /// Upserts with embeddings as JSON numbers (not vecport's base64 path).
-    async fn upsert(&self, id: &str, records: &[Record]) {
+    pub async fn upsert(&self, id: &str, records: &[Record]) {
         for chunk in records.chunks(2000) {
             let body = json!({
                 "ids": chunk.iter().map(|r| r.id.to_string()).collect::<Vec<_>>(),
@@ -79,7 +79,7 @@ impl Raw {
     }
 
     /// Every record, read with offset paging.
-    async fn read_all(&self, id: &str) -> Vec<Record> {
+    pub async fn read_all(&self, id: &str) -> Vec<Record> {
         let mut out = Vec::new();
         loop {
             let body = json!({"limit": 5000, "offset": out.len(), "include": ["embeddings", "metadatas", "documents", "uris"]});

@@ -27,8 +27,12 @@ pub struct Fixture {
     pub metric: Metric,
     /// Whether the connector stores sparse vectors, multivectors and namespaces.
     pub rich: bool,
+    /// Whether records may carry namespaces.
+    pub namespaces: bool,
     /// Units in the last place by which the database may change metadata floats on write.
     pub float_ulps: u64,
+    /// Keeps a server (an emulator) alive as long as the fixture.
+    pub _server: Option<Box<dyn std::any::Any + Send + Sync>>,
     /// A connector lacking a feature, and a collection needing it.
     pub unsupported: Box<dyn Fn() -> UnsupportedCase + Send + Sync>,
 }
@@ -117,12 +121,21 @@ async fn round_trip(
     got.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
     let c = &snapshot.manifest().collections[0];
     assert_eq!(c.record_count, records.len() as u64);
-    for (want, have) in spec.vectors.iter().zip(&c.vectors) {
+    // Fields are matched by name: a database may list them in its own order.
+    assert_eq!(spec.vectors.len(), c.vectors.len(), "vector fields kept");
+    let mut order = Vec::new();
+    for want in &spec.vectors {
+        let at = c.vectors.iter().position(|v| v.field.name == want.name);
+        let have = &c.vectors[at.unwrap_or_else(|| panic!("vector field {:?} lost", want.name))];
         assert_eq!(want.kind, have.field.kind);
         assert_eq!(want.metric, have.field.metric, "metric kept");
         if !records.is_empty() {
             assert_eq!(want.dimension, have.field.dimension, "dimension kept");
         }
+        order.extend(at);
+    }
+    for r in &mut got {
+        r.vectors = order.iter().map(|&i| r.vectors[i].clone()).collect();
     }
     if let Some(diff) = data::first_difference_within(&records, &got, 0.0, f.float_ulps) {
         panic!("round trip changed records: {diff}");
@@ -151,13 +164,20 @@ pub async fn rich_collection(f: &Fixture) {
     if !f.rich {
         return;
     }
-    round_trip(
-        f,
-        data::rich_spec(&unique_name("rich")),
-        data::rich_records(400, 5),
-        64,
-    )
-    .await;
+    let mut spec = data::rich_spec(&unique_name("rich"));
+    for v in spec
+        .vectors
+        .iter_mut()
+        .filter(|v| v.kind != vecport::model::VectorKind::Sparse)
+    {
+        // A metric the database stores exactly (Qdrant normalises cosine vectors).
+        v.metric = Some(f.metric);
+    }
+    let mut records = data::rich_records(400, 5);
+    if !f.namespaces {
+        records.iter_mut().for_each(|r| r.namespace = None);
+    }
+    round_trip(f, spec, records, 64).await;
 }
 
 pub async fn empty_collection(f: &Fixture) {
@@ -270,6 +290,15 @@ pub async fn unsupported_feature_is_refused(f: &Fixture) {
     assert!(!names.contains(&target), "nothing was created");
 }
 
+/// A runtime for one test body; fixtures are made (and dropped) outside it,
+/// so that emulators can run runtimes of their own.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 macro_rules! conformance {
     ($module:ident, $fixture:expr) => {
         mod $module {
@@ -279,59 +308,59 @@ macro_rules! conformance {
                 $fixture
             }
 
-            #[tokio::test(flavor = "multi_thread")]
-            async fn round_trip_every_metadata_type() {
+            #[test]
+            fn round_trip_every_metadata_type() {
                 if let Some(f) = fixture() {
-                    super::round_trip_every_metadata_type(&f).await
+                    runtime().block_on(super::round_trip_every_metadata_type(&f))
                 }
             }
 
-            #[tokio::test(flavor = "multi_thread")]
-            async fn awkward_ids() {
+            #[test]
+            fn awkward_ids() {
                 if let Some(f) = fixture() {
-                    super::awkward_ids(&f).await
+                    runtime().block_on(super::awkward_ids(&f))
                 }
             }
 
-            #[tokio::test(flavor = "multi_thread")]
-            async fn rich_collection() {
+            #[test]
+            fn rich_collection() {
                 if let Some(f) = fixture() {
-                    super::rich_collection(&f).await
+                    runtime().block_on(super::rich_collection(&f))
                 }
             }
 
-            #[tokio::test(flavor = "multi_thread")]
-            async fn empty_collection() {
+            #[test]
+            fn empty_collection() {
                 if let Some(f) = fixture() {
-                    super::empty_collection(&f).await
+                    runtime().block_on(super::empty_collection(&f))
                 }
             }
 
-            #[tokio::test(flavor = "multi_thread")]
-            async fn many_pages() {
+            #[test]
+            fn many_pages() {
                 if let Some(f) = fixture() {
-                    super::many_pages(&f).await
+                    runtime().block_on(super::many_pages(&f))
                 }
             }
 
-            #[tokio::test(flavor = "multi_thread")]
-            async fn reimport_is_idempotent() {
+            #[test]
+            fn reimport_is_idempotent() {
                 if let Some(f) = fixture() {
-                    super::reimport_is_idempotent(&f).await
+                    runtime().block_on(super::reimport_is_idempotent(&f))
                 }
             }
 
-            #[tokio::test(flavor = "multi_thread")]
-            async fn missing_collection_is_named() {
+            #[test]
+            fn missing_collection_is_named() {
                 if let Some(f) = fixture() {
-                    super::missing_collection_is_named(&f).await
+                    runtime().block_on(super::missing_collection_is_named(&f))
                 }
             }
 
-            #[tokio::test(flavor = "multi_thread")]
-            async fn unsupported_feature_is_refused() {
+            #[test]
+            fn unsupported_feature_is_refused() {
                 if let Some(f) = fixture() {
-                    super::unsupported_feature_is_refused(&f).await
+                    runtime().block_on(super::unsupported_feature_is_refused(&f))
                 }
             }
         }
@@ -347,7 +376,9 @@ fn memory_fixture() -> Fixture {
         flavor: data::FULL,
         metric: Metric::Cosine,
         rich: true,
+        namespaces: true,
         float_ulps: 0,
+        _server: None,
         unsupported: Box::new(|| {
             let caps = Capabilities {
                 sparse: false,
@@ -382,6 +413,8 @@ fn chroma_fixture() -> Option<Fixture> {
         // l2 stores values bit-exact; cosine re-rounds (tested in chroma.rs).
         metric: Metric::L2,
         rich: false,
+        namespaces: false,
+        _server: None,
         // Chroma's JSON parser is not correctly rounded: ~1 in 9 metadata
         // floats is stored 1 ulp off on first write (fixtures/chroma/README.md).
         float_ulps: 1,
@@ -395,5 +428,34 @@ fn chroma_fixture() -> Option<Fixture> {
     })
 }
 
+fn qdrant_fixture() -> Fixture {
+    let server = crate::emulators::qdrant::start_background(
+        crate::emulators::qdrant::QdrantOptions::default(),
+    )
+    .unwrap();
+    let url = format!("qdrant://{}", server.addr());
+    let open = move || connectors::open(&url).unwrap();
+    Fixture {
+        open: Box::new(open.clone()),
+        flavor: data::FULL,
+        // Euclid stores vectors as they are; Cosine normalises them (tested in qdrant.rs).
+        metric: Metric::L2,
+        rich: true,
+        namespaces: false,
+        // Qdrant's JSON parser may move a payload float by an ulp, and again when it re-reads it.
+        float_ulps: 2,
+        _server: Some(Box::new(server)),
+        // Namespaces: Qdrant has none.
+        unsupported: Box::new(move || {
+            (
+                open(),
+                data::rich_spec("needs-namespaces"),
+                data::rich_records(10, 1),
+            )
+        }),
+    }
+}
+
 conformance!(memory, Some(memory_fixture()));
+conformance!(qdrant, Some(qdrant_fixture()));
 conformance!(chroma, chroma_fixture());

@@ -6,9 +6,14 @@
 
 mod support;
 
+#[path = "../emulators/mod.rs"]
+mod emulators;
+
 mod chroma;
 mod cli;
 mod conformance;
 mod fixtures;
 mod pyarrow;
+mod qdrant;
+mod qdrant_emulator;
 mod snapshot_format;

@@ -45,7 +45,8 @@ pub const DOCUMENT_KEY: &str = "__vecport_document";
 /// Payload key holding a record's URI.
 pub const URI_KEY: &str = "__vecport_uri";
 /// Namespace of the UUIDv5 given to ids Qdrant cannot take.
-pub const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f1c_2a9e_53d4_4b7a_9a0e_51c3_d8e2_7b10);
+pub const ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6f1c_2a9e_53d4_4b7a_9a0e_51c3_d8e2_7b10);
 /// Note recorded for Cosine fields.
 pub const COSINE_NOTE: &str = "qdrant normalises vectors of Cosine fields to unit length on write: exported values are the normalised vectors";
 
@@ -71,7 +72,9 @@ pub fn point_id(id: &RecordId) -> (Value, Option<String>) {
         RecordId::String(s) => {
             let point = match uuid::Uuid::try_parse(s) {
                 Ok(u) if u.hyphenated().to_string() == *s => s.clone(),
-                _ => uuid::Uuid::new_v5(&ID_NAMESPACE, s.as_bytes()).hyphenated().to_string(),
+                _ => uuid::Uuid::new_v5(&ID_NAMESPACE, s.as_bytes())
+                    .hyphenated()
+                    .to_string(),
             };
             (json!(point), Some(s.clone()))
         }
@@ -100,8 +103,15 @@ fn distance_of(metric: Metric) -> Option<&'static str> {
 
 /// Normalised HNSW settings from Qdrant's `hnsw_config` (collection-wide,
 /// overridden per vector).
-fn hnsw_settings(collection: Option<&Value>, own: Option<&Value>, quantization: Option<&Value>) -> IndexSettings {
-    let mut merged = collection.and_then(Value::as_object).cloned().unwrap_or_default();
+fn hnsw_settings(
+    collection: Option<&Value>,
+    own: Option<&Value>,
+    quantization: Option<&Value>,
+) -> IndexSettings {
+    let mut merged = collection
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     if let Some(o) = own.and_then(Value::as_object) {
         for (k, v) in o {
             merged.insert(k.clone(), v.clone());
@@ -141,9 +151,12 @@ impl Qdrant {
 
     fn fail(&self, operation: &str, resp: &Response) -> Error {
         match resp.status {
-            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE => {
-                Error::InvalidData(format!("qdrant refused {operation}: {}", Qdrant::error_message(resp)))
-            }
+            StatusCode::BAD_REQUEST
+            | StatusCode::UNPROCESSABLE_ENTITY
+            | StatusCode::PAYLOAD_TOO_LARGE => Error::InvalidData(format!(
+                "qdrant refused {operation}: {}",
+                Qdrant::error_message(resp)
+            )),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
                 endpoint: self.http.base().to_owned(),
                 status: resp.status.as_u16(),
@@ -168,7 +181,13 @@ impl Qdrant {
         let idempotent = true; // every call vecport makes to Qdrant is a read or an upsert
         let resp = self
             .http
-            .send(method, path, body.map(|b| b.to_string().into_bytes()), operation, idempotent)
+            .send(
+                method,
+                path,
+                body.map(|b| b.to_string().into_bytes()),
+                operation,
+                idempotent,
+            )
             .await?;
         if !resp.status.is_success() {
             return Err(self.fail(operation, &resp));
@@ -180,27 +199,36 @@ impl Qdrant {
     fn not_found(&self, name: &str) -> Error {
         Error::NotFound {
             what: format!("collection `{name}` on {}", self.http.base()),
-            hint: Some(format!("`vecport ls qdrant://{}` lists the collections", self.http.base().split("://").nth(1).unwrap_or_default())),
+            hint: Some(format!(
+                "`vecport ls qdrant://{}` lists the collections",
+                self.http.base().split("://").nth(1).unwrap_or_default()
+            )),
         }
     }
 
     /// `GET /collections/{name}`, `None` when it does not exist.
     async fn info(&self, name: &str) -> Result<Option<Value>> {
         let path = format!("/collections/{}", seg(name));
-        let resp = self.http.send(Method::GET, &path, None, "get collection", true).await?;
+        let resp = self
+            .http
+            .send(Method::GET, &path, None, "get collection", true)
+            .await?;
         if resp.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         if !resp.status.is_success() {
             return Err(self.fail("get collection", &resp));
         }
-        let env: Envelope<Value> = decode_json(resp.body, self.http.base(), "get collection").await?;
+        let env: Envelope<Value> =
+            decode_json(resp.body, self.http.base(), "get collection").await?;
         Ok(Some(env.result))
     }
 
     async fn count(&self, name: &str) -> Result<u64> {
         let path = format!("/collections/{}/points/count", seg(name));
-        let c: wire::Count = self.call(Method::POST, &path, Some(json!({"exact": true})), "count").await?;
+        let c: wire::Count = self
+            .call(Method::POST, &path, Some(json!({"exact": true})), "count")
+            .await?;
         Ok(c.count)
     }
 }
@@ -212,14 +240,24 @@ fn fields_of(config: &Value) -> Vec<VectorField> {
     let quantization = config.get("quantization_config");
     let field = |name: &str, p: &Value| {
         let metric = p["distance"].as_str().and_then(metric_of);
-        let kind = if p.get("multivector_config").is_some_and(|m| !m.is_null()) { VectorKind::Multi } else { VectorKind::Dense };
-        let datatype = p.get("datatype").and_then(Value::as_str).filter(|d| *d != "float32");
+        let kind = if p.get("multivector_config").is_some_and(|m| !m.is_null()) {
+            VectorKind::Multi
+        } else {
+            VectorKind::Dense
+        };
+        let datatype = p
+            .get("datatype")
+            .and_then(Value::as_str)
+            .filter(|d| *d != "float32");
         let stored_values = match (datatype, metric) {
             (Some(_), _) => StoredValues::Lossy,
             (None, Some(Metric::Cosine)) => StoredValues::Normalized,
             _ => StoredValues::Exact,
         };
-        let own_q = p.get("quantization_config").filter(|q| !q.is_null()).or(quantization);
+        let own_q = p
+            .get("quantization_config")
+            .filter(|q| !q.is_null())
+            .or(quantization);
         let mut index = hnsw_settings(hnsw, p.get("hnsw_config"), own_q);
         if let Some(on_disk) = p.get("on_disk").filter(|v| !v.is_null()) {
             index.extra.insert("vector_on_disk".into(), on_disk.clone());
@@ -258,7 +296,11 @@ fn fields_of(config: &Value) -> Vec<VectorField> {
                 kind: VectorKind::Sparse,
                 dimension: None,
                 metric: Some(Metric::Dot),
-                index: Some(IndexSettings { kind: "sparse".into(), extra, ..IndexSettings::default() }),
+                index: Some(IndexSettings {
+                    kind: "sparse".into(),
+                    extra,
+                    ..IndexSettings::default()
+                }),
                 stored_values: StoredValues::Exact,
                 source_datatype: None,
             });
@@ -275,8 +317,13 @@ fn record_of(p: wire::Point, fields: &[VectorField]) -> std::result::Result<Reco
     let uri = payload.remove(URI_KEY);
     let id = match (original, &p.id) {
         (Some(Value::String(s)), _) => RecordId::String(s),
-        (_, Value::Number(n)) => RecordId::Uint(n.as_u64().ok_or_else(|| format!("id {n} is not an unsigned integer"))?),
-        (_, Value::String(s)) => RecordId::Uuid(uuid::Uuid::try_parse(s).map_err(|_| format!("id {s:?} is not a UUID"))?),
+        (_, Value::Number(n)) => RecordId::Uint(
+            n.as_u64()
+                .ok_or_else(|| format!("id {n} is not an unsigned integer"))?,
+        ),
+        (_, Value::String(s)) => {
+            RecordId::Uuid(uuid::Uuid::try_parse(s).map_err(|_| format!("id {s:?} is not a UUID"))?)
+        }
         (_, other) => return Err(format!("id {other} is neither an integer nor a UUID")),
     };
     let mut vectors: Vec<Option<Vector>> = vec![None; fields.len()];
@@ -296,7 +343,11 @@ fn record_of(p: wire::Point, fields: &[VectorField]) -> std::result::Result<Reco
             for (name, v) in named {
                 match fields.iter().position(|f| f.name == name) {
                     Some(i) => vectors[i] = Some(convert(v)),
-                    None => return Err(format!("point {id} has vector `{name}`, which the collection does not declare")),
+                    None => {
+                        return Err(format!(
+                            "point {id} has vector `{name}`, which the collection does not declare"
+                        ));
+                    }
                 }
             }
         }
@@ -326,7 +377,10 @@ impl Source for Qdrant {
     }
 
     async fn describe(&self) -> Result<SourceDescription> {
-        let resp = self.http.send(Method::GET, "/", None, "version", true).await?;
+        let resp = self
+            .http
+            .send(Method::GET, "/", None, "version", true)
+            .await?;
         if !resp.status.is_success() {
             return Err(self.fail("version", &resp));
         }
@@ -338,12 +392,19 @@ impl Source for Qdrant {
     }
 
     async fn list(&self) -> Result<Vec<CollectionSummary>> {
-        let list: wire::CollectionsList = self.call(Method::GET, "/collections", None, "list collections").await?;
+        let list: wire::CollectionsList = self
+            .call(Method::GET, "/collections", None, "list collections")
+            .await?;
         let mut out = Vec::new();
         for c in list.collections {
-            let Some(info) = self.info(&c.name).await? else { continue };
+            let Some(info) = self.info(&c.name).await? else {
+                continue;
+            };
             let fields = fields_of(&info["config"]);
-            let first = fields.iter().find(|f| f.kind != VectorKind::Sparse).or(fields.first());
+            let first = fields
+                .iter()
+                .find(|f| f.kind != VectorKind::Sparse)
+                .or(fields.first());
             out.push(CollectionSummary {
                 dimension: first.and_then(|f| f.dimension),
                 metric: first.and_then(|f| f.metric),
@@ -373,13 +434,21 @@ impl Source for Qdrant {
                 "config": info["config"],
                 "payload_schema": info["payload_schema"],
             }),
-            collection_metadata: info["config"].get("metadata").and_then(Value::as_object).cloned().filter(|m| !m.is_empty()),
+            collection_metadata: info["config"]
+                .get("metadata")
+                .and_then(Value::as_object)
+                .cloned()
+                .filter(|m| !m.is_empty()),
             count_hint: Some(count),
             notes,
         })
     }
 
-    fn scan<'a>(&'a self, spec: &'a CollectionSpec, options: ScanOptions) -> BoxStream<'a, Result<Page>> {
+    fn scan<'a>(
+        &'a self,
+        spec: &'a CollectionSpec,
+        options: ScanOptions,
+    ) -> BoxStream<'a, Result<Page>> {
         let path = format!("/collections/{}/points/scroll", seg(&spec.name));
         let limit = options.page_size.max(1);
         let first = options.start.clone().unwrap_or(Value::Null);
@@ -420,10 +489,22 @@ impl Source for Qdrant {
 /// The body that creates a collection for `spec`.
 fn create_body(spec: &CollectionSpec) -> Result<Value> {
     // Qdrant → Qdrant: the same configuration, verbatim.
-    if let Some(config) = spec.raw_config.get("config").filter(|c| c.get("params").is_some()) {
+    if let Some(config) = spec
+        .raw_config
+        .get("config")
+        .filter(|c| c.get("params").is_some())
+    {
         let params = &config["params"];
         let mut body = Map::new();
-        for key in ["vectors", "sparse_vectors", "shard_number", "sharding_method", "replication_factor", "write_consistency_factor", "on_disk_payload"] {
+        for key in [
+            "vectors",
+            "sparse_vectors",
+            "shard_number",
+            "sharding_method",
+            "replication_factor",
+            "write_consistency_factor",
+            "on_disk_payload",
+        ] {
             if let Some(v) = params.get(key).filter(|v| !v.is_null()) {
                 body.insert(key.into(), v.clone());
             }
@@ -444,8 +525,12 @@ fn create_body(spec: &CollectionSpec) -> Result<Value> {
     // From another database: vectors with the closest settings.
     let params = |f: &VectorField| -> Result<Value> {
         let metric = f.metric.unwrap_or(Metric::Cosine);
-        let distance = distance_of(metric)
-            .ok_or_else(|| Error::not_supported("qdrant", format!("the {metric} metric (field {:?})", f.name)))?;
+        let distance = distance_of(metric).ok_or_else(|| {
+            Error::not_supported(
+                "qdrant",
+                format!("the {metric} metric (field {:?})", f.name),
+            )
+        })?;
         let mut p = json!({"size": f.dimension.unwrap_or(1), "distance": distance});
         if f.kind == VectorKind::Multi {
             p["multivector_config"] = json!({"comparator": "max_sim"});
@@ -464,7 +549,11 @@ fn create_body(spec: &CollectionSpec) -> Result<Value> {
         }
         Ok(p)
     };
-    let dense: Vec<&VectorField> = spec.vectors.iter().filter(|f| f.kind != VectorKind::Sparse).collect();
+    let dense: Vec<&VectorField> = spec
+        .vectors
+        .iter()
+        .filter(|f| f.kind != VectorKind::Sparse)
+        .collect();
     let mut body = Map::new();
     match dense.as_slice() {
         [] => {}
@@ -521,7 +610,11 @@ impl Sink for Qdrant {
 
     fn notes(&self, spec: &CollectionSpec) -> Vec<String> {
         let mut notes = Vec::new();
-        if spec.vectors.iter().any(|f| f.metric == Some(Metric::Cosine) && f.kind != VectorKind::Sparse) {
+        if spec
+            .vectors
+            .iter()
+            .any(|f| f.metric == Some(Metric::Cosine) && f.kind != VectorKind::Sparse)
+        {
             notes.push(COSINE_NOTE.to_owned());
         }
         if spec.id_kind.is_none_or(|k| k == IdKind::String) {
@@ -542,10 +635,18 @@ impl Sink for Qdrant {
             match v {
                 Vector::Dense(d) => {
                     if f.dimension.is_some_and(|dim| dim as usize != d.len()) {
-                        return bad(format!("vector {:?} has {} values, the field's dimension is {:?}", f.name, d.len(), f.dimension));
+                        return bad(format!(
+                            "vector {:?} has {} values, the field's dimension is {:?}",
+                            f.name,
+                            d.len(),
+                            f.dimension
+                        ));
                     }
                     if !finite(d) {
-                        return bad(format!("vector {:?} has NaN or infinite values, which JSON cannot carry", f.name));
+                        return bad(format!(
+                            "vector {:?} has NaN or infinite values, which JSON cannot carry",
+                            f.name
+                        ));
                     }
                 }
                 Vector::Multi(m) => {
@@ -558,10 +659,16 @@ impl Sink for Qdrant {
                     seen.sort_unstable();
                     seen.dedup();
                     if seen.len() != s.indices.len() {
-                        return bad(format!("sparse vector {:?} repeats an index, which qdrant refuses", f.name));
+                        return bad(format!(
+                            "sparse vector {:?} repeats an index, which qdrant refuses",
+                            f.name
+                        ));
                     }
                     if !finite(&s.values) {
-                        return bad(format!("sparse vector {:?} has NaN or infinite values", f.name));
+                        return bad(format!(
+                            "sparse vector {:?} has NaN or infinite values",
+                            f.name
+                        ));
                     }
                 }
             }
@@ -569,14 +676,21 @@ impl Sink for Qdrant {
         if let Some(m) = &record.metadata {
             for key in [ORIGINAL_ID_KEY, DOCUMENT_KEY, URI_KEY] {
                 if m.contains_key(key) {
-                    return bad(format!("metadata key `{key}` is reserved by vecport's qdrant mapping"));
+                    return bad(format!(
+                        "metadata key `{key}` is reserved by vecport's qdrant mapping"
+                    ));
                 }
             }
         }
         Ok(())
     }
 
-    async fn prepare(&self, target: &str, spec: &CollectionSpec, existing: ExistingTarget) -> Result<Arc<dyn CollectionWriter>> {
+    async fn prepare(
+        &self,
+        target: &str,
+        spec: &CollectionSpec,
+        existing: ExistingTarget,
+    ) -> Result<Arc<dyn CollectionWriter>> {
         let found = self.info(target).await?;
         match (&found, existing) {
             (Some(_), ExistingTarget::Refuse) => {
@@ -586,8 +700,15 @@ impl Sink for Qdrant {
                 )));
             }
             (Some(info), ExistingTarget::Append) => {
-                let theirs: Vec<_> = fields_of(&info["config"]).into_iter().map(|f| (f.name, f.kind, f.dimension, f.metric)).collect();
-                let ours: Vec<_> = spec.vectors.iter().map(|f| (f.name.clone(), f.kind, f.dimension, f.metric)).collect();
+                let theirs: Vec<_> = fields_of(&info["config"])
+                    .into_iter()
+                    .map(|f| (f.name, f.kind, f.dimension, f.metric))
+                    .collect();
+                let ours: Vec<_> = spec
+                    .vectors
+                    .iter()
+                    .map(|f| (f.name.clone(), f.kind, f.dimension, f.metric))
+                    .collect();
                 let mut a = theirs.clone();
                 let mut b = ours.clone();
                 a.sort_by(|x, y| x.0.cmp(&y.0));
@@ -601,24 +722,40 @@ impl Sink for Qdrant {
             (found, _) => {
                 let path = format!("/collections/{}", seg(target));
                 if found.is_some() {
-                    let _: Value = self.call(Method::DELETE, &path, None, "delete collection").await?;
+                    let _: Value = self
+                        .call(Method::DELETE, &path, None, "delete collection")
+                        .await?;
                 }
                 let body = create_body(spec)?;
-                let _: Value = self.call(Method::PUT, &path, Some(body), "create collection").await?;
+                let _: Value = self
+                    .call(Method::PUT, &path, Some(body), "create collection")
+                    .await?;
                 // Payload indexes of a Qdrant source.
                 if let Some(Value::Object(schema)) = spec.raw_config.get("payload_schema") {
                     for (field, info) in schema {
-                        let schema = info.get("params").filter(|p| !p.is_null()).cloned().unwrap_or_else(|| info["data_type"].clone());
+                        let schema = info
+                            .get("params")
+                            .filter(|p| !p.is_null())
+                            .cloned()
+                            .unwrap_or_else(|| info["data_type"].clone());
                         let body = json!({"field_name": field, "field_schema": schema});
                         let _: Value = self
-                            .call(Method::PUT, &format!("{path}/index?wait=true"), Some(body), "create payload index")
+                            .call(
+                                Method::PUT,
+                                &format!("{path}/index?wait=true"),
+                                Some(body),
+                                "create payload index",
+                            )
                             .await?;
                     }
                 }
             }
         }
         Ok(Arc::new(QdrantWriter {
-            qdrant: Qdrant { http: self.http.clone(), collection: None },
+            qdrant: Qdrant {
+                http: self.http.clone(),
+                collection: None,
+            },
             name: target.to_owned(),
             fields: spec.vectors.clone(),
         }))
@@ -647,11 +784,22 @@ fn point_of(r: Record, fields: &[VectorField]) -> PointOut {
     let one = |v: Vector| match v {
         Vector::Dense(d) => OneVector::Dense(d),
         Vector::Multi(m) => OneVector::Multi(m),
-        Vector::Sparse(s) => OneVector::Sparse { indices: s.indices, values: s.values },
+        Vector::Sparse(s) => OneVector::Sparse {
+            indices: s.indices,
+            values: s.values,
+        },
     };
-    let unnamed_only = fields.len() == 1 && fields[0].name.is_empty() && fields[0].kind != VectorKind::Sparse;
+    let unnamed_only =
+        fields.len() == 1 && fields[0].name.is_empty() && fields[0].kind != VectorKind::Sparse;
     let vector = if unnamed_only {
-        AnyVector::Single(r.vectors.into_iter().next().flatten().map(one).unwrap_or(OneVector::Dense(Vec::new())))
+        AnyVector::Single(
+            r.vectors
+                .into_iter()
+                .next()
+                .flatten()
+                .map(one)
+                .unwrap_or(OneVector::Dense(Vec::new())),
+        )
     } else {
         AnyVector::Named(
             fields
@@ -661,13 +809,20 @@ fn point_of(r: Record, fields: &[VectorField]) -> PointOut {
                 .collect(),
         )
     };
-    PointOut { id, vector, payload: payload as Metadata }
+    PointOut {
+        id,
+        vector,
+        payload: payload as Metadata,
+    }
 }
 
 #[async_trait]
 impl CollectionWriter for QdrantWriter {
     fn limits(&self) -> BatchLimits {
-        BatchLimits { max_records: 1000, max_bytes: MAX_BODY_BYTES }
+        BatchLimits {
+            max_records: 1000,
+            max_bytes: MAX_BODY_BYTES,
+        }
     }
 
     async fn write(&self, records: Vec<Record>) -> Result<()> {
@@ -683,7 +838,11 @@ impl CollectionWriter for QdrantWriter {
         .map_err(|e| Error::InvalidData(format!("encoder task failed: {e}")))?
         .map_err(|e| Error::InvalidData(format!("cannot encode points: {e}")))?;
         let path = format!("/collections/{}/points?wait=true", seg(&self.name));
-        let resp = self.qdrant.http.send(Method::PUT, &path, Some(body), "upsert points", true).await?;
+        let resp = self
+            .qdrant
+            .http
+            .send(Method::PUT, &path, Some(body), "upsert points", true)
+            .await?;
         if !resp.status.is_success() {
             return Err(self.qdrant.fail("upsert points", &resp));
         }
@@ -703,11 +862,20 @@ mod tests {
     fn ids_qdrant_cannot_take_become_uuid_v5() {
         assert_eq!(point_id(&RecordId::Uint(7)), (json!(7), None));
         let u = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
-        assert_eq!(point_id(&RecordId::String(u.into())), (json!(u), Some(u.to_owned())));
-        assert_eq!(point_id(&RecordId::Uuid(uuid::Uuid::parse_str(u).unwrap())), (json!(u), None));
+        assert_eq!(
+            point_id(&RecordId::String(u.into())),
+            (json!(u), Some(u.to_owned()))
+        );
+        assert_eq!(
+            point_id(&RecordId::Uuid(uuid::Uuid::parse_str(u).unwrap())),
+            (json!(u), None)
+        );
         let (id, original) = point_id(&RecordId::String("doc-1".into()));
         assert_eq!(original.as_deref(), Some("doc-1"));
-        assert_eq!(id, json!(uuid::Uuid::new_v5(&ID_NAMESPACE, b"doc-1").to_string()));
+        assert_eq!(
+            id,
+            json!(uuid::Uuid::new_v5(&ID_NAMESPACE, b"doc-1").to_string())
+        );
         // Upper-case UUIDs would come back lower-cased: keep the original.
         let (_, original) = point_id(&RecordId::String(u.to_uppercase()));
         assert!(original.is_some());
@@ -739,13 +907,19 @@ mod tests {
         });
         let f = fields_of(&config);
         assert_eq!(f.len(), 3);
-        assert_eq!((f[0].name.as_str(), f[0].metric, f[0].stored_values), ("text", Some(Metric::Cosine), StoredValues::Normalized));
+        assert_eq!(
+            (f[0].name.as_str(), f[0].metric, f[0].stored_values),
+            ("text", Some(Metric::Cosine), StoredValues::Normalized)
+        );
         let ix = f[1].index.as_ref().unwrap();
         assert_eq!((ix.m, ix.ef_construction), (Some(32), Some(100)));
         assert_eq!(f[1].stored_values, StoredValues::Lossy);
         assert_eq!(f[1].source_datatype.as_deref(), Some("float16"));
         assert!(ix.quantization.is_some());
         assert_eq!(f[2].kind, VectorKind::Sparse);
-        assert_eq!(f[2].index.as_ref().unwrap().extra.get("modifier"), Some(&json!("idf")));
+        assert_eq!(
+            f[2].index.as_ref().unwrap().extra.get("modifier"),
+            Some(&json!("idf"))
+        );
     }
 }

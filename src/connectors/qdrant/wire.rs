@@ -219,9 +219,18 @@ mod tests {
     #[test]
     fn decodes_every_vector_shape() {
         let p: Point = serde_json::from_str(r#"{"id":1,"vector":[0.5,-1,2]}"#).unwrap();
-        assert_eq!(p.vector, Some(AnyVector::Single(OneVector::Dense(vec![0.5, -1.0, 2.0]))));
+        assert_eq!(
+            p.vector,
+            Some(AnyVector::Single(OneVector::Dense(vec![0.5, -1.0, 2.0])))
+        );
         let p: Point = serde_json::from_str(r#"{"id":1,"vector":[[1,2],[3,4]]}"#).unwrap();
-        assert_eq!(p.vector, Some(AnyVector::Single(OneVector::Multi(vec![vec![1.0, 2.0], vec![3.0, 4.0]]))));
+        assert_eq!(
+            p.vector,
+            Some(AnyVector::Single(OneVector::Multi(vec![
+                vec![1.0, 2.0],
+                vec![3.0, 4.0]
+            ])))
+        );
         let p: Point = serde_json::from_str(
             r#"{"id":"x","payload":{},"vector":{"a":[1.5],"s":{"values":[0.25],"indices":[7]},"m":[[1]]}}"#,
         )
@@ -230,7 +239,13 @@ mod tests {
             p.vector,
             Some(AnyVector::Named(vec![
                 ("a".into(), OneVector::Dense(vec![1.5])),
-                ("s".into(), OneVector::Sparse { indices: vec![7], values: vec![0.25] }),
+                (
+                    "s".into(),
+                    OneVector::Sparse {
+                        indices: vec![7],
+                        values: vec![0.25]
+                    }
+                ),
                 ("m".into(), OneVector::Multi(vec![vec![1.0]])),
             ]))
         );
@@ -242,8 +257,17 @@ mod tests {
     fn encodes_f32_shortest() {
         let v = AnyVector::Named(vec![
             ("d".into(), OneVector::Dense(vec![0.1])),
-            ("s".into(), OneVector::Sparse { indices: vec![3], values: vec![0.2] }),
+            (
+                "s".into(),
+                OneVector::Sparse {
+                    indices: vec![3],
+                    values: vec![0.2],
+                },
+            ),
         ]);
-        assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"d":[0.1],"s":{"indices":[3],"values":[0.2]}}"#);
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"d":[0.1],"s":{"indices":[3],"values":[0.2]}}"#
+        );
     }
 }

@@ -281,7 +281,7 @@ pub fn record_difference(
 }
 
 /// JSON equality, same types, floats within `ulps`.
-fn json_matches(a: &Value, b: &Value, ulps: u64) -> bool {
+pub fn json_matches(a: &Value, b: &Value, ulps: u64) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) if x.is_f64() && y.is_f64() => {
             let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());

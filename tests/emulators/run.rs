@@ -1,0 +1,86 @@
+//! Runs an emulator in the foreground until Ctrl-C:
+//!
+//! ```text
+//! cargo run --example emulator -- qdrant --port 6333 [--api-key KEY]
+//!     [--max-request-size BYTES] [--faults '{"rate_limit":0.1}'] [--log]
+//! ```
+//!
+//! Faults can also be switched while it runs: `POST /__emulator/faults`.
+
+#[path = "mod.rs"]
+mod emulators;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Kind {
+    Qdrant,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Run a vector-database emulator in the foreground")]
+struct Args {
+    /// Which server to emulate.
+    kind: Kind,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 6333)]
+    port: u16,
+    /// Require this API key.
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Request body limit in bytes (Qdrant's default: 32 MiB).
+    #[arg(long)]
+    max_request_size: Option<usize>,
+    /// Initial faults, as the JSON accepted by `POST /__emulator/faults`.
+    #[arg(long)]
+    faults: Option<String>,
+    /// Log every request to stderr.
+    #[arg(long)]
+    log: bool,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    if args.log {
+        emulators::set_logging(true);
+    }
+    let faults = match args.faults.as_deref().map(serde_json::from_str) {
+        None => emulators::Faults::default(),
+        Some(Ok(f)) => f,
+        Some(Err(e)) => {
+            eprintln!("emulator: --faults: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let started = match args.kind {
+        Kind::Qdrant => {
+            let mut options = emulators::qdrant::QdrantOptions {
+                port: args.port,
+                api_key: args.api_key,
+                faults,
+                ..Default::default()
+            };
+            if let Some(n) = args.max_request_size {
+                options.max_request_size = n;
+            }
+            emulators::qdrant::start(options).await
+        }
+    };
+    let emulator = match started {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("emulator: cannot start: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    eprintln!(
+        "emulator: {:?} (Qdrant {}) listening on {}",
+        args.kind,
+        emulators::qdrant::VERSION,
+        emulator.base_url()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    drop(emulator);
+    std::process::ExitCode::SUCCESS
+}
