@@ -22,10 +22,16 @@
 //!   force (dense, sparse, multivector max_sim, by id) with filters
 //!   (must/should/must_not/min_should; match value/any/except/text, range,
 //!   values_count, is_empty, is_null, has_id, has_vector, nested).
+//! - Numbers are read as Qdrant's serde_json (built without `float_roundtrip`)
+//!   reads them: a float with 16–17 significant digits may land one ulp away,
+//!   and payload floats take that step again because Qdrant stores payloads
+//!   as JSON text and parses them on every read
+//!   ([`QdrantOptions::exact_floats`] turns this off).
 //! - Not emulated (400 `Bad request: qdrant emulator: … is not emulated`):
 //!   prefetch/fusion/recommend/… queries, `order_by`, shard keys, geo filters,
 //!   IDF modifiers. A batch with a bad point is rejected whole (real Qdrant
-//!   may apply part of it, in an unspecified order).
+//!   may apply part of it, in an unspecified order); with `wait=false` such a
+//!   batch is acknowledged and dropped, as Qdrant's segment check drops it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -1944,17 +1950,32 @@ async fn upsert_points(
         // Qdrant applies points one by one and stops at the first bad one;
         // here the whole batch is checked first and applied atomically.
         let mut prepared = Vec::with_capacity(insert.points.len());
-        for p in insert.points {
+        let mut refused = None;
+        'points: for p in insert.points {
             let mut vectors = BTreeMap::new();
             for (vname, v) in p.vectors {
-                let stored = prepare_vector(&c.config, &vname, v)?;
-                vectors.insert(vname, stored);
+                match prepare_vector(&c.config, &vname, v) {
+                    Ok(stored) => vectors.insert(vname, stored),
+                    Err(e) => {
+                        refused = Some(e);
+                        break 'points;
+                    }
+                };
             }
             let mut payload = p.payload;
             if !q.exact_floats.load(Ordering::SeqCst) {
                 payload.values_mut().for_each(storage_round_trip);
             }
             prepared.push((p.id, vectors, payload));
+        }
+        if let Some(e) = refused {
+            // The vectors are checked by the segment, after the operation is
+            // queued: with wait=false the client hears "acknowledged" and
+            // the write is silently dropped.
+            if wait {
+                return Err(e);
+            }
+            return Ok(update_result(c.take_op(), false));
         }
         let op = c.take_op();
         let mode = insert.update_mode.unwrap_or(UpdateMode::Upsert);
@@ -2813,28 +2834,30 @@ impl Scorer {
         }
     }
 
-    fn postprocess(&self, score: f32) -> f32 {
+    /// The distance whose post-processing and order apply (sparse: Dot).
+    fn distance(&self) -> Distance {
         match self {
-            Scorer::Dense {
-                distance: Distance::Euclid,
-                ..
-            } => score.abs().sqrt(),
-            Scorer::Dense {
-                distance: Distance::Manhattan,
-                ..
-            } => score.abs(),
-            _ => score,
+            Scorer::Dense { distance, .. } | Scorer::Multi { distance, .. } => *distance,
+            Scorer::Sparse { .. } => Distance::Dot,
         }
     }
 
-    /// Distances keep results at or below the threshold, similarities at or above.
+    /// `Distance::postprocess_score`, applied to every nearest-neighbour
+    /// score (multivector sums included).
+    fn postprocess(&self, score: f32) -> f32 {
+        match self.distance() {
+            Distance::Euclid => score.abs().sqrt(),
+            Distance::Manhattan => score.abs(),
+            Distance::Cosine | Distance::Dot => score,
+        }
+    }
+
+    /// `Distance::check_threshold` (strict): similarities above, distances
+    /// below the threshold.
     fn within_threshold(&self, score: f32, threshold: f32) -> bool {
-        match self {
-            Scorer::Dense {
-                distance: Distance::Euclid | Distance::Manhattan,
-                ..
-            } => score <= threshold,
-            _ => score >= threshold,
+        match self.distance() {
+            Distance::Euclid | Distance::Manhattan => score < threshold,
+            Distance::Cosine | Distance::Dot => score > threshold,
         }
     }
 }

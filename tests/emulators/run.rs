@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --example emulator -- qdrant --port 6333 [--api-key KEY]
-//!     [--max-request-size BYTES] [--faults '{"rate_limit":0.1}'] [--log]
+//!     [--max-request-size BYTES] [--faults '{"rate_limit":0.1}'] [--exact-floats] [--log]
 //! ```
 //!
 //! Faults can also be switched while it runs: `POST /__emulator/faults`.
@@ -34,6 +34,10 @@ struct Args {
     /// Initial faults, as the JSON accepted by `POST /__emulator/faults`.
     #[arg(long)]
     faults: Option<String>,
+    /// Read JSON numbers exactly (Qdrant itself may move 17-digit floats by
+    /// one ulp; see `QdrantOptions::exact_floats`).
+    #[arg(long)]
+    exact_floats: bool,
     /// Log every request to stderr.
     #[arg(long)]
     log: bool,
@@ -59,6 +63,7 @@ async fn main() -> std::process::ExitCode {
                 port: args.port,
                 api_key: args.api_key,
                 faults,
+                exact_floats: args.exact_floats,
                 ..Default::default()
             };
             if let Some(n) = args.max_request_size {

@@ -254,6 +254,25 @@ async fn qdrant_emulator_service_endpoints_and_envelope() {
     assert_eq!(unknown.text, "");
 }
 
+/// `start_background` serves from its own thread, for callers without a
+/// runtime (CLI tests), and stops when dropped.
+#[test]
+fn qdrant_emulator_runs_without_a_runtime() {
+    use std::io::{Read, Write};
+    let emulator = qdrant::start_background(QdrantOptions::default()).unwrap();
+    let mut stream = std::net::TcpStream::connect(emulator.addr()).unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("qdrant - vector search engine"), "{answer}");
+    let addr = emulator.addr();
+    drop(emulator);
+    assert!(std::net::TcpStream::connect(addr).is_err(), "stopped");
+}
+
 #[tokio::test]
 async fn qdrant_emulator_missing_collection_is_404_with_qdrant_body() {
     let emulator = start().await;
@@ -721,6 +740,32 @@ async fn qdrant_emulator_wait_false_is_acknowledged() {
         .await
         .result();
     assert_eq!(result, json!({"operation_id": 0, "status": "acknowledged"}));
+    // Vector checks happen after queueing: without waiting, a wrong
+    // dimension is acknowledged and the write silently dropped.
+    let result = raw
+        .put(
+            &format!("/collections/{COLLECTION}/points?wait=false"),
+            json!({"points": [{"id": 2, "vector": [1.0, 1.0, 1.0]}]}),
+        )
+        .await
+        .result();
+    assert_eq!(result, json!({"operation_id": 1, "status": "acknowledged"}));
+    let count = raw
+        .post(
+            &format!("/collections/{COLLECTION}/points/count"),
+            json!({}),
+        )
+        .await
+        .result();
+    assert_eq!(count, json!({"count": 1}));
+    // Format errors are still reported.
+    let answer = raw
+        .put(
+            &format!("/collections/{COLLECTION}/points?wait=false"),
+            json!({"points": [{"id": "x", "vector": [1.0, 1.0]}]}),
+        )
+        .await;
+    answer.error(StatusCode::BAD_REQUEST);
     let answer = raw
         .put(
             &format!("/collections/{COLLECTION}/points?wait=maybe"),
@@ -795,9 +840,15 @@ async fn qdrant_emulator_query_scores() {
         query(json!({"query": {"indices": [2, 9], "values": [0.5, 1.0]}, "using": "sp"})).await,
         [(1, 1.0)]
     );
+    // Thresholds are strict: a distance of exactly 5 is not below 5.
     assert_eq!(
-        query(json!({"query": [0.0, 0.0], "using": "l2", "score_threshold": 1.0})).await,
+        query(json!({"query": [0.0, 0.0], "using": "l2", "score_threshold": 5.0})).await,
         [(1, 0.0)]
+    );
+    assert_eq!(
+        query(json!({"query": {"nearest": [1.0, 0.5]}, "using": "dot", "score_threshold": 1.5}))
+            .await,
+        [(2, 3.0)]
     );
     assert_eq!(
         query(json!({"query": [0.0, 0.0], "using": "l2",
