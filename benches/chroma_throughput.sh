@@ -22,8 +22,11 @@
 #   SIZES="20000 100000"  DIM=384  CHROMA_PORT=8011  VDB_DIR=/tmp/vdb-ci
 #   KEEP=1  keep the work directory (snapshots, timings)
 # Needs: python3 (venv), curl, /usr/bin/time (GNU), cargo. Everything it sends
-# goes to CHROMA_URL (loopback by default). Prints a markdown table on stdout;
-# progress goes to stderr.
+# goes to CHROMA_URL (loopback by default); on a given server it creates and
+# deletes collections named bench-N, bench-N-vecport and bench-N-client.
+# Prints a markdown table on stdout (load1 = load average when each row ran:
+# on a shared 2-core box anything else running skews the ratios); progress
+# goes to stderr.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -116,11 +119,10 @@ row() { ROWS+=("| $(printf '%s | ' "$@")"); }
 
 CLIENT=$("$PY" -c 'import chromadb; print(chromadb.__version__)')
 SERVER="API $(curl -sf "$CHROMA_URL/api/v2/version" | tr -d '"')"
-[ -n "$CHROMA_PID" ] && SERVER="chromadb $CLIENT, $SERVER"
+if [ -n "$CHROMA_PID" ]; then SERVER="chromadb $CLIENT, $SERVER"; fi
 log "Chroma ($SERVER) at $CHROMA_URL; client chromadb $CLIENT; $(nproc) cores; $("$VECPORT" --version)"
 for N in $SIZES; do
   SRC="bench-$N"
-  MB=$(awk -v n="$N" -v d="$DIM" 'BEGIN { printf "%.1f", n * d * 4 / 1e6 }')
 
   log "N=$N: seeding $SRC with the official client"
   SEED=$("$PY" "$ROOT/benches/chroma_upsert.py" --url "$CHROMA_URL" --name "$SRC" --n "$N" --dim "$DIM")

@@ -217,6 +217,53 @@ impl Record {
     }
 }
 
+impl Record {
+    /// About how many bytes this record takes in memory and in a Parquet
+    /// part (4 bytes per float, text as UTF-8, metadata as its JSON text
+    /// approximately); cheap, for bounding buffers rather than requests.
+    pub fn binary_size_estimate(&self) -> usize {
+        let id = match &self.id {
+            RecordId::String(s) => s.len(),
+            RecordId::Uint(_) => 8,
+            RecordId::Uuid(_) => 36,
+        };
+        let vectors: usize = self
+            .vectors
+            .iter()
+            .flatten()
+            .map(|v| v.value_count() * 4)
+            .sum();
+        let metadata = self.metadata.as_ref().map_or(0, |m| {
+            m.iter()
+                .map(|(k, v)| k.len() + approx_json_len(v) + 4)
+                .sum()
+        });
+        let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+        id + vectors
+            + metadata
+            + text(&self.document)
+            + text(&self.uri)
+            + text(&self.namespace)
+            + 32
+    }
+}
+
+/// Roughly the length of a JSON value's text, without serialising it.
+fn approx_json_len(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 12,
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => 2 + a.iter().map(|x| approx_json_len(x) + 1).sum::<usize>(),
+        Value::Object(o) => {
+            2 + o
+                .iter()
+                .map(|(k, x)| k.len() + 4 + approx_json_len(x))
+                .sum::<usize>()
+        }
+    }
+}
+
 /// Worst-case length of a string escaped as JSON (`\u00XX` for control bytes).
 fn json_string_len(s: &str) -> usize {
     s.len()

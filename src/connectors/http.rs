@@ -69,7 +69,22 @@ impl HttpClient {
     /// A client for `base` (`http://host:port`), sending `credentials` as
     /// sensitive headers on every request.
     pub fn new(base: &str, credentials: &[(&'static str, &Secret)]) -> Result<HttpClient> {
+        HttpClient::with_headers(base, credentials, &[])
+    }
+
+    /// [`HttpClient::new`] with further plain headers on every request (API versions).
+    pub fn with_headers(
+        base: &str,
+        credentials: &[(&'static str, &Secret)],
+        plain: &[(&'static str, &'static str)],
+    ) -> Result<HttpClient> {
         let mut headers = HeaderMap::new();
+        for (name, value) in plain {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
         for (name, secret) in credentials {
             let mut value = HeaderValue::from_str(secret.expose()).map_err(|_| {
                 Error::Usage(format!("the credential for header `{name}` contains characters not allowed in an HTTP header"))

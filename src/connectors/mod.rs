@@ -14,6 +14,7 @@ use crate::model::{CollectionSpec, CollectionSummary, IdKind, Metric, Record};
 pub mod chroma;
 pub mod http;
 pub mod memory;
+pub mod pinecone;
 pub mod qdrant;
 pub mod url;
 
@@ -176,7 +177,16 @@ pub trait Connector: Source + Sink {}
 impl<T: Source + Sink> Connector for T {}
 
 /// Every scheme vecport knows, for messages.
-pub const SCHEMES: &[&str] = &["chroma", "chroma+https", "qdrant", "qdrant+https", "memory"];
+pub const SCHEMES: &[&str] = &[
+    "chroma",
+    "chroma+https",
+    "qdrant",
+    "qdrant+https",
+    "pinecone",
+    "pinecone+http",
+    "pinecone+https",
+    "memory",
+];
 
 /// Opens the connector a URL names.
 pub fn open(url: &str) -> Result<Arc<dyn Connector>> {
@@ -184,6 +194,7 @@ pub fn open(url: &str) -> Result<Arc<dyn Connector>> {
     match parsed.database() {
         "chroma" => Ok(Arc::new(chroma::Chroma::new(&parsed)?)),
         "qdrant" => Ok(Arc::new(qdrant::Qdrant::new(&parsed)?)),
+        "pinecone" => Ok(Arc::new(pinecone::Pinecone::new(&parsed)?)),
         "memory" => Ok(Arc::new(memory::Memory::open(&parsed)?)),
         other => Err(Error::UnknownScheme {
             scheme: other.to_owned(),

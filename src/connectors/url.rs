@@ -85,6 +85,11 @@ impl ConnectorUrl {
         &self.database
     }
 
+    /// The transport named after `+` in the scheme (`http`, `https`), if any.
+    pub fn transport(&self) -> Option<&str> {
+        self.transport.as_deref()
+    }
+
     /// Whether the URL asks for TLS (`+https`).
     pub fn tls(&self) -> bool {
         self.transport.as_deref() == Some("https")

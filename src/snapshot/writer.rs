@@ -50,7 +50,9 @@ pub struct WriteOptions {
     pub part_max_bytes: u64,
     /// Rows per row group.
     pub row_group_rows: usize,
-    /// A row group is cut early once its records reach this many bytes (estimated).
+    /// A row group is cut early once its records reach this many bytes
+    /// ([`Record::binary_size_estimate`](crate::model::Record::binary_size_estimate)).
+    /// Encoding holds several times this per group in flight, so it bounds memory.
     pub row_group_bytes: usize,
     /// Vector column storage.
     pub vector_compression: VectorCompression,
@@ -66,8 +68,9 @@ impl Default for WriteOptions {
             part_max_rows: 1 << 20,
             part_max_bytes: 1 << 30,
             row_group_rows: 16_384,
-            // Estimated as JSON (~4× the Parquet size of vectors): ~64 MiB on disk.
-            row_group_bytes: 256 << 20,
+            // 768-d vectors: ~2,700 rows; 384-d: ~5,400. Encoding a group takes
+            // several times its size, and `parallelism` groups are encoded at once.
+            row_group_bytes: 8 << 20,
             vector_compression: VectorCompression::None,
             zstd_level: 3,
             parallelism: 0,
@@ -335,7 +338,7 @@ impl CollectionWriter {
             self.metadata_schema.observe(r.metadata.as_ref());
             self.has_documents |= r.document.is_some();
             self.has_uris |= r.uri.is_some();
-            self.pending_bytes += r.json_size_estimate();
+            self.pending_bytes += r.binary_size_estimate();
             self.pending.push(r);
             if self.pending.len() >= self.options.row_group_rows
                 || self.pending_bytes >= self.options.row_group_bytes

@@ -1,0 +1,1068 @@
+//! `pinecone://INDEX` (control plane `https://api.pinecone.io`), or
+//! `pinecone+http://HOST:PORT/INDEX` / `pinecone+https://…` for another
+//! control plane; `?host=URL` names the data plane directly. `Api-Key` from
+//! `PINECONE_API_KEY`, and `X-Pinecone-Api-Version` on every call.
+//!
+//! Export walks every namespace with `GET /vectors/list` and fetches the
+//! listed ids in groups bounded by count and URL length (serverless only: pod
+//! indexes cannot list ids). Import creates the index through the control
+//! plane, waits until it is ready, and upserts per namespace in requests of
+//! at most 1,000 records and 2 MB.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::stream::{self, BoxStream, StreamExt};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
+use crate::model::{
+    CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
+    SparseVector, Vector, VectorField, VectorKind,
+};
+use crate::redact::Secret;
+
+use super::http::{HttpClient, Response, decode_json};
+use super::{
+    BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, ExistingTarget, Page, ScanOptions,
+    Sink, Source, SourceDescription,
+};
+
+/// Environment variable holding the API key.
+pub const API_KEY_ENV: &str = "PINECONE_API_KEY";
+/// The API version vecport speaks.
+pub const API_VERSION: &str = "2025-10";
+const CONTROL_PLANE: &str = "https://api.pinecone.io";
+/// Name of the sparse field of a Pinecone index in the snapshot.
+pub const SPARSE_FIELD: &str = "sparse";
+/// Pinecone's request limit is 2 MB; the estimate overshoots, so this is safe.
+const MAX_BODY_BYTES: usize = 2_000_000;
+/// Longest query string of one fetch.
+const MAX_FETCH_QUERY: usize = 8_000;
+/// Largest metadata of one record, as JSON.
+const MAX_METADATA_BYTES: usize = 40 * 1024;
+/// How long import waits for a new index to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The Pinecone connector.
+#[derive(Debug)]
+pub struct Pinecone {
+    control: HttpClient,
+    data_override: Option<String>,
+    key: Option<Secret>,
+    tls: bool,
+    index: Option<String>,
+    cloud: String,
+    region: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+struct IndexModel {
+    name: String,
+    #[serde(default)]
+    dimension: Option<u32>,
+    #[serde(default)]
+    metric: Option<String>,
+    #[serde(default)]
+    vector_type: Option<String>,
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    spec: Value,
+    #[serde(default)]
+    status: Value,
+    #[serde(default)]
+    tags: Option<Map<String, Value>>,
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IndexList {
+    indexes: Vec<IndexModel>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListIds {
+    #[serde(default)]
+    vectors: Vec<ListedId>,
+    #[serde(default)]
+    pagination: Option<Pagination>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListedId {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Pagination {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Fetched {
+    #[serde(default)]
+    vectors: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FetchedVector {
+    #[serde(default)]
+    values: Vec<f32>,
+    #[serde(default, rename = "sparseValues")]
+    sparse_values: Option<SparseJson>,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct SparseJson {
+    indices: Vec<u32>,
+    values: Vec<f32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Namespaces {
+    #[serde(default)]
+    namespaces: Vec<NamespaceJson>,
+    #[serde(default)]
+    pagination: Option<Pagination>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NamespaceJson {
+    name: String,
+}
+
+fn enc(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
+
+fn metric_of(m: &str) -> Option<Metric> {
+    match m {
+        "cosine" => Some(Metric::Cosine),
+        "euclidean" => Some(Metric::L2),
+        "dotproduct" => Some(Metric::Dot),
+        _ => None,
+    }
+}
+
+fn pinecone_metric(m: Metric) -> Option<&'static str> {
+    match m {
+        Metric::Cosine => Some("cosine"),
+        Metric::L2 => Some("euclidean"),
+        Metric::Dot => Some("dotproduct"),
+        Metric::Manhattan | Metric::Hamming => None,
+    }
+}
+
+/// Pinecone's index name rule: 1–45 of lower-case letters, digits and `-`.
+fn valid_index_name(name: &str) -> bool {
+    (1..=45).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+impl Pinecone {
+    /// Opens a `pinecone://` URL.
+    pub fn new(url: &ConnectorUrl) -> Result<Pinecone> {
+        url.only_params(&["host", "cloud", "region"])?;
+        let (control, index) = if url.transport().is_some() {
+            (
+                url.http_base(if url.tls() { 443 } else { 5080 })?,
+                url.collection().map(str::to_owned),
+            )
+        } else {
+            if url.collection().is_some() {
+                return Err(Error::Usage(format!(
+                    "`{}`: write pinecone://INDEX (the index is the host part), or pinecone+https://CONTROL-PLANE/INDEX",
+                    url.public()
+                )));
+            }
+            (
+                CONTROL_PLANE.to_owned(),
+                url.host().filter(|h| !h.is_empty()).map(str::to_owned),
+            )
+        };
+        let key = Secret::from_env(API_KEY_ENV);
+        let creds: Vec<(&'static str, &Secret)> = key.iter().map(|k| ("api-key", k)).collect();
+        Ok(Pinecone {
+            control: HttpClient::with_headers(
+                &control,
+                &creds,
+                &[("x-pinecone-api-version", API_VERSION)],
+            )?,
+            data_override: url.param("host").map(str::to_owned),
+            key,
+            tls: !control.starts_with("http://"),
+            index,
+            cloud: url.param("cloud").unwrap_or("aws").to_owned(),
+            region: url.param("region").unwrap_or("us-east-1").to_owned(),
+        })
+    }
+
+    fn data_client(&self, host: &str) -> Result<HttpClient> {
+        let base = if host.contains("://") {
+            host.to_owned()
+        } else {
+            format!("{}://{host}", if self.tls { "https" } else { "http" })
+        };
+        let creds: Vec<(&'static str, &Secret)> = self.key.iter().map(|k| ("api-key", k)).collect();
+        HttpClient::with_headers(&base, &creds, &[("x-pinecone-api-version", API_VERSION)])
+    }
+
+    fn fail(client: &HttpClient, operation: &str, resp: &Response) -> Error {
+        let message = serde_json::from_slice::<Value>(&resp.body)
+            .ok()
+            .and_then(|v| {
+                v.get("message")
+                    .or_else(|| v.get("error").and_then(|e| e.get("message")))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| resp.text_excerpt());
+        match resp.status {
+            StatusCode::BAD_REQUEST
+            | StatusCode::UNPROCESSABLE_ENTITY
+            | StatusCode::PAYLOAD_TOO_LARGE => {
+                Error::InvalidData(format!("pinecone refused {operation}: {message}"))
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
+                endpoint: client.base().to_owned(),
+                status: resp.status.as_u16(),
+                hint: format!("the API key in {API_KEY_ENV}"),
+            },
+            status => Error::Server {
+                endpoint: client.base().to_owned(),
+                operation: operation.to_owned(),
+                status: status.as_u16(),
+                message,
+            },
+        }
+    }
+
+    async fn call<T: serde::de::DeserializeOwned + Send + 'static>(
+        client: &HttpClient,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        operation: &str,
+    ) -> Result<T> {
+        let resp = client
+            .send(
+                method,
+                path,
+                body.map(|b| b.to_string().into_bytes()),
+                operation,
+                true,
+            )
+            .await?;
+        if !resp.status.is_success() {
+            return Err(Pinecone::fail(client, operation, &resp));
+        }
+        decode_json(resp.body, client.base(), operation).await
+    }
+
+    async fn describe_index(&self, name: &str) -> Result<Option<IndexModel>> {
+        let resp = self
+            .control
+            .send(
+                Method::GET,
+                &format!("/indexes/{}", enc(name)),
+                None,
+                "describe index",
+                true,
+            )
+            .await?;
+        if resp.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status.is_success() {
+            return Err(Pinecone::fail(&self.control, "describe index", &resp));
+        }
+        Ok(Some(
+            decode_json(resp.body, self.control.base(), "describe index").await?,
+        ))
+    }
+
+    async fn index_model(&self, name: &str) -> Result<IndexModel> {
+        self.describe_index(name)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("index `{name}` on {}", self.control.base()),
+                hint: Some("`vecport ls` lists the indexes".into()),
+            })
+    }
+
+    fn data_for(&self, model: &IndexModel) -> Result<HttpClient> {
+        match (&self.data_override, &model.host) {
+            (Some(h), _) | (None, Some(h)) => self.data_client(h),
+            (None, None) => Err(Error::Protocol {
+                endpoint: self.control.base().to_owned(),
+                operation: "describe index".into(),
+                message: format!("index `{}` has no host yet", model.name),
+            }),
+        }
+    }
+
+    /// Every namespace of an index ("" is the default).
+    async fn namespaces(data: &HttpClient) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut path = "/namespaces?limit=100".to_owned();
+            if let Some(t) = &token {
+                path.push_str(&format!("&paginationToken={}", enc(t)));
+            }
+            let resp = data
+                .send(Method::GET, &path, None, "list namespaces", true)
+                .await?;
+            if resp.status == StatusCode::NOT_FOUND && out.is_empty() {
+                // Older servers: the namespaces of describe_index_stats.
+                let stats: Value = Pinecone::call(
+                    data,
+                    Method::POST,
+                    "/describe_index_stats",
+                    Some(json!({})),
+                    "describe index stats",
+                )
+                .await?;
+                return Ok(stats["namespaces"]
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default());
+            }
+            if !resp.status.is_success() {
+                return Err(Pinecone::fail(data, "list namespaces", &resp));
+            }
+            let page: Namespaces = decode_json(resp.body, data.base(), "list namespaces").await?;
+            out.extend(page.namespaces.into_iter().map(|n| {
+                if n.name == "__default__" {
+                    String::new()
+                } else {
+                    n.name
+                }
+            }));
+            token = page.pagination.and_then(|p| p.next);
+            if token.is_none() {
+                out.sort();
+                out.dedup();
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn list_ids(
+        data: &HttpClient,
+        namespace: &str,
+        token: Option<&str>,
+    ) -> Result<(Vec<String>, Option<String>)> {
+        let mut path = format!("/vectors/list?namespace={}&limit=100", enc(namespace));
+        if let Some(t) = token {
+            path.push_str(&format!("&paginationToken={}", enc(t)));
+        }
+        let resp = data
+            .send(Method::GET, &path, None, "list ids", true)
+            .await?;
+        if !resp.status.is_success() {
+            if resp.status == StatusCode::BAD_REQUEST
+                || resp.status == StatusCode::NOT_FOUND
+                || resp.status == StatusCode::NOT_IMPLEMENTED
+            {
+                return Err(Error::not_supported(
+                    "pinecone",
+                    format!(
+                        "listing the ids of this index ({}): pod-based indexes cannot list ids, so vecport cannot prove an export complete; export from a serverless copy of the index",
+                        resp.text_excerpt()
+                    ),
+                ));
+            }
+            return Err(Pinecone::fail(data, "list ids", &resp));
+        }
+        let page: ListIds = decode_json(resp.body, data.base(), "list ids").await?;
+        Ok((
+            page.vectors.into_iter().map(|v| v.id).collect(),
+            page.pagination.and_then(|p| p.next),
+        ))
+    }
+
+    async fn fetch(
+        data: &HttpClient,
+        namespace: &str,
+        ids: Vec<String>,
+        sparse_slot: Option<usize>,
+        slots: usize,
+    ) -> Result<Vec<Record>> {
+        let mut query = format!("namespace={}", enc(namespace));
+        for id in &ids {
+            query.push_str("&ids=");
+            query.push_str(&enc(id));
+        }
+        let resp = data
+            .send(
+                Method::GET,
+                &format!("/vectors/fetch?{query}"),
+                None,
+                "fetch",
+                true,
+            )
+            .await?;
+        if !resp.status.is_success() {
+            return Err(Pinecone::fail(data, "fetch", &resp));
+        }
+        let endpoint = data.base().to_owned();
+        let ns = (!namespace.is_empty()).then(|| namespace.to_owned());
+        tokio::task::spawn_blocking(move || -> Result<Vec<Record>> {
+            let protocol = |message: String| Error::Protocol {
+                endpoint: endpoint.clone(),
+                operation: "fetch".into(),
+                message,
+            };
+            let mut fetched: Fetched = serde_json::from_slice(&resp.body)
+                .map_err(|e| protocol(format!("invalid JSON: {e}")))?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                // Ids deleted since they were listed are simply absent.
+                let Some(v) = fetched.vectors.remove(&id) else {
+                    continue;
+                };
+                let v: FetchedVector = serde_json::from_value(v)
+                    .map_err(|e| protocol(format!("vector {id:?}: {e}")))?;
+                let mut vectors = vec![None; slots];
+                if !v.values.is_empty()
+                    && let Some(slot) = (0..slots).find(|i| Some(*i) != sparse_slot)
+                {
+                    vectors[slot] = Some(Vector::Dense(v.values));
+                }
+                if let (Some(s), Some(slot)) = (v.sparse_values, sparse_slot) {
+                    vectors[slot] = Some(Vector::Sparse(SparseVector {
+                        indices: s.indices,
+                        values: s.values,
+                    }));
+                }
+                out.push(Record {
+                    id: RecordId::String(id),
+                    namespace: ns.clone(),
+                    vectors,
+                    metadata: v.metadata.filter(|m| !m.is_empty()),
+                    document: None,
+                    uri: None,
+                });
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| Error::Protocol {
+            endpoint: data.base().to_owned(),
+            operation: "fetch".into(),
+            message: e.to_string(),
+        })?
+    }
+
+    fn spec_of(model: &IndexModel, count: Option<u64>) -> CollectionSpec {
+        let metric = model.metric.as_deref().and_then(metric_of);
+        let mut vectors = Vec::new();
+        let kind = if model.spec.get("pod").is_some() {
+            "pod"
+        } else {
+            "serverless"
+        };
+        let index = IndexSettings {
+            kind: kind.into(),
+            extra: model
+                .spec
+                .get(kind)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+            ..IndexSettings::default()
+        };
+        if model.vector_type.as_deref() != Some("sparse") {
+            let mut dense = VectorField::dense(model.dimension, metric);
+            dense.index = Some(index.clone());
+            vectors.push(dense);
+        }
+        // Sparse values exist in sparse indexes and in dense dotproduct (hybrid) indexes.
+        if model.vector_type.as_deref() == Some("sparse") || metric == Some(Metric::Dot) {
+            vectors.push(VectorField {
+                name: SPARSE_FIELD.into(),
+                kind: VectorKind::Sparse,
+                dimension: None,
+                metric: Some(Metric::Dot),
+                index: (model.vector_type.as_deref() == Some("sparse")).then_some(index),
+                ..VectorField::dense(None, None)
+            });
+        }
+        CollectionSpec {
+            name: model.name.clone(),
+            id_kind: Some(IdKind::String),
+            vectors,
+            raw_config: serde_json::to_value(model).unwrap_or_default(),
+            collection_metadata: model.tags.clone().filter(|t| !t.is_empty()),
+            count_hint: count,
+            notes: Vec::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl Source for Pinecone {
+    fn name(&self) -> &'static str {
+        "pinecone"
+    }
+
+    fn endpoint(&self) -> String {
+        self.control.base().to_owned()
+    }
+
+    fn collection_in_url(&self) -> Option<&str> {
+        self.index.as_deref()
+    }
+
+    async fn describe(&self) -> Result<SourceDescription> {
+        let mut location = Map::new();
+        location.insert("api_version".into(), json!(API_VERSION));
+        Ok(SourceDescription {
+            server_version: None,
+            location,
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<CollectionSummary>> {
+        let list: IndexList =
+            Pinecone::call(&self.control, Method::GET, "/indexes", None, "list indexes").await?;
+        let mut out = Vec::new();
+        for model in list.indexes {
+            let count = match self.data_for(&model) {
+                Ok(data) => Pinecone::call::<Value>(
+                    &data,
+                    Method::POST,
+                    "/describe_index_stats",
+                    Some(json!({})),
+                    "describe index stats",
+                )
+                .await
+                .ok()
+                .and_then(|s| s["totalVectorCount"].as_u64()),
+                Err(_) => None,
+            };
+            out.push(CollectionSummary {
+                name: model.name.clone(),
+                dimension: model.dimension,
+                metric: model.metric.as_deref().and_then(metric_of),
+                count,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn collection(&self, name: &str) -> Result<CollectionSpec> {
+        let model = self.index_model(name).await?;
+        let data = self.data_for(&model)?;
+        let stats: Value = Pinecone::call(
+            &data,
+            Method::POST,
+            "/describe_index_stats",
+            Some(json!({})),
+            "describe index stats",
+        )
+        .await?;
+        let mut spec = Pinecone::spec_of(&model, stats["totalVectorCount"].as_u64());
+        spec.notes.push("pinecone's describe_index_stats is eventually consistent: the count before the export may lag recent writes".into());
+        Ok(spec)
+    }
+
+    fn scan<'a>(
+        &'a self,
+        spec: &'a CollectionSpec,
+        options: ScanOptions,
+    ) -> BoxStream<'a, Result<Page>> {
+        let slots = spec.vectors.len();
+        let sparse_slot = spec
+            .vectors
+            .iter()
+            .position(|f| f.kind == VectorKind::Sparse);
+        let concurrency = options.concurrency.max(1);
+        let setup = async move {
+            let model = self.index_model(&spec.name).await?;
+            let data = Arc::new(self.data_for(&model)?);
+            let namespaces = Pinecone::namespaces(&data).await?;
+            Ok::<_, Error>((data, namespaces))
+        };
+        stream::once(setup)
+            .map(move |setup| match setup {
+                Err(e) => stream::once(futures::future::ready(Err(e))).boxed(),
+                Ok((data, namespaces)) => {
+                    // Id pages, namespace by namespace: (namespace index, ids, next token).
+                    let lister = data.clone();
+                    let pages = stream::unfold(Some((0usize, None::<String>)), move |state| {
+                        let data = lister.clone();
+                        let namespaces = namespaces.clone();
+                        async move {
+                            let (ns_index, token) = state?;
+                            let ns = namespaces.get(ns_index)?.clone();
+                            match Pinecone::list_ids(&data, &ns, token.as_deref()).await {
+                                Err(e) => Some((Err(e), None)),
+                                Ok((ids, next)) => {
+                                    let state = match &next {
+                                        Some(t) => Some((ns_index, Some(t.clone()))),
+                                        None => Some((ns_index + 1, None)),
+                                    };
+                                    let cursor = state
+                                        .clone()
+                                        .map(|(i, t)| json!({"namespace": i, "token": t}));
+                                    Some((Ok((ns, ids, cursor)), state))
+                                }
+                            }
+                        }
+                    });
+                    pages
+                        .map(move |page| {
+                            let data = data.clone();
+                            async move {
+                                let (ns, ids, cursor) = page?;
+                                let mut records = Vec::with_capacity(ids.len());
+                                for group in fetch_groups(ids) {
+                                    records.extend(
+                                        Pinecone::fetch(&data, &ns, group, sparse_slot, slots)
+                                            .await?,
+                                    );
+                                }
+                                Ok(Page {
+                                    records,
+                                    next: cursor,
+                                })
+                            }
+                        })
+                        .buffered(concurrency)
+                        .boxed()
+                }
+            })
+            .flatten()
+            .boxed()
+    }
+}
+
+/// Splits ids into fetch requests of at most 1,000 ids and a bounded URL.
+fn fetch_groups(ids: Vec<String>) -> Vec<Vec<String>> {
+    let mut groups = Vec::new();
+    let mut current = Vec::new();
+    let mut len = 0;
+    for id in ids {
+        let l = enc(&id).len() + 5;
+        if !current.is_empty() && (current.len() == 1000 || len + l > MAX_FETCH_QUERY) {
+            groups.push(std::mem::take(&mut current));
+            len = 0;
+        }
+        len += l;
+        current.push(id);
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    groups
+}
+
+fn check_metadata(m: &Metadata) -> std::result::Result<(), String> {
+    for (k, v) in m {
+        match v {
+            Value::String(_) | Value::Bool(_) => {}
+            Value::Number(n) if n.as_f64().is_some_and(f64::is_finite) => {}
+            Value::Array(items) if items.iter().all(Value::is_string) => {}
+            Value::Null => return Err(format!("metadata `{k}` is null, which pinecone refuses")),
+            Value::Object(_) => {
+                return Err(format!(
+                    "metadata `{k}` holds a nested object, which pinecone refuses"
+                ));
+            }
+            Value::Array(_) => {
+                return Err(format!(
+                    "metadata `{k}` is a list of non-strings; pinecone lists hold strings only"
+                ));
+            }
+            Value::Number(n) => {
+                return Err(format!("metadata `{k}` holds {n}, not a finite number"));
+            }
+        }
+    }
+    let size = serde_json::to_vec(m).map_or(0, |b| b.len());
+    if size > MAX_METADATA_BYTES {
+        return Err(format!(
+            "metadata is {size} bytes, over pinecone's 40 KB per record"
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Sink for Pinecone {
+    fn name(&self) -> &'static str {
+        "pinecone"
+    }
+
+    fn endpoint(&self) -> String {
+        self.control.base().to_owned()
+    }
+
+    fn collection_in_url(&self) -> Option<&str> {
+        self.index.as_deref()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_dense_fields: 1,
+            sparse: true,
+            multivector: false,
+            named_vectors: true,
+            namespaces: true,
+            documents: false,
+            uris: false,
+            metrics: &[Metric::Cosine, Metric::L2, Metric::Dot],
+            id_kinds: &[IdKind::String],
+        }
+    }
+
+    fn notes(&self, spec: &CollectionSpec) -> Vec<String> {
+        let mut notes = vec![
+            "pinecone indexes hold one dense and one sparse vector: field names are not kept"
+                .to_owned(),
+        ];
+        if spec.id_kind.is_some_and(|k| k != IdKind::String) {
+            notes.push("ids are stored as their text (pinecone ids are strings)".into());
+        }
+        notes
+    }
+
+    fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()> {
+        let id = record.id.to_string();
+        let bad = |what: String| Err(Error::InvalidData(format!("record {id:?}: {what}")));
+        if id.is_empty() || id.chars().count() > 512 {
+            return bad("pinecone ids are 1 to 512 characters".into());
+        }
+        let sparse_only = !spec.vectors.iter().any(|f| f.kind == VectorKind::Dense);
+        for (f, v) in spec.vectors.iter().zip(&record.vectors) {
+            match (f.kind, v) {
+                (VectorKind::Dense, None) => {
+                    return bad(
+                        "has no dense values; every record of a dense pinecone index needs them"
+                            .into(),
+                    );
+                }
+                (VectorKind::Dense, Some(Vector::Dense(d))) => {
+                    if d.iter().all(|x| *x == 0.0) {
+                        return bad("its dense vector is all zeros, which pinecone refuses".into());
+                    }
+                    if d.iter().any(|x| !x.is_finite()) {
+                        return bad("its dense vector has NaN or infinite values".into());
+                    }
+                }
+                (VectorKind::Sparse, Some(Vector::Sparse(s))) => {
+                    if s.indices.len() > 1000 {
+                        return bad(format!(
+                            "its sparse vector has {} non-zeros, over pinecone's 1,000",
+                            s.indices.len()
+                        ));
+                    }
+                    if sparse_only && s.indices.is_empty() {
+                        return bad("its sparse vector is empty".into());
+                    }
+                }
+                (VectorKind::Sparse, None) if sparse_only => {
+                    return bad("has no sparse values".into());
+                }
+                _ => {}
+            }
+        }
+        if let Some(m) = &record.metadata
+            && let Err(e) = check_metadata(m)
+        {
+            return bad(e);
+        }
+        Ok(())
+    }
+
+    async fn prepare(
+        &self,
+        target: &str,
+        spec: &CollectionSpec,
+        existing: ExistingTarget,
+    ) -> Result<Arc<dyn CollectionWriter>> {
+        if !valid_index_name(target) {
+            return Err(Error::Usage(format!(
+                "`{target}` is not a valid Pinecone index name (1–45 lower-case letters, digits and `-`); choose another with --rename"
+            )));
+        }
+        let dense = spec.vectors.iter().find(|f| f.kind == VectorKind::Dense);
+        let has_sparse = spec.vectors.iter().any(|f| f.kind == VectorKind::Sparse);
+        let metric = dense.and_then(|f| f.metric).unwrap_or(Metric::Dot);
+        let pc_metric = pinecone_metric(metric)
+            .ok_or_else(|| Error::not_supported("pinecone", format!("the {metric} metric")))?;
+        if dense.is_some() && has_sparse && pc_metric != "dotproduct" {
+            return Err(Error::not_supported(
+                "pinecone",
+                format!(
+                    "sparse values in a {pc_metric} index (pinecone takes them with dotproduct only)"
+                ),
+            ));
+        }
+        let found = self.describe_index(target).await?;
+        let model = match (found, existing) {
+            (Some(_), ExistingTarget::Refuse) => {
+                return Err(Error::Incompatible(format!(
+                    "index `{target}` already exists on {}; import under another name (--rename), or pass --if-exists append|replace",
+                    self.control.base()
+                )));
+            }
+            (Some(m), ExistingTarget::Append) => {
+                if m.dimension != dense.and_then(|f| f.dimension)
+                    || m.metric.as_deref() != Some(pc_metric)
+                {
+                    return Err(Error::Incompatible(format!(
+                        "index `{target}` exists with dimension {:?} and metric {:?}, the snapshot needs {:?} and {pc_metric}",
+                        m.dimension,
+                        m.metric,
+                        dense.and_then(|f| f.dimension)
+                    )));
+                }
+                m
+            }
+            (found, _) => {
+                if found.is_some() {
+                    let resp = self
+                        .control
+                        .send(
+                            Method::DELETE,
+                            &format!("/indexes/{}", enc(target)),
+                            None,
+                            "delete index",
+                            true,
+                        )
+                        .await?;
+                    if !resp.status.is_success() {
+                        return Err(Pinecone::fail(&self.control, "delete index", &resp));
+                    }
+                    self.wait_until_gone(target).await?;
+                }
+                let from_pinecone = spec
+                    .raw_config
+                    .get("spec")
+                    .filter(|s| s.get("serverless").is_some());
+                let mut body = json!({
+                    "name": target,
+                    "metric": pc_metric,
+                    "vector_type": if dense.is_some() { "dense" } else { "sparse" },
+                    "spec": from_pinecone.cloned().unwrap_or_else(|| json!({"serverless": {"cloud": self.cloud, "region": self.region}})),
+                });
+                if let Some(d) = dense.and_then(|f| f.dimension) {
+                    body["dimension"] = json!(d);
+                }
+                if let Some(tags) = spec
+                    .collection_metadata
+                    .as_ref()
+                    .filter(|_| spec.raw_config.get("tags").is_some())
+                {
+                    body["tags"] = Value::Object(tags.clone());
+                }
+                let _: Value = Pinecone::call(
+                    &self.control,
+                    Method::POST,
+                    "/indexes",
+                    Some(body),
+                    "create index",
+                )
+                .await?;
+                self.wait_until_ready(target).await?
+            }
+        };
+        Ok(Arc::new(PineconeWriter {
+            data: self.data_for(&model)?,
+            fields: spec.vectors.clone(),
+        }))
+    }
+}
+
+impl Pinecone {
+    async fn wait_until_ready(&self, name: &str) -> Result<IndexModel> {
+        let started = Instant::now();
+        loop {
+            if let Some(m) = self.describe_index(name).await?
+                && m.status.get("ready").and_then(Value::as_bool) == Some(true)
+                && m.host.is_some()
+            {
+                return Ok(m);
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(Error::Server {
+                    endpoint: self.control.base().to_owned(),
+                    operation: "create index".into(),
+                    status: 0,
+                    message: format!(
+                        "index `{name}` was not ready after {}s",
+                        READY_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn wait_until_gone(&self, name: &str) -> Result<()> {
+        let started = Instant::now();
+        while self.describe_index(name).await?.is_some() {
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(Error::Incompatible(format!(
+                    "index `{name}` was still being deleted after {}s",
+                    READY_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(())
+    }
+}
+
+struct PineconeWriter {
+    data: HttpClient,
+    fields: Vec<VectorField>,
+}
+
+#[derive(Serialize)]
+struct UpsertVector {
+    id: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    values: Vec<f32>,
+    #[serde(rename = "sparseValues", skip_serializing_if = "Option::is_none")]
+    sparse_values: Option<SparseJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Metadata>,
+}
+
+#[async_trait]
+impl CollectionWriter for PineconeWriter {
+    fn limits(&self) -> BatchLimits {
+        BatchLimits {
+            max_records: 1000,
+            max_bytes: MAX_BODY_BYTES,
+        }
+    }
+
+    async fn write(&self, records: Vec<Record>) -> Result<()> {
+        // One request per namespace.
+        let mut by_namespace: Vec<(String, Vec<UpsertVector>)> = Vec::new();
+        for r in records {
+            let ns = r.namespace.clone().unwrap_or_default();
+            let mut v = UpsertVector {
+                id: r.id.to_string(),
+                values: Vec::new(),
+                sparse_values: None,
+                metadata: r.metadata.filter(|m| !m.is_empty()),
+            };
+            for (f, slot) in self.fields.iter().zip(r.vectors) {
+                match (f.kind, slot) {
+                    (VectorKind::Dense, Some(Vector::Dense(d))) => v.values = d,
+                    (VectorKind::Sparse, Some(Vector::Sparse(s))) if !s.indices.is_empty() => {
+                        v.sparse_values = Some(SparseJson {
+                            indices: s.indices,
+                            values: s.values,
+                        })
+                    }
+                    _ => {}
+                }
+            }
+            match by_namespace.iter_mut().find(|(n, _)| *n == ns) {
+                Some((_, list)) => list.push(v),
+                None => by_namespace.push((ns, vec![v])),
+            }
+        }
+        for (namespace, vectors) in by_namespace {
+            let body = tokio::task::spawn_blocking(move || {
+                serde_json::to_vec(&json!({"vectors": vectors, "namespace": namespace}))
+            })
+            .await
+            .map_err(|e| Error::InvalidData(format!("encoder task failed: {e}")))?
+            .map_err(|e| Error::InvalidData(format!("cannot encode vectors: {e}")))?;
+            let resp = self
+                .data
+                .send(Method::POST, "/vectors/upsert", Some(body), "upsert", true)
+                .await?;
+            if !resp.status.is_success() {
+                return Err(Pinecone::fail(&self.data, "upsert", &resp));
+            }
+        }
+        Ok(())
+    }
+
+    async fn count(&self) -> Result<u64> {
+        // describe_index_stats lags; listing ids is exact.
+        let mut total = 0u64;
+        for ns in Pinecone::namespaces(&self.data).await? {
+            let mut token: Option<String> = None;
+            loop {
+                let (ids, next) = Pinecone::list_ids(&self.data, &ns, token.as_deref()).await?;
+                total += ids.len() as u64;
+                token = next;
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names() {
+        assert!(valid_index_name("docs-2024"));
+        for bad in ["", "Docs", "a_b", "-a", "a-", &"x".repeat(46)] {
+            assert!(!valid_index_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn metadata_rules() {
+        let ok: Metadata =
+            serde_json::from_value(json!({"s": "x", "n": 1.5, "i": 3, "b": true, "l": ["a", "b"]}))
+                .unwrap();
+        assert!(check_metadata(&ok).is_ok());
+        for (v, needle) in [
+            (json!({"a": {"b": 1}}), "nested"),
+            (json!({"a": null}), "null"),
+            (json!({"a": [1, 2]}), "strings only"),
+        ] {
+            let m: Metadata = serde_json::from_value(v).unwrap();
+            assert!(check_metadata(&m).unwrap_err().contains(needle));
+        }
+        let big: Metadata = serde_json::from_value(json!({"t": "x".repeat(41_000)})).unwrap();
+        assert!(check_metadata(&big).unwrap_err().contains("40 KB"));
+    }
+
+    #[test]
+    fn fetch_groups_bound_count_and_url() {
+        let ids: Vec<String> = (0..2500).map(|i| format!("{i}")).collect();
+        let groups = fetch_groups(ids);
+        assert!(groups.iter().all(|g| g.len() <= 1000));
+        assert_eq!(groups.iter().map(Vec::len).sum::<usize>(), 2500);
+        let long: Vec<String> = (0..50)
+            .map(|i| format!("{i}-{}", "é".repeat(200)))
+            .collect();
+        let groups = fetch_groups(long);
+        for g in &groups {
+            let len: usize = g.iter().map(|id| enc(id).len() + 5).sum();
+            assert!(len <= MAX_FETCH_QUERY || g.len() == 1);
+        }
+    }
+}
