@@ -76,10 +76,11 @@ struct CollectionJson {
 }
 
 #[derive(Debug, Deserialize)]
-struct GetResult {
+struct GetResult<'a> {
     ids: Vec<String>,
-    #[serde(default)]
-    embeddings: Option<Vec<Vec<f32>>>,
+    /// Each embedding's JSON text, parsed by [`super::floats`].
+    #[serde(default, borrow)]
+    embeddings: Option<Vec<&'a serde_json::value::RawValue>>,
     #[serde(default)]
     documents: Option<Vec<Option<String>>>,
     #[serde(default)]
@@ -230,7 +231,13 @@ impl Chroma {
             let mut uris = page.uris.map(Vec::into_iter);
             let mut out = Vec::with_capacity(n);
             for id in page.ids {
-                let embedding = embeddings.as_mut().and_then(Iterator::next);
+                let embedding = match embeddings.as_mut().and_then(Iterator::next) {
+                    Some(raw) if raw.get() != "null" => Some(
+                        super::floats::parse_f32_array(raw.get())
+                            .map_err(|e| protocol(format!("embedding of {id:?}: {e}")))?,
+                    ),
+                    _ => None,
+                };
                 let mut slots = vec![None; vectors];
                 if let Some(slot) = slots.first_mut() {
                     *slot = embedding.map(Vector::Dense);

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::{CollectionSpec, CollectionSummary, IdKind, Metric, Record};
 
 pub mod chroma;
+pub mod floats;
 pub mod http;
 pub mod memory;
 pub mod pinecone;

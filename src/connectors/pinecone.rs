@@ -45,6 +45,10 @@ const MAX_BODY_BYTES: usize = 2_000_000;
 const MAX_FETCH_QUERY: usize = 8_000;
 /// Largest metadata of one record, as JSON.
 const MAX_METADATA_BYTES: usize = 40 * 1024;
+/// Metadata key holding a record's document (Pinecone has no document field).
+pub const DOCUMENT_KEY: &str = "__vecport_document";
+/// Metadata key holding a record's URI.
+pub const URI_KEY: &str = "__vecport_uri";
 /// How long import waits for a new index to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -449,13 +453,17 @@ impl Pinecone {
                         values: s.values,
                     }));
                 }
+                let mut metadata = v.metadata.unwrap_or_default();
+                let text = |v: Option<Value>| v.and_then(|v| v.as_str().map(str::to_owned));
+                let document = text(metadata.remove(DOCUMENT_KEY));
+                let uri = text(metadata.remove(URI_KEY));
                 out.push(Record {
                     id: RecordId::String(id),
                     namespace: ns.clone(),
                     vectors,
-                    metadata: v.metadata.filter(|m| !m.is_empty()),
-                    document: None,
-                    uri: None,
+                    metadata: (!metadata.is_empty()).then_some(metadata),
+                    document,
+                    uri,
                 });
             }
             Ok(out)
@@ -673,10 +681,31 @@ fn fetch_groups(ids: Vec<String>) -> Vec<Vec<String>> {
     groups
 }
 
+/// The metadata sent for a record: its own, plus its document and URI.
+fn wire_metadata(r: &Record) -> Metadata {
+    let mut m = r.metadata.clone().unwrap_or_default();
+    if let Some(d) = &r.document {
+        m.insert(DOCUMENT_KEY.into(), json!(d));
+    }
+    if let Some(u) = &r.uri {
+        m.insert(URI_KEY.into(), json!(u));
+    }
+    m
+}
+
 fn check_metadata(m: &Metadata) -> std::result::Result<(), String> {
     for (k, v) in m {
         match v {
             Value::String(_) | Value::Bool(_) => {}
+            Value::Number(n)
+                if (n.is_i64() || n.is_u64())
+                    && n.as_f64()
+                        .is_some_and(|f| f.abs() > 9_007_199_254_740_992.0) =>
+            {
+                return Err(format!(
+                    "metadata `{k}` holds {n}, beyond the integers pinecone's float64 numbers store exactly"
+                ));
+            }
             Value::Number(n) if n.as_f64().is_some_and(f64::is_finite) => {}
             Value::Array(items) if items.iter().all(Value::is_string) => {}
             Value::Null => return Err(format!("metadata `{k}` is null, which pinecone refuses")),
@@ -725,8 +754,8 @@ impl Sink for Pinecone {
             multivector: false,
             named_vectors: true,
             namespaces: true,
-            documents: false,
-            uris: false,
+            documents: true,
+            uris: true,
             metrics: &[Metric::Cosine, Metric::L2, Metric::Dot],
             id_kinds: &[IdKind::String],
         }
@@ -784,8 +813,15 @@ impl Sink for Pinecone {
             }
         }
         if let Some(m) = &record.metadata
-            && let Err(e) = check_metadata(m)
+            && let Some(key) = [DOCUMENT_KEY, URI_KEY]
+                .into_iter()
+                .find(|k| m.contains_key(*k))
         {
+            return bad(format!(
+                "metadata key `{key}` is reserved by vecport's pinecone mapping"
+            ));
+        }
+        if let Err(e) = check_metadata(&wire_metadata(record)) {
             return bad(e);
         }
         Ok(())
@@ -961,11 +997,12 @@ impl CollectionWriter for PineconeWriter {
         let mut by_namespace: Vec<(String, Vec<UpsertVector>)> = Vec::new();
         for r in records {
             let ns = r.namespace.clone().unwrap_or_default();
+            let metadata = Some(wire_metadata(&r)).filter(|m| !m.is_empty());
             let mut v = UpsertVector {
                 id: r.id.to_string(),
                 values: Vec::new(),
                 sparse_values: None,
-                metadata: r.metadata.filter(|m| !m.is_empty()),
+                metadata,
             };
             for (f, slot) in self.fields.iter().zip(r.vectors) {
                 match (f.kind, slot) {

@@ -21,6 +21,7 @@
 
 #![allow(dead_code)]
 
+pub mod pinecone;
 pub mod qdrant;
 
 use std::fmt;

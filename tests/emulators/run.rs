@@ -3,7 +3,13 @@
 //! ```text
 //! cargo run --example emulator -- qdrant --port 6333 [--api-key KEY]
 //!     [--max-request-size BYTES] [--faults '{"rate_limit":0.1}'] [--exact-floats] [--log]
+//! cargo run --example emulator -- pinecone --port 5080 [--api-key KEY]
+//!     [--max-request-size BYTES] [--stats-lag-reads N] [--faults '{…}'] [--log]
 //! ```
+//!
+//! Default ports: qdrant 6333, pinecone 5080. The Pinecone emulator serves
+//! the control plane at the root and each index's data plane at the `host`
+//! its `IndexModel` names (`http://127.0.0.1:PORT/__index/<name>`).
 //!
 //! Faults can also be switched while it runs: `POST /__emulator/faults`.
 
@@ -15,6 +21,7 @@ use clap::{Parser, ValueEnum};
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Kind {
     Qdrant,
+    Pinecone,
 }
 
 #[derive(Debug, Parser)]
@@ -22,13 +29,14 @@ enum Kind {
 struct Args {
     /// Which server to emulate.
     kind: Kind,
-    /// Port on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 6333)]
-    port: u16,
+    /// Port on 127.0.0.1 (0 picks a free one; default 6333 for qdrant,
+    /// 5080 for pinecone).
+    #[arg(long)]
+    port: Option<u16>,
     /// Require this API key.
     #[arg(long)]
     api_key: Option<String>,
-    /// Request body limit in bytes (Qdrant's default: 32 MiB).
+    /// Request body limit in bytes (Qdrant's default: 32 MiB; Pinecone's: 2 MB).
     #[arg(long)]
     max_request_size: Option<usize>,
     /// Initial faults, as the JSON accepted by `POST /__emulator/faults`.
@@ -38,6 +46,10 @@ struct Args {
     /// one ulp; see `QdrantOptions::exact_floats`).
     #[arg(long)]
     exact_floats: bool,
+    /// Pinecone: how many `describe_index_stats` calls after a write still
+    /// show the counts from before it (0: no lag).
+    #[arg(long)]
+    stats_lag_reads: Option<u32>,
     /// Log every request to stderr.
     #[arg(long)]
     log: bool,
@@ -60,7 +72,7 @@ async fn main() -> std::process::ExitCode {
     let started = match args.kind {
         Kind::Qdrant => {
             let mut options = emulators::qdrant::QdrantOptions {
-                port: args.port,
+                port: args.port.unwrap_or(6333),
                 api_key: args.api_key,
                 faults,
                 exact_floats: args.exact_floats,
@@ -69,7 +81,36 @@ async fn main() -> std::process::ExitCode {
             if let Some(n) = args.max_request_size {
                 options.max_request_size = n;
             }
-            emulators::qdrant::start(options).await
+            emulators::qdrant::start(options).await.map(|e| {
+                eprintln!(
+                    "emulator: Qdrant {} listening on {}",
+                    emulators::qdrant::VERSION,
+                    e.base_url()
+                );
+                Box::new(e) as Box<dyn std::any::Any>
+            })
+        }
+        Kind::Pinecone => {
+            let mut options = emulators::pinecone::PineconeOptions {
+                port: args.port.unwrap_or(5080),
+                api_key: args.api_key,
+                faults,
+                ..Default::default()
+            };
+            if let Some(n) = args.max_request_size {
+                options.max_request_size = n;
+            }
+            if let Some(n) = args.stats_lag_reads {
+                options.stats_lag_reads = n;
+            }
+            emulators::pinecone::start(options).await.map(|e| {
+                eprintln!(
+                    "emulator: Pinecone (API {}) listening on {}",
+                    emulators::pinecone::API_VERSION,
+                    e.base_url()
+                );
+                Box::new(e) as Box<dyn std::any::Any>
+            })
         }
     };
     let emulator = match started {
@@ -79,12 +120,6 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    eprintln!(
-        "emulator: {:?} (Qdrant {}) listening on {}",
-        args.kind,
-        emulators::qdrant::VERSION,
-        emulator.base_url()
-    );
     let _ = tokio::signal::ctrl_c().await;
     drop(emulator);
     std::process::ExitCode::SUCCESS

@@ -13,6 +13,7 @@ mod chroma;
 mod cli;
 mod conformance;
 mod fixtures;
+mod pinecone_emulator;
 mod pyarrow;
 mod qdrant;
 mod qdrant_emulator;

