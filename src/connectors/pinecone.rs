@@ -447,6 +447,12 @@ impl Pinecone {
                 {
                     vectors[slot] = Some(Vector::Dense(v.values));
                 }
+                if v.sparse_values.is_some() && sparse_slot.is_none() {
+                    // Never drop data silently.
+                    return Err(protocol(format!(
+                        "vector {id:?} has sparse values, which this index's metric does not allow"
+                    )));
+                }
                 if let (Some(s), Some(slot)) = (v.sparse_values, sparse_slot) {
                     vectors[slot] = Some(Vector::Sparse(SparseVector {
                         indices: s.indices,
@@ -499,8 +505,10 @@ impl Pinecone {
             dense.index = Some(index.clone());
             vectors.push(dense);
         }
-        // Sparse values exist in sparse indexes and in dense dotproduct (hybrid) indexes.
-        if model.vector_type.as_deref() == Some("sparse") || metric == Some(Metric::Dot) {
+        // Every index may hold sparse values (dense ones alongside their dense
+        // values); a field without values is left out on import where the
+        // target has no sparse vectors.
+        {
             vectors.push(VectorField {
                 name: SPARSE_FIELD.into(),
                 kind: VectorKind::Sparse,
@@ -802,6 +810,20 @@ impl Sink for Pinecone {
                             s.indices.len()
                         ));
                     }
+                    let dense_metric = spec
+                        .vectors
+                        .iter()
+                        .find(|f| f.kind == VectorKind::Dense)
+                        .and_then(|f| f.metric);
+                    if !sparse_only
+                        && !s.indices.is_empty()
+                        && dense_metric.is_some_and(|m| m != Metric::Dot)
+                    {
+                        return bad(
+                            "has sparse values, which pinecone takes only in dotproduct indexes"
+                                .into(),
+                        );
+                    }
                     if sparse_only && s.indices.is_empty() {
                         return bad("its sparse vector is empty".into());
                     }
@@ -839,18 +861,9 @@ impl Sink for Pinecone {
             )));
         }
         let dense = spec.vectors.iter().find(|f| f.kind == VectorKind::Dense);
-        let has_sparse = spec.vectors.iter().any(|f| f.kind == VectorKind::Sparse);
         let metric = dense.and_then(|f| f.metric).unwrap_or(Metric::Dot);
         let pc_metric = pinecone_metric(metric)
             .ok_or_else(|| Error::not_supported("pinecone", format!("the {metric} metric")))?;
-        if dense.is_some() && has_sparse && pc_metric != "dotproduct" {
-            return Err(Error::not_supported(
-                "pinecone",
-                format!(
-                    "sparse values in a {pc_metric} index (pinecone takes them with dotproduct only)"
-                ),
-            ));
-        }
         let found = self.describe_index(target).await?;
         let model = match (found, existing) {
             (Some(_), ExistingTarget::Refuse) => {
@@ -1022,8 +1035,14 @@ impl CollectionWriter for PineconeWriter {
             }
         }
         for (namespace, vectors) in by_namespace {
+            // A struct, not `json!`: `json!` widens f32 to f64 and doubles the text.
+            #[derive(Serialize)]
+            struct Upsert {
+                vectors: Vec<UpsertVector>,
+                namespace: String,
+            }
             let body = tokio::task::spawn_blocking(move || {
-                serde_json::to_vec(&json!({"vectors": vectors, "namespace": namespace}))
+                serde_json::to_vec(&Upsert { vectors, namespace })
             })
             .await
             .map_err(|e| Error::InvalidData(format!("encoder task failed: {e}")))?

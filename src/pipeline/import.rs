@@ -10,7 +10,7 @@ use futures::StreamExt;
 
 use crate::connectors::{CollectionWriter, ExistingTarget, Sink};
 use crate::error::{Error, Result};
-use crate::model::{Record, VectorKind};
+use crate::model::{CollectionSpec, Record, VectorKind};
 use crate::snapshot::{CollectionManifest, Snapshot};
 
 use super::{Batcher, Observer};
@@ -95,10 +95,11 @@ pub async fn import(
     // 3. Write.
     let mut out = ImportReport::default();
     for (c, target) in chosen {
-        let spec = c.spec();
+        let (spec, dropped) = target_view(sink, &c);
         observer.start(&target, Some(c.record_count));
         let writer = sink.prepare(&target, &spec, options.existing).await?;
-        let written = write_collection(&snapshot, &c, writer.clone(), options, observer).await?;
+        let written =
+            write_collection(&snapshot, &c, dropped, writer.clone(), options, observer).await?;
         let target_count = writer.count().await?;
         let fresh = options.existing != ExistingTarget::Append;
         if fresh && target_count != c.record_count {
@@ -200,13 +201,17 @@ fn check_capabilities(sink: &dyn Sink, c: &CollectionManifest) -> Result<()> {
             caps.max_dense_fields
         ));
     }
-    if !caps.sparse && c.vectors.iter().any(|v| v.field.kind == VectorKind::Sparse) {
-        return feature("sparse vectors".into());
-    }
-    if !caps.multivector && c.vectors.iter().any(|v| v.field.kind == VectorKind::Multi) {
-        return feature("multivectors".into());
-    }
-    if !caps.named_vectors && c.vectors.iter().any(|v| !v.field.name.is_empty()) {
+    // Sparse and multivector fields the sink lacks are refused record by
+    // record (in `check_records`): a field no record has a value in is left out.
+    let dropped = dropped_fields(sink, c);
+    let kept = || {
+        c.vectors
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !dropped.contains(i))
+            .map(|(_, v)| v)
+    };
+    if !caps.named_vectors && kept().any(|v| !v.field.name.is_empty()) {
         return feature("named vectors".into());
     }
     if !caps.namespaces && c.namespaces.iter().any(|n| n.name.is_some()) {
@@ -218,7 +223,7 @@ fn check_capabilities(sink: &dyn Sink, c: &CollectionManifest) -> Result<()> {
     if !caps.uris && c.has_uris {
         return feature("URIs".into());
     }
-    for v in &c.vectors {
+    for v in kept() {
         if let Some(m) = v.field.metric
             && !caps.metrics.contains(&m)
         {
@@ -228,6 +233,36 @@ fn check_capabilities(sink: &dyn Sink, c: &CollectionManifest) -> Result<()> {
     Ok(())
 }
 
+/// Vector fields of a kind the sink cannot store, by position.
+fn dropped_fields(sink: &dyn Sink, c: &CollectionManifest) -> Vec<usize> {
+    let caps = sink.capabilities();
+    c.vectors
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| match v.field.kind {
+            VectorKind::Sparse => !caps.sparse,
+            VectorKind::Multi => !caps.multivector,
+            VectorKind::Dense => false,
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The collection as the sink sees it: without the fields it cannot store
+/// (which hold no values, or `check_records` would have refused them).
+fn target_view(sink: &dyn Sink, c: &CollectionManifest) -> (CollectionSpec, Arc<Vec<usize>>) {
+    let dropped = dropped_fields(sink, c);
+    let mut spec = c.spec();
+    spec.vectors = spec
+        .vectors
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !dropped.contains(i))
+        .map(|(_, v)| v)
+        .collect();
+    (spec, Arc::new(dropped))
+}
+
 /// Runs the sink's check over every record, reading the snapshot on a
 /// blocking thread; names up to ten offending records.
 async fn check_records(
@@ -235,16 +270,30 @@ async fn check_records(
     sink: &dyn Sink,
     c: &CollectionManifest,
 ) -> Result<()> {
-    let spec = c.spec();
+    let (spec, dropped) = target_view(sink, c);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Record>>>(4);
-    let reader = spawn_reader(snapshot.clone(), c.name.clone(), 4096, tx);
+    let reader = spawn_reader(snapshot.clone(), c.name.clone(), 4096, tx, Arc::default());
     let mut problems = Vec::new();
     let mut read_error = None;
     while let Some(batch) = rx.recv().await {
         match batch {
             Ok(records) => {
-                for r in &records {
-                    if let Err(e) = sink.check(&spec, r) {
+                for mut r in records {
+                    if let Some(i) = dropped.iter().copied().find(|&i| r.vectors[i].is_some()) {
+                        let field = &c.vectors[i].field;
+                        let kind = format!("{:?}", field.kind).to_lowercase();
+                        return Err(Error::not_supported(
+                            sink.name(),
+                            format!(
+                                "{kind} vectors (collection `{}`: record {:?} has one in field {:?}); nothing was written",
+                                c.name,
+                                r.id.to_string(),
+                                field.name
+                            ),
+                        ));
+                    }
+                    strip(&mut r, &dropped);
+                    if let Err(e) = sink.check(&spec, &r) {
                         problems.push(e.to_string());
                     }
                 }
@@ -275,18 +324,30 @@ async fn check_records(
     Ok(())
 }
 
-/// Streams a collection's records from a blocking thread into `tx`.
+/// Removes the vector slots at `dropped` (ascending positions).
+fn strip(r: &mut Record, dropped: &[usize]) {
+    for &i in dropped.iter().rev() {
+        r.vectors.remove(i);
+    }
+}
+
+/// Streams a collection's records from a blocking thread into `tx`,
+/// without the vector slots at `dropped`.
 fn spawn_reader(
     snapshot: Arc<Snapshot>,
     collection: String,
     batch_rows: usize,
     tx: tokio::sync::mpsc::Sender<Result<Vec<Record>>>,
+    dropped: Arc<Vec<usize>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
         let Some(c) = snapshot.collection(&collection) else {
             return;
         };
-        for batch in snapshot.records(c, batch_rows) {
+        for mut batch in snapshot.records(c, batch_rows) {
+            if let Ok(records) = batch.as_mut() {
+                records.iter_mut().for_each(|r| strip(r, &dropped));
+            }
             if tx.blocking_send(batch).is_err() {
                 return;
             }
@@ -297,6 +358,7 @@ fn spawn_reader(
 async fn write_collection(
     snapshot: &Arc<Snapshot>,
     c: &CollectionManifest,
+    dropped: Arc<Vec<usize>>,
     writer: Arc<dyn CollectionWriter>,
     options: &ImportOptions,
     observer: &dyn Observer,
@@ -307,6 +369,7 @@ async fn write_collection(
         c.name.clone(),
         options.read_batch_rows,
         tx,
+        dropped,
     );
     let limits = writer.limits();
     // Cut the record stream into requests, then send several at once.

@@ -1,0 +1,286 @@
+//! The Pinecone connector end to end against the Pinecone emulator, through
+//! the CLI; data is seeded with raw HTTP written here.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::{Value, json};
+use vecport::model::{Metadata, Metric, Record, RecordId, SparseVector, Vector};
+
+use crate::conformance::{read_snapshot, write_snapshot};
+use crate::emulators::pinecone::{self as emu, PineconeEmulator, PineconeOptions};
+use crate::support::data;
+
+fn vecport() -> Command {
+    let mut c = Command::cargo_bin("vecport").unwrap();
+    c.env_remove("PINECONE_API_KEY");
+    c
+}
+
+async fn emulator() -> PineconeEmulator {
+    let e = emu::start(PineconeOptions::default()).await.unwrap();
+    e.set_stats_lag_reads(0);
+    e
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: Value) -> Value {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(status.is_success(), "{url}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Creates a dotproduct index with `n` dense + sparse records in three namespaces.
+async fn seed(e: &PineconeEmulator, name: &str, n: usize) -> Vec<Record> {
+    let http = reqwest::Client::new();
+    let model = post(
+        &http,
+        &format!("{}/indexes", e.base_url()),
+        json!({
+            "name": name, "dimension": 16, "metric": "dotproduct", "vector_type": "dense",
+            "spec": {"serverless": {"cloud": "aws", "region": "us-east-1"}}
+        }),
+    )
+    .await;
+    let host = model["host"].as_str().unwrap().to_owned();
+    let mut rng = fastrand::Rng::with_seed(31);
+    let records: Vec<Record> = (0..n)
+        .map(|i| {
+            let namespace = ["", "alpha", "βeta"][i % 3];
+            let k = i % 4 + 1;
+            let metadata: Metadata = serde_json::from_value(json!({
+                "title": format!("record {i} — ü"),
+                "score": i as f64 / 8.0,
+                "year": 2000.0 + (i % 25) as f64,
+                "public": i % 2 == 0,
+                "tags": ["a", format!("t{}", i % 5)],
+            }))
+            .unwrap();
+            Record {
+                id: RecordId::String(format!("{namespace}-rec-{i:06}")),
+                namespace: (!namespace.is_empty()).then(|| namespace.to_owned()),
+                vectors: vec![
+                    Some(Vector::Dense(
+                        (0..16).map(|_| rng.f32() * 2.0 - 1.0).collect(),
+                    )),
+                    Some(Vector::Sparse(SparseVector {
+                        indices: (0..k as u32).map(|j| j * 13 + 1).collect(),
+                        values: (0..k).map(|_| rng.f32()).collect(),
+                    })),
+                ],
+                metadata: Some(metadata),
+                document: None,
+                uri: None,
+            }
+        })
+        .collect();
+    for chunk in records.chunks(200) {
+        for ns in ["", "alpha", "βeta"] {
+            let vectors: Vec<Value> = chunk
+                .iter()
+                .filter(|r| r.namespace.as_deref().unwrap_or("") == ns)
+                .map(|r| {
+                    let (Some(Vector::Dense(d)), Some(Vector::Sparse(s))) = (&r.vectors[0], &r.vectors[1]) else { unreachable!() };
+                    json!({"id": r.id.to_string(), "values": d, "sparseValues": {"indices": s.indices, "values": s.values}, "metadata": r.metadata})
+                })
+                .collect();
+            if !vectors.is_empty() {
+                post(
+                    &http,
+                    &format!("{host}/vectors/upsert"),
+                    json!({"vectors": vectors, "namespace": ns}),
+                )
+                .await;
+            }
+        }
+    }
+    records
+}
+
+fn sorted(mut r: Vec<Record>) -> Vec<Record> {
+    r.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
+    r
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_namespaces_dense_and_sparse_round_trip() {
+    let e = emulator().await;
+    let written = sorted(seed(&e, "source-index", 10_002).await);
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let url = format!("pinecone+http://{}", e.addr());
+    vecport()
+        .args([
+            "export",
+            &format!("{url}/source-index"),
+            a.to_str().unwrap(),
+            "-q",
+        ])
+        .assert()
+        .success();
+    vecport()
+        .args(["verify", a.to_str().unwrap()])
+        .assert()
+        .success();
+    let (snapshot, exported) = read_snapshot(&a);
+    let c = &snapshot.manifest().collections[0];
+    let mut counts: Vec<(Option<String>, u64)> = c
+        .namespaces
+        .iter()
+        .map(|n| (n.name.clone(), n.records))
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        [
+            (None, 3334),
+            (Some("alpha".into()), 3334),
+            (Some("βeta".into()), 3334)
+        ]
+    );
+    assert_eq!(c.vectors[0].field.metric, Some(Metric::Dot));
+    assert_eq!(
+        data::first_difference(&written, &sorted(exported)),
+        None,
+        "export equals what was written"
+    );
+
+    vecport()
+        .args([
+            "import",
+            a.to_str().unwrap(),
+            &format!("{url}/copy-index"),
+            "-q",
+        ])
+        .assert()
+        .success();
+    vecport()
+        .args([
+            "export",
+            &format!("{url}/copy-index"),
+            b.to_str().unwrap(),
+            "-q",
+        ])
+        .assert()
+        .success();
+    let (copy, back) = read_snapshot(&b);
+    assert_eq!(copy.manifest().collections[0].namespaces, c.namespaces);
+    assert_eq!(
+        data::first_difference(&written, &sorted(back)),
+        None,
+        "the new index holds the same records"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_pinecone_cannot_take_is_refused_by_record() {
+    let e = emulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("s");
+    // Nested objects, nulls and lists of numbers.
+    write_snapshot(
+        &snap,
+        &data::spec("nested", 8, Metric::Cosine),
+        data::records(40, 8, 2, data::FULL),
+    );
+    vecport()
+        .args([
+            "import",
+            snap.to_str().unwrap(),
+            &format!("pinecone+http://{}/refused", e.addr()),
+        ])
+        .assert()
+        .code(7)
+        .stderr(
+            predicate::str::contains("nothing was written")
+                .and(predicate::str::contains("record \"plain\""))
+                .and(predicate::str::contains("nested object")),
+        );
+    assert!(e.state().index_names().is_empty(), "no index was created");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_over_two_megabytes_are_split() {
+    let e = emulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("s");
+    // 1,500 × 768 floats: 1,000 records would be ~8 MB, four times Pinecone's limit.
+    let records: Vec<Record> = data::records(1500, 768, 3, data::PINECONE)
+        .into_iter()
+        .map(|mut r| {
+            if let Some(Vector::Dense(d)) = &mut r.vectors[0] {
+                d.iter_mut().for_each(|x| *x = x.clamp(-1.0, 1.0) + 2.0);
+            }
+            r
+        })
+        .collect();
+    write_snapshot(&snap, &data::spec("wide", 768, Metric::Cosine), records);
+    vecport()
+        .args([
+            "import",
+            snap.to_str().unwrap(),
+            &format!("pinecone+http://{}/wide", e.addr()),
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "1500 records written, target counts 1500",
+        ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_of_what_the_official_sdk_wrote_equals_it() {
+    let e = emulator().await;
+    let Some(summary) = crate::pinecone_emulator::run_pinecone_sdk_scenario(e.base_url()).await
+    else {
+        return;
+    };
+    let index = summary["index"].as_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("sdk");
+    vecport()
+        .args([
+            "export",
+            &format!("pinecone+http://{}/{index}", e.addr()),
+            snap.to_str().unwrap(),
+            "-q",
+        ])
+        .assert()
+        .success();
+    let (_, records) = read_snapshot(&snap);
+    let mut expected = 0;
+    for (ns, list) in summary["namespaces"].as_object().unwrap() {
+        let ns = (!ns.is_empty() && ns != "__default__").then(|| ns.clone());
+        for v in list.as_array().unwrap() {
+            expected += 1;
+            let id = v["id"].as_str().unwrap();
+            let r = records
+                .iter()
+                .find(|r| r.namespace == ns && r.id.to_string() == id)
+                .unwrap_or_else(|| panic!("{ns:?}/{id} missing"));
+            let values: Vec<f32> = v["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            assert_eq!(
+                r.vectors[0].as_ref().and_then(Vector::as_dense),
+                Some(values.as_slice()),
+                "{id}"
+            );
+            assert_eq!(
+                r.metadata.clone().map(Value::Object).unwrap_or(Value::Null),
+                v.get("metadata").cloned().unwrap_or(Value::Null),
+                "{id}"
+            );
+        }
+    }
+    assert_eq!(records.len(), expected);
+}
