@@ -5,31 +5,66 @@
 
 /// Parses the JSON text of an array of numbers (`[0.1, -2e-3, 4]`) into `f32`s.
 pub fn parse_f32_array(text: &str) -> Result<Vec<f32>, String> {
-    let inner = text
-        .trim()
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .ok_or_else(|| format!("expected an array of numbers, found {}", excerpt(text)))?;
-    let inner = inner.trim();
-    if inner.is_empty() {
-        return Ok(Vec::new());
+    let bytes = text.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while i < bytes.len() && matches!(bytes[i], b' ' | b'\n' | b'\r' | b'\t') {
+            i += 1;
+        }
+        i
+    };
+    let mut i = skip_ws(0);
+    if bytes.get(i) != Some(&b'[') {
+        return Err(format!(
+            "expected an array of numbers, found {}",
+            excerpt(text)
+        ));
     }
-    let mut out = Vec::with_capacity(inner.len() / 8 + 1);
-    for item in inner.split(',') {
-        let item = item.trim();
-        let v: f32 =
-            fast_float2::parse(item).map_err(|_| format!("{} is not a number", excerpt(item)))?;
-        // fast-float accepts `inf`/`nan` spellings that JSON does not have.
-        if !v.is_finite()
-            && !item
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+    i = skip_ws(i + 1);
+    let mut out = Vec::with_capacity(bytes.len() / 10 + 1);
+    if bytes.get(i) == Some(&b']') {
+        return finish(bytes, i + 1, out, text);
+    }
+    loop {
+        let rest = &bytes[i..];
+        // JSON numbers start with '-' or a digit; this also keeps out `inf`, `nan` and `+1`.
+        if !rest
+            .first()
+            .is_some_and(|b| *b == b'-' || b.is_ascii_digit())
         {
-            return Err(format!("{} is not a JSON number", excerpt(item)));
+            return Err(format!("{} is not a JSON number", excerpt(&text[i..])));
+        }
+        let (v, n): (f32, usize) = fast_float2::parse_partial(rest)
+            .map_err(|_| format!("{} is not a number", excerpt(&text[i..])))?;
+        if rest[..n]
+            .iter()
+            .any(|b| b.is_ascii_alphabetic() && !matches!(b, b'e' | b'E'))
+        {
+            return Err(format!("{} is not a JSON number", excerpt(&text[i..])));
         }
         out.push(v);
+        i = skip_ws(i + n);
+        match bytes.get(i) {
+            Some(b',') => i = skip_ws(i + 1),
+            Some(b']') => return finish(bytes, i + 1, out, text),
+            _ => {
+                return Err(format!(
+                    "expected `,` or `]` in {}",
+                    excerpt(&text[i.min(text.len())..])
+                ));
+            }
+        }
     }
-    Ok(out)
+}
+
+fn finish(bytes: &[u8], end: usize, out: Vec<f32>, text: &str) -> Result<Vec<f32>, String> {
+    if bytes[end..].iter().all(|b| b.is_ascii_whitespace()) {
+        Ok(out)
+    } else {
+        Err(format!(
+            "unexpected text after the array in {}",
+            excerpt(text)
+        ))
+    }
 }
 
 /// Parses the JSON text of an array of arrays of numbers.
@@ -80,7 +115,21 @@ mod tests {
 
     #[test]
     fn refuses_what_json_does_not_have() {
-        for bad in ["[1,]", "[nan]", "[inf]", "1,2", "[\"1\"]", "[1 2]"] {
+        for bad in [
+            "[1,]",
+            "[nan]",
+            "[inf]",
+            "1,2",
+            "[\"1\"]",
+            "[1 2]",
+            "[+1]",
+            "[1]x",
+            "[1",
+            "[.5]",
+            "[-inf]",
+            "[-nan]",
+            "[-infinity]",
+        ] {
             assert!(parse_f32_array(bad).is_err(), "{bad}");
         }
     }
