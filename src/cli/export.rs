@@ -72,12 +72,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
     let started = Instant::now();
     let manifest = pipeline::export(source.as_ref(), &args.snapshot, &options, &Bars::new(quiet))
         .await
-        .with_context(|| {
-            format!(
-                "export from {} failed",
-                crate::connectors::Source::endpoint(source.as_ref())
-            )
-        })?;
+        .with_context(|| format!("export from {} failed", source.endpoint()))?;
     let records: u64 = manifest.collections.iter().map(|c| c.record_count).sum();
     let secs = started.elapsed().as_secs_f64();
     if !quiet {

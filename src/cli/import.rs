@@ -71,7 +71,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
             format!(
                 "import of {} into {} failed",
                 args.snapshot.display(),
-                crate::connectors::Sink::endpoint(sink.as_ref())
+                sink.endpoint()
             )
         })?;
     let secs = started.elapsed().as_secs_f64();

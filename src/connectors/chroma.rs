@@ -26,8 +26,8 @@ use crate::redact::Secret;
 
 use super::http::{HttpClient, Response, decode_json};
 use super::{
-    BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, ExistingTarget, Page, ScanOptions,
-    Sink, Source, SourceDescription,
+    BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, Endpoint, ExistingTarget, Page,
+    ScanOptions, Sink, Source, SourceDescription,
 };
 
 /// Environment variable holding the token.
@@ -413,8 +413,7 @@ fn configuration_for(spec: &CollectionSpec) -> Result<Value> {
     Ok(json!({ "hnsw": hnsw }))
 }
 
-#[async_trait]
-impl Source for Chroma {
+impl Endpoint for Chroma {
     fn name(&self) -> &'static str {
         "chroma"
     }
@@ -426,7 +425,10 @@ impl Source for Chroma {
     fn collection_in_url(&self) -> Option<&str> {
         self.collection.as_deref()
     }
+}
 
+#[async_trait]
+impl Source for Chroma {
     async fn describe(&self) -> Result<SourceDescription> {
         let version: Value = self
             .http
@@ -534,18 +536,6 @@ impl Source for Chroma {
 
 #[async_trait]
 impl Sink for Chroma {
-    fn name(&self) -> &'static str {
-        "chroma"
-    }
-
-    fn endpoint(&self) -> String {
-        self.http.base().to_owned()
-    }
-
-    fn collection_in_url(&self) -> Option<&str> {
-        self.collection.as_deref()
-    }
-
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             max_dense_fields: 1,

@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::model::{CollectionSpec, CollectionSummary, IdKind, Metric, Record, VectorKind};
 
 use super::{
-    BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, ExistingTarget, Page, ScanOptions,
-    Sink, Source, SourceDescription,
+    BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, Endpoint, ExistingTarget, Page,
+    ScanOptions, Sink, Source, SourceDescription,
 };
 
 /// Records keyed by (namespace, id) so that a scan has a stable order.
@@ -109,8 +109,7 @@ impl Memory {
     }
 }
 
-#[async_trait]
-impl Source for Memory {
+impl Endpoint for Memory {
     fn name(&self) -> &'static str {
         "memory"
     }
@@ -122,7 +121,10 @@ impl Source for Memory {
     fn collection_in_url(&self) -> Option<&str> {
         self.collection.as_deref()
     }
+}
 
+#[async_trait]
+impl Source for Memory {
     async fn describe(&self) -> Result<SourceDescription> {
         Ok(SourceDescription::default())
     }
@@ -195,18 +197,6 @@ impl Source for Memory {
 
 #[async_trait]
 impl Sink for Memory {
-    fn name(&self) -> &'static str {
-        "memory"
-    }
-
-    fn endpoint(&self) -> String {
-        format!("memory://{}", self.store_name)
-    }
-
-    fn collection_in_url(&self) -> Option<&str> {
-        self.collection.as_deref()
-    }
-
     fn capabilities(&self) -> Capabilities {
         self.capabilities.clone()
     }

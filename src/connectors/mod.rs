@@ -63,15 +63,19 @@ pub struct SourceDescription {
     pub location: Map<String, Value>,
 }
 
-/// Reads collections.
-#[async_trait]
-pub trait Source: Send + Sync {
+/// What a connector tells about itself, whichever way it is used.
+pub trait Endpoint: Send + Sync {
     /// Connector name (`chroma`).
     fn name(&self) -> &'static str;
     /// The endpoint, credentials removed.
     fn endpoint(&self) -> String;
     /// The collection the URL names, if it names one.
     fn collection_in_url(&self) -> Option<&str>;
+}
+
+/// Reads collections.
+#[async_trait]
+pub trait Source: Endpoint {
     /// Server version and location.
     async fn describe(&self) -> Result<SourceDescription>;
     /// Every collection, with dimension, metric and count where known.
@@ -133,13 +137,7 @@ pub struct BatchLimits {
 
 /// Writes collections.
 #[async_trait]
-pub trait Sink: Send + Sync {
-    /// Connector name.
-    fn name(&self) -> &'static str;
-    /// The endpoint, credentials removed.
-    fn endpoint(&self) -> String;
-    /// The collection the URL names, if it names one.
-    fn collection_in_url(&self) -> Option<&str>;
+pub trait Sink: Endpoint {
     /// What this sink can store.
     fn capabilities(&self) -> Capabilities;
     /// Checks that the target can take a record of a collection described by

@@ -28,8 +28,8 @@ use crate::redact::Secret;
 
 use super::http::{HttpClient, Response, decode_json};
 use super::{
-    BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, ExistingTarget, Page, ScanOptions,
-    Sink, Source, SourceDescription,
+    BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, Endpoint, ExistingTarget, Page,
+    ScanOptions, Sink, Source, SourceDescription,
 };
 
 /// Environment variable holding the API key.
@@ -530,8 +530,7 @@ impl Pinecone {
     }
 }
 
-#[async_trait]
-impl Source for Pinecone {
+impl Endpoint for Pinecone {
     fn name(&self) -> &'static str {
         "pinecone"
     }
@@ -543,7 +542,10 @@ impl Source for Pinecone {
     fn collection_in_url(&self) -> Option<&str> {
         self.index.as_deref()
     }
+}
 
+#[async_trait]
+impl Source for Pinecone {
     async fn describe(&self) -> Result<SourceDescription> {
         let mut location = Map::new();
         location.insert("api_version".into(), json!(API_VERSION));
@@ -743,18 +745,6 @@ fn check_metadata(m: &Metadata) -> std::result::Result<(), String> {
 
 #[async_trait]
 impl Sink for Pinecone {
-    fn name(&self) -> &'static str {
-        "pinecone"
-    }
-
-    fn endpoint(&self) -> String {
-        self.control.base().to_owned()
-    }
-
-    fn collection_in_url(&self) -> Option<&str> {
-        self.index.as_deref()
-    }
-
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             max_dense_fields: 1,

@@ -6,22 +6,11 @@
 //! an emulator through the official SDK and compare an export with what the
 //! SDK wrote.
 
-use std::path::Path;
-use std::process::Command;
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::emulators::Faults;
 use crate::emulators::pinecone::{self, PineconeEmulator, PineconeOptions};
-
-/// The interpreter for the SDK scenario: `$VECPORT_PYTHON`, else `python3`.
-fn python() -> String {
-    std::env::var("VECPORT_PYTHON")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "python3".into())
-}
 
 /// Runs `tests/sdk/pinecone_sdk.py` (the official pinecone SDK 10.2.0)
 /// against the server at `base_url` (control plane; the data plane is the
@@ -41,58 +30,17 @@ pub async fn run_pinecone_sdk_scenario(base_url: &str) -> Option<Value> {
 
 /// [`run_pinecone_sdk_scenario`] with a given API key.
 pub async fn run_pinecone_sdk_scenario_with_key(base_url: &str, api_key: &str) -> Option<Value> {
-    let python = python();
-    let probe = Command::new(&python)
-        .args(["-c", "import pinecone"])
-        .output();
-    if let Err(why) = probe.as_ref().map_err(ToString::to_string).and_then(|out| {
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .to_owned())
-        }
-    }) {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "`{python}` cannot import pinecone ({why}), but CI=true: set VECPORT_PYTHON to an interpreter with pinecone==10.2.0 (tests/servers.sh installs it)"
-            );
-        }
-        eprintln!(
-            "skipped: `{python}` cannot import pinecone ({why}); set VECPORT_PYTHON to an interpreter with pinecone==10.2.0"
-        );
-        return None;
-    }
-
-    let summary = tempfile::NamedTempFile::new().expect("temp file for the SDK summary");
-    let summary_path = summary.path().to_owned();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/pinecone_sdk.py");
-    let base_url = base_url.to_owned();
-    let api_key = api_key.to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(&python)
-            .arg(&script)
-            .env("PINECONE_URL", &base_url)
-            .env("PINECONE_API_KEY", &api_key)
-            .env("PINECONE_SDK_SUMMARY", &summary_path)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("PYTHONIOENCODING", "utf-8")
-            .output()
+    crate::support::sdk::run_scenario(crate::support::sdk::Scenario {
+        script: "pinecone_sdk.py",
+        imports: "pinecone",
+        package: "pinecone==10.2.0",
+        env: vec![
+            ("PINECONE_URL", base_url.to_owned()),
+            ("PINECONE_API_KEY", api_key.to_owned()),
+        ],
+        summary_env: "PINECONE_SDK_SUMMARY",
     })
     .await
-    .expect("SDK scenario thread")
-    .expect("run the SDK scenario");
-    assert!(
-        out.status.success(),
-        "tests/sdk/pinecone_sdk.py failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(summary.path()).expect("read the SDK summary");
-    Some(serde_json::from_str(&text).expect("the SDK summary is JSON"))
 }
 
 async fn start() -> PineconeEmulator {

@@ -6,8 +6,6 @@
 //! emulator through the official client and compare an export with what the
 //! client wrote.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -15,14 +13,6 @@ use serde_json::{Value, json};
 
 use crate::emulators::qdrant::{self, QdrantEmulator, QdrantOptions};
 use crate::emulators::{FaultCounts, Faults};
-
-/// The interpreter for the SDK scenario: `$VECPORT_PYTHON`, else `python3`.
-fn python() -> String {
-    std::env::var("VECPORT_PYTHON")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "python3".into())
-}
 
 /// Runs `tests/sdk/qdrant_sdk.py` (the official qdrant-client) against the
 /// server at `base_url` and returns its JSON summary: the collection name,
@@ -40,58 +30,17 @@ pub async fn run_sdk_scenario(base_url: &str) -> Option<Value> {
 
 /// [`run_sdk_scenario`] for a server that wants an API key.
 pub async fn run_sdk_scenario_with_key(base_url: &str, api_key: Option<&str>) -> Option<Value> {
-    let python = python();
-    let probe = Command::new(&python)
-        .args(["-c", "import qdrant_client, numpy"])
-        .output();
-    if let Err(why) = probe.as_ref().map_err(ToString::to_string).and_then(|out| {
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .to_owned())
-        }
-    }) {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "`{python}` cannot import qdrant_client ({why}), but CI=true: set VECPORT_PYTHON to an interpreter with qdrant-client==1.20.0 (tests/servers.sh installs it)"
-            );
-        }
-        eprintln!(
-            "skipped: `{python}` cannot import qdrant_client ({why}); set VECPORT_PYTHON to an interpreter with qdrant-client==1.20.0"
-        );
-        return None;
-    }
-
-    let summary = tempfile::NamedTempFile::new().expect("temp file for the SDK summary");
-    let summary_path = summary.path().to_owned();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/qdrant_sdk.py");
-    let base_url = base_url.to_owned();
-    let api_key = api_key.unwrap_or_default().to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(&python)
-            .arg(&script)
-            .env("QDRANT_URL", &base_url)
-            .env("QDRANT_API_KEY", &api_key)
-            .env("QDRANT_SDK_SUMMARY", &summary_path)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("PYTHONIOENCODING", "utf-8")
-            .output()
+    crate::support::sdk::run_scenario(crate::support::sdk::Scenario {
+        script: "qdrant_sdk.py",
+        imports: "qdrant_client, numpy",
+        package: "qdrant-client==1.20.0",
+        env: vec![
+            ("QDRANT_URL", base_url.to_owned()),
+            ("QDRANT_API_KEY", api_key.unwrap_or_default().to_owned()),
+        ],
+        summary_env: "QDRANT_SDK_SUMMARY",
     })
     .await
-    .expect("SDK scenario thread")
-    .expect("run the SDK scenario");
-    assert!(
-        out.status.success(),
-        "tests/sdk/qdrant_sdk.py failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(summary.path()).expect("read the SDK summary");
-    Some(serde_json::from_str(&text).expect("the SDK summary is JSON"))
 }
 
 async fn start() -> QdrantEmulator {

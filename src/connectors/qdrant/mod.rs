@@ -28,8 +28,8 @@ use crate::redact::Secret;
 
 use super::http::{HttpClient, Response, decode_json};
 use super::{
-    BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, ExistingTarget, Page, ScanOptions,
-    Sink, Source, SourceDescription,
+    BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, Endpoint, ExistingTarget, Page,
+    ScanOptions, Sink, Source, SourceDescription,
 };
 use wire::{AnyVector, Envelope, OneVector, PointOut, UpsertBody};
 
@@ -362,8 +362,7 @@ fn record_of(p: wire::Point, fields: &[VectorField]) -> std::result::Result<Reco
     })
 }
 
-#[async_trait]
-impl Source for Qdrant {
+impl Endpoint for Qdrant {
     fn name(&self) -> &'static str {
         "qdrant"
     }
@@ -375,7 +374,10 @@ impl Source for Qdrant {
     fn collection_in_url(&self) -> Option<&str> {
         self.collection.as_deref()
     }
+}
 
+#[async_trait]
+impl Source for Qdrant {
     async fn describe(&self) -> Result<SourceDescription> {
         let resp = self
             .http
@@ -582,18 +584,6 @@ fn create_body(spec: &CollectionSpec) -> Result<Value> {
 
 #[async_trait]
 impl Sink for Qdrant {
-    fn name(&self) -> &'static str {
-        "qdrant"
-    }
-
-    fn endpoint(&self) -> String {
-        self.http.base().to_owned()
-    }
-
-    fn collection_in_url(&self) -> Option<&str> {
-        self.collection.as_deref()
-    }
-
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             max_dense_fields: usize::MAX,

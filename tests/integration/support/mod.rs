@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod data;
+pub mod sdk;
 
 /// The URL of a real server from the environment variable `var`; `None`
 /// (skip) when unset outside CI, a panic when unset under CI.
