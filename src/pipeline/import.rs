@@ -161,7 +161,7 @@ fn choose<'a>(
             chosen.len()
         )));
     }
-    let mut out: Vec<(&CollectionManifest, String)> = chosen
+    let out: Vec<(&CollectionManifest, String)> = chosen
         .into_iter()
         .map(|c| {
             let target = url_collection
@@ -177,7 +177,15 @@ fn choose<'a>(
             (c, target)
         })
         .collect();
-    out.dedup_by(|a, b| a.1 == b.1);
+    let mut targets = std::collections::HashSet::new();
+    for (c, target) in &out {
+        if !targets.insert(target) {
+            return Err(Error::Usage(format!(
+                "two collections would be imported as `{target}` (the second is `{}`); give them different names with --rename",
+                c.name
+            )));
+        }
+    }
     Ok(out)
 }
 

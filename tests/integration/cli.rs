@@ -220,3 +220,24 @@ fn import_refuses_records_chroma_cannot_take_before_writing() {
         .success()
         .stdout(predicate::str::contains(&target).not());
 }
+
+#[test]
+fn two_collections_renamed_to_one_name_are_refused() {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/snapshots/v1/basic");
+    vecport()
+        .args([
+            "import",
+            fixture.to_str().unwrap(),
+            "memory://cli-test",
+            "--rename",
+            "chroma_docs=same",
+            "--rename",
+            "rich=same",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "two collections would be imported as `same`",
+        ));
+}
