@@ -43,6 +43,10 @@ pub struct Args {
     /// Record the embedding model that produced the vectors.
     #[arg(long, value_name = "NAME")]
     pub embedding_model: Option<String>,
+    /// Export the ids listed in FILE (one per line) instead of listing them:
+    /// for Pinecone pod indexes, which cannot list ids.
+    #[arg(long, value_name = "FILE")]
+    pub ids_from: Option<PathBuf>,
     /// Output dimension of --embedding-model.
     #[arg(long, value_name = "N", requires = "embedding_model")]
     pub embedding_dimension: Option<u32>,
@@ -50,6 +54,12 @@ pub struct Args {
 
 pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
     let source = connectors::open(&args.source)?;
+    if args.ids_from.is_some() && source.name() != "pinecone" {
+        anyhow::bail!(crate::Error::Usage(format!(
+            "--ids-from is for sources that cannot list ids (pinecone pod indexes); {} lists them itself",
+            source.name()
+        )));
+    }
     let options = ExportOptions {
         collections: args.collections,
         write: WriteOptions {
@@ -63,6 +73,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
             page_size: args.page_size as usize,
             concurrency: args.concurrency as usize,
             start: None,
+            ids_from: args.ids_from,
         },
         embedding_model: args.embedding_model.map(|name| EmbeddingModel {
             name,

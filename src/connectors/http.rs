@@ -156,11 +156,7 @@ impl HttpClient {
                 Err(e) => Err(e),
             };
             let retryable_after = match &outcome {
-                Ok((status, retry_after, _))
-                    if *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() =>
-                {
-                    Some(*retry_after)
-                }
+                Ok((status, retry_after, _)) if retryable(*status) => Some(*retry_after),
                 Ok(_) => None,
                 Err(e) if e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() => {
                     Some(None)
@@ -267,6 +263,12 @@ pub async fn decode_json<T: DeserializeOwned + Send + 'static>(
     })
 }
 
+/// Statuses worth another try: timeouts, rate limits and transient server
+/// failures — not 501 (not implemented) or 505, which do not pass.
+fn retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     v.trim()
@@ -286,4 +288,19 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_only_transient_statuses() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(retryable(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+        for s in [200, 400, 401, 404, 409, 413, 501, 505] {
+            assert!(!retryable(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+    }
 }

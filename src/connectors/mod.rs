@@ -42,6 +42,9 @@ pub struct ScanOptions {
     pub concurrency: usize,
     /// Continue from this cursor instead of the start.
     pub start: Option<Cursor>,
+    /// Read these ids (one per line) instead of listing them, for sources
+    /// that cannot list ids (Pinecone pod indexes).
+    pub ids_from: Option<std::path::PathBuf>,
 }
 
 impl Default for ScanOptions {
@@ -50,6 +53,7 @@ impl Default for ScanOptions {
             page_size: 1000,
             concurrency: 4,
             start: None,
+            ids_from: None,
         }
     }
 }

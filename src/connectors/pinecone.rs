@@ -385,7 +385,7 @@ impl Pinecone {
                 return Err(Error::not_supported(
                     "pinecone",
                     format!(
-                        "listing the ids of this index ({}): pod-based indexes cannot list ids, so vecport cannot prove an export complete; export from a serverless copy of the index",
+                        "listing the ids of this index ({}): pod-based indexes cannot list ids, so vecport cannot prove an export complete; give the ids with `--ids-from FILE` (one per line; every namespace is searched for each), or export a serverless copy of the index",
                         resp.text_excerpt()
                     ),
                 ));
@@ -620,6 +620,29 @@ impl Source for Pinecone {
         stream::once(setup)
             .map(move |setup| match setup {
                 Err(e) => stream::once(futures::future::ready(Err(e))).boxed(),
+                Ok((data, namespaces)) if options.ids_from.is_some() => {
+                    let path = options.ids_from.clone().unwrap_or_default();
+                    ids_from_file(path, namespaces)
+                        .map(move |page| {
+                            let data = data.clone();
+                            async move {
+                                let (ns, ids, cursor) = page?;
+                                let mut records = Vec::with_capacity(ids.len());
+                                for group in fetch_groups(ids) {
+                                    records.extend(
+                                        Pinecone::fetch(&data, &ns, group, sparse_slot, slots)
+                                            .await?,
+                                    );
+                                }
+                                Ok(Page {
+                                    records,
+                                    next: cursor,
+                                })
+                            }
+                        })
+                        .buffered(concurrency)
+                        .boxed()
+                }
                 Ok((data, namespaces)) => {
                     // Id pages, namespace by namespace: (namespace index, ids, next token).
                     let lister = data.clone();
@@ -669,6 +692,73 @@ impl Source for Pinecone {
             .flatten()
             .boxed()
     }
+}
+
+/// A namespace, ids in it, and the cursor after them.
+type IdPage = (String, Vec<String>, Option<Value>);
+
+/// Pages of ids read from a file (one id per line), namespace by namespace:
+/// `(namespace, ids, cursor)`. Ids a namespace does not hold are simply not
+/// fetched back.
+fn ids_from_file(
+    path: std::path::PathBuf,
+    namespaces: Vec<String>,
+) -> BoxStream<'static, Result<IdPage>> {
+    use std::io::BufRead;
+    type Lines = std::io::Lines<std::io::BufReader<std::fs::File>>;
+    let open = move || -> Result<Lines> {
+        std::fs::File::open(&path)
+            .map(|f| std::io::BufReader::new(f).lines())
+            .map_err(|e| Error::io(&path, e))
+    };
+    stream::unfold(
+        (0usize, 0u64, None::<Lines>),
+        move |(ns_index, mut line_no, lines)| {
+            let namespaces = namespaces.clone();
+            let open = open.clone();
+            async move {
+                let ns = namespaces.get(ns_index)?.clone();
+                let mut lines = match lines {
+                    Some(l) => l,
+                    None => match open() {
+                        Ok(l) => l,
+                        Err(e) => return Some((Err(e), (usize::MAX, 0, None))),
+                    },
+                };
+                let mut ids = Vec::with_capacity(1000);
+                while ids.len() < 1000 {
+                    match lines.next() {
+                        Some(Ok(line)) => {
+                            line_no += 1;
+                            let id = line.trim_end_matches('\r');
+                            if !id.is_empty() {
+                                ids.push(id.to_owned());
+                            }
+                        }
+                        Some(Err(e)) => {
+                            return Some((
+                                Err(Error::InvalidData(format!(
+                                    "--ids-from line {}: {e}",
+                                    line_no + 1
+                                ))),
+                                (usize::MAX, 0, None),
+                            ));
+                        }
+                        None => {
+                            let cursor = json!({"namespace": ns_index + 1, "line": 0});
+                            return Some((Ok((ns, ids, Some(cursor))), (ns_index + 1, 0, None)));
+                        }
+                    }
+                }
+                let cursor = json!({"namespace": ns_index, "line": line_no});
+                Some((
+                    Ok((ns, ids, Some(cursor))),
+                    (ns_index, line_no, Some(lines)),
+                ))
+            }
+        },
+    )
+    .boxed()
 }
 
 /// Splits ids into fetch requests of at most 1,000 ids and a bounded URL.

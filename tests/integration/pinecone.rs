@@ -284,3 +284,81 @@ async fn export_of_what_the_official_sdk_wrote_equals_it() {
     }
     assert_eq!(records.len(), expected);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pod_indexes_need_ids_from_a_file() {
+    let e = emulator().await;
+    let http = reqwest::Client::new();
+    let model = post(&http, &format!("{}/indexes", e.base_url()), json!({
+        "name": "pods", "dimension": 4, "metric": "cosine",
+        "spec": {"pod": {"environment": "us-east1-gcp", "pod_type": "p1.x1", "pods": 1, "replicas": 1, "shards": 1}}
+    }))
+    .await;
+    let host = model["host"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for ns in ["", "north"] {
+        let vectors: Vec<Value> = (0..15)
+            .map(|i| {
+                ids.push(format!("p-{i}"));
+                json!({"id": format!("p-{i}"), "values": [1.0, i as f32, 0.5, -0.25], "metadata": {"ns": ns}})
+            })
+            .collect();
+        post(
+            &http,
+            &format!("{host}/vectors/upsert"),
+            json!({"vectors": vectors, "namespace": ns}),
+        )
+        .await;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("pinecone+http://{}/pods", e.addr());
+    vecport()
+        .args(["export", &url, tmp.path().join("a").to_str().unwrap()])
+        .assert()
+        .code(7)
+        .stderr(
+            predicate::str::contains("pod-based indexes cannot list ids")
+                .and(predicate::str::contains("--ids-from")),
+        );
+    assert!(!tmp.path().join("a").exists());
+
+    ids.sort();
+    ids.dedup();
+    ids.push("not-there".into());
+    let file = tmp.path().join("ids.txt");
+    std::fs::write(&file, ids.join("\n") + "\n").unwrap();
+    let snap = tmp.path().join("b");
+    vecport()
+        .args([
+            "export",
+            &url,
+            snap.to_str().unwrap(),
+            "-q",
+            "--ids-from",
+            file.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let (snapshot, records) = read_snapshot(&snap);
+    assert_eq!(records.len(), 30, "15 ids in each of two namespaces");
+    let mut counts: Vec<(Option<String>, u64)> = snapshot.manifest().collections[0]
+        .namespaces
+        .iter()
+        .map(|n| (n.name.clone(), n.records))
+        .collect();
+    counts.sort();
+    assert_eq!(counts, [(None, 15), (Some("north".into()), 15)]);
+    vecport()
+        .args([
+            "export",
+            "qdrant://127.0.0.1:9/x",
+            tmp.path().join("c").to_str().unwrap(),
+            "--ids-from",
+            file.to_str().unwrap(),
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--ids-from is for sources that cannot list ids",
+        ));
+}
