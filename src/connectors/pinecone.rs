@@ -620,53 +620,11 @@ impl Source for Pinecone {
         stream::once(setup)
             .map(move |setup| match setup {
                 Err(e) => stream::once(futures::future::ready(Err(e))).boxed(),
-                Ok((data, namespaces)) if options.ids_from.is_some() => {
-                    let path = options.ids_from.clone().unwrap_or_default();
-                    ids_from_file(path, namespaces)
-                        .map(move |page| {
-                            let data = data.clone();
-                            async move {
-                                let (ns, ids, cursor) = page?;
-                                let mut records = Vec::with_capacity(ids.len());
-                                for group in fetch_groups(ids) {
-                                    records.extend(
-                                        Pinecone::fetch(&data, &ns, group, sparse_slot, slots)
-                                            .await?,
-                                    );
-                                }
-                                Ok(Page {
-                                    records,
-                                    next: cursor,
-                                })
-                            }
-                        })
-                        .buffered(concurrency)
-                        .boxed()
-                }
                 Ok((data, namespaces)) => {
-                    // Id pages, namespace by namespace: (namespace index, ids, next token).
-                    let lister = data.clone();
-                    let pages = stream::unfold(Some((0usize, None::<String>)), move |state| {
-                        let data = lister.clone();
-                        let namespaces = namespaces.clone();
-                        async move {
-                            let (ns_index, token) = state?;
-                            let ns = namespaces.get(ns_index)?.clone();
-                            match Pinecone::list_ids(&data, &ns, token.as_deref()).await {
-                                Err(e) => Some((Err(e), None)),
-                                Ok((ids, next)) => {
-                                    let state = match &next {
-                                        Some(t) => Some((ns_index, Some(t.clone()))),
-                                        None => Some((ns_index + 1, None)),
-                                    };
-                                    let cursor = state
-                                        .clone()
-                                        .map(|(i, t)| json!({"namespace": i, "token": t}));
-                                    Some((Ok((ns, ids, cursor)), state))
-                                }
-                            }
-                        }
-                    });
+                    let pages = match options.ids_from.clone() {
+                        Some(path) => ids_from_file(path, namespaces),
+                        None => listed_ids(data.clone(), namespaces),
+                    };
                     pages
                         .map(move |page| {
                             let data = data.clone();
@@ -696,6 +654,35 @@ impl Source for Pinecone {
 
 /// A namespace, ids in it, and the cursor after them.
 type IdPage = (String, Vec<String>, Option<Value>);
+
+/// Pages of ids listed by the index, namespace by namespace.
+fn listed_ids(
+    data: Arc<HttpClient>,
+    namespaces: Vec<String>,
+) -> BoxStream<'static, Result<IdPage>> {
+    stream::unfold(Some((0usize, None::<String>)), move |state| {
+        let data = data.clone();
+        let namespaces = namespaces.clone();
+        async move {
+            let (ns_index, token) = state?;
+            let ns = namespaces.get(ns_index)?.clone();
+            match Pinecone::list_ids(&data, &ns, token.as_deref()).await {
+                Err(e) => Some((Err(e), None)),
+                Ok((ids, next)) => {
+                    let state = match &next {
+                        Some(t) => Some((ns_index, Some(t.clone()))),
+                        None => Some((ns_index + 1, None)),
+                    };
+                    let cursor = state
+                        .clone()
+                        .map(|(i, t)| json!({"namespace": i, "token": t}));
+                    Some((Ok((ns, ids, cursor)), state))
+                }
+            }
+        }
+    })
+    .boxed()
+}
 
 /// Pages of ids read from a file (one id per line), namespace by namespace:
 /// `(namespace, ids, cursor)`. Ids a namespace does not hold are simply not
