@@ -5,6 +5,7 @@
 //! the neutral [`model`], and nothing below the CLI knows about terminals.
 
 pub mod error;
+pub mod mapping;
 pub mod model;
 pub mod redact;
 pub mod snapshot;

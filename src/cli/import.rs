@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::connectors::{self, ExistingTarget};
+use crate::mapping::{ChangeKind, MetadataPolicy};
 use crate::pipeline::{self, ImportOptions};
 
 use super::progress::Bars;
@@ -40,6 +41,40 @@ pub struct Args {
     /// Write requests in flight at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: u32,
+    /// What to do with metadata values the target cannot hold (nested
+    /// objects, nulls, lists it lacks, integers it cannot store exactly).
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = MetadataPolicy::Refuse)]
+    pub metadata: MetadataPolicy,
+    /// Leave out the records the target cannot take even after --metadata
+    /// (all-zero vectors, ids too long, metadata too large, …), listing each
+    /// in the change report, instead of refusing the import.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Where to write the change report, one JSON object per change [default:
+    /// beside the snapshot, SNAPSHOT.changes-TIME.jsonl]. Written only when
+    /// something was changed.
+    #[arg(long, value_name = "FILE")]
+    pub changes: Option<PathBuf>,
+}
+
+/// `dir.changes-20261126T091500Z.jsonl` beside the snapshot directory `dir`.
+fn default_changes_path(snapshot: &std::path::Path) -> PathBuf {
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let dir = std::path::absolute(snapshot).unwrap_or_else(|_| snapshot.to_path_buf());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "snapshot".to_owned());
+    dir.with_file_name(format!("{name}.changes-{stamp}.jsonl"))
 }
 
 fn parse_rename(s: &str) -> Result<(String, String), String> {
@@ -62,6 +97,13 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
             IfExists::Replace => ExistingTarget::Replace,
         },
         concurrency: args.concurrency as usize,
+        metadata: args.metadata,
+        skip_invalid: args.skip_invalid,
+        changes: Some(
+            args.changes
+                .clone()
+                .unwrap_or_else(|| default_changes_path(&args.snapshot)),
+        ),
         ..ImportOptions::default()
     };
     let started = Instant::now();
@@ -81,9 +123,25 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
                 "imported `{}` → `{}`: {} records written, target counts {}",
                 c.source, c.target, c.records, c.target_count
             );
+            if !c.changes.is_empty() {
+                let kinds: Vec<String> = c
+                    .changes
+                    .iter()
+                    .map(|(kind, n)| match (kind, n) {
+                        (ChangeKind::Skipped, 1) => "1 record skipped".to_owned(),
+                        (ChangeKind::Skipped, n) => format!("{n} records skipped"),
+                        (kind, 1) => format!("1 metadata value {kind}"),
+                        (kind, n) => format!("{n} metadata values {kind}"),
+                    })
+                    .collect();
+                eprintln!("vecport: changed on the way: {}", kinds.join(", "));
+            }
             for note in &c.notes {
                 eprintln!("vecport: note: `{}`: {note}", c.target);
             }
+        }
+        if let Some(path) = &report.changes {
+            eprintln!("vecport: every change is listed in {}", path.display());
         }
         let records: u64 = report.collections.iter().map(|c| c.records).sum();
         eprintln!(

@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
 use crate::error::{Error, Result};
+use crate::mapping::{Arrays, Integers, MetadataRules};
 use crate::model::{
     CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
     StoredValues, Vector, VectorField, VectorKind,
@@ -547,6 +548,7 @@ impl Sink for Chroma {
             uris: true,
             metrics: &[Metric::L2, Metric::Cosine, Metric::Dot],
             id_kinds: &[IdKind::String],
+            metadata: METADATA_RULES,
         }
     }
 
@@ -583,23 +585,6 @@ impl Sink for Chroma {
                 "component {i} of its embedding is {}, which Chroma rejects",
                 values[i]
             ));
-        }
-        if let Some(m) = &record.metadata {
-            for (k, v) in m {
-                if k.is_empty() || k.starts_with('#') || k.starts_with('$') {
-                    return bad(format!(
-                        "metadata key {k:?} is empty or starts with `#` or `$`, which Chroma reserves"
-                    ));
-                }
-                if let Err(e) = check_value(k, v) {
-                    return bad(format!("metadata {e}"));
-                }
-                if let Value::Number(n) = v
-                    && n.as_f64().is_some_and(|f| !f.is_finite())
-                {
-                    return bad(format!("metadata `{k}` is not finite"));
-                }
-            }
         }
         Ok(())
     }
@@ -696,44 +681,22 @@ struct ChromaWriter {
     base64: bool,
 }
 
-fn check_value(key: &str, v: &Value) -> std::result::Result<(), String> {
-    let scalar = |v: &Value| match v {
-        Value::Bool(_) | Value::String(_) => Ok(()),
-        Value::Number(n) if n.is_i64() || n.is_f64() => Ok(()),
-        Value::Number(n) => Err(format!(
-            "`{key}` holds {n}, beyond Chroma's 64-bit signed integers"
-        )),
-        Value::Null => Err(format!("`{key}` is null, which Chroma cannot store")),
-        Value::Object(_) => Err(format!(
-            "`{key}` holds a nested object, which Chroma cannot store"
-        )),
-        Value::Array(_) => Err(format!(
-            "`{key}` holds a nested array, which Chroma cannot store"
-        )),
-    };
-    match v {
-        Value::Array(items) if items.is_empty() => Err(format!(
-            "`{key}` is an empty array, which Chroma silently drops"
-        )),
-        Value::Array(items) => {
-            for i in items {
-                scalar(i)?;
-            }
-            let kind = |v: &Value| match v {
-                Value::Bool(_) => 0,
-                Value::Number(n) if n.is_f64() => 1,
-                Value::Number(_) => 2,
-                _ => 3,
-            };
-            if items.iter().any(|i| kind(i) != kind(&items[0])) {
-                return Err(format!(
-                    "`{key}` is an array of mixed types, which Chroma cannot store as it is"
-                ));
-            }
-            Ok(())
-        }
-        other => scalar(other),
-    }
+/// Chroma metadata: a flat map of bool, 64-bit int, float and string, and
+/// non-empty arrays of one of those; keys non-empty and not starting with
+/// `#` or `$`.
+const METADATA_RULES: MetadataRules = MetadataRules {
+    target: "Chroma",
+    objects: false,
+    nulls: false,
+    arrays: Arrays::Homogeneous,
+    empty_arrays: false,
+    integers: Integers::I64,
+    key: chroma_key,
+};
+
+fn chroma_key(k: &str) -> Option<String> {
+    (k.is_empty() || k.starts_with('#') || k.starts_with('$'))
+        .then(|| "is empty or starts with `#` or `$`, which Chroma reserves".to_owned())
 }
 
 #[async_trait]
@@ -878,17 +841,20 @@ mod tests {
 
     #[test]
     fn metadata_rules() {
-        assert!(check_value("k", &json!([1, 2])).is_ok());
-        assert!(check_value("k", &json!(i64::MIN)).is_ok());
+        let problem = |v: &Value| crate::mapping::value_problem(&METADATA_RULES, "k", v);
+        assert_eq!(problem(&json!([1, 2])), None);
+        assert_eq!(problem(&json!(i64::MIN)), None);
+        assert!(chroma_key("$x").is_some() && chroma_key("").is_some());
+        assert!(chroma_key("x$").is_none());
         for (v, needle) in [
             (json!([]), "empty array"),
             (json!([1, "a"]), "mixed"),
             (json!({"a": 1}), "nested object"),
             (json!(null), "null"),
             (json!(u64::MAX), "64-bit"),
-            (json!([[1]]), "nested array"),
+            (json!([[1]]), "holding arrays"),
         ] {
-            assert!(check_value("k", &v).unwrap_err().contains(needle), "{v}");
+            assert!(problem(&v).unwrap().contains(needle), "{v}");
         }
     }
 

@@ -11,6 +11,7 @@ use futures::stream::BoxStream;
 use serde_json::json;
 
 use crate::error::{Error, Result};
+use crate::mapping::MetadataRules;
 use crate::model::{CollectionSpec, CollectionSummary, IdKind, Metric, Record, VectorKind};
 
 use super::{
@@ -38,6 +39,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Every capability; what `memory://` offers unless a test narrows it.
 pub const FULL: Capabilities = Capabilities {
+    metadata: MetadataRules::ANY,
     max_dense_fields: usize::MAX,
     sparse: true,
     multivector: true,

@@ -9,6 +9,7 @@ use futures::stream::BoxStream;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::mapping::MetadataRules;
 use crate::model::{CollectionSpec, CollectionSummary, IdKind, Metric, Record};
 
 pub mod chroma;
@@ -116,6 +117,9 @@ pub struct Capabilities {
     pub metrics: &'static [Metric],
     /// Id kinds the sink takes as they are.
     pub id_kinds: &'static [IdKind],
+    /// What record metadata can hold; the pipeline checks (and, on request,
+    /// conforms) every record's metadata against it before the sink's `check`.
+    pub metadata: MetadataRules,
 }
 
 /// How to treat a target collection that already exists.
@@ -146,7 +150,8 @@ pub trait Sink: Endpoint {
     fn capabilities(&self) -> Capabilities;
     /// Checks that the target can take a record of a collection described by
     /// `spec` as it is, naming the record and the offending value when it
-    /// cannot. The pipeline checks every record before it writes any.
+    /// cannot. The pipeline checks every record before it writes any, after
+    /// its metadata passed [`Capabilities::metadata`].
     fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()>;
     /// What the target will do to the values of such a collection on write
     /// (re-rounding, normalisation), for the user to read; empty when it keeps

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
+use crate::mapping::{Arrays, Integers, MetadataRules};
 use crate::model::{
     CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
     SparseVector, Vector, VectorField, VectorKind,
@@ -780,37 +781,27 @@ fn wire_metadata(r: &Record) -> Metadata {
     m
 }
 
-fn check_metadata(m: &Metadata) -> std::result::Result<(), String> {
-    for (k, v) in m {
-        match v {
-            Value::String(_) | Value::Bool(_) => {}
-            Value::Number(n)
-                if (n.is_i64() || n.is_u64())
-                    && n.as_f64()
-                        .is_some_and(|f| f.abs() > 9_007_199_254_740_992.0) =>
-            {
-                return Err(format!(
-                    "metadata `{k}` holds {n}, beyond the integers pinecone's float64 numbers store exactly"
-                ));
-            }
-            Value::Number(n) if n.as_f64().is_some_and(f64::is_finite) => {}
-            Value::Array(items) if items.iter().all(Value::is_string) => {}
-            Value::Null => return Err(format!("metadata `{k}` is null, which pinecone refuses")),
-            Value::Object(_) => {
-                return Err(format!(
-                    "metadata `{k}` holds a nested object, which pinecone refuses"
-                ));
-            }
-            Value::Array(_) => {
-                return Err(format!(
-                    "metadata `{k}` is a list of non-strings; pinecone lists hold strings only"
-                ));
-            }
-            Value::Number(n) => {
-                return Err(format!("metadata `{k}` holds {n}, not a finite number"));
-            }
-        }
-    }
+/// Pinecone metadata: strings, numbers, booleans and lists of strings; no
+/// nulls and no nested objects. Numbers are float64s.
+const METADATA_RULES: MetadataRules = MetadataRules {
+    target: "pinecone",
+    objects: false,
+    nulls: false,
+    arrays: Arrays::Strings,
+    empty_arrays: true,
+    integers: Integers::Float64,
+    key: reserved_key,
+};
+
+/// Metadata keys vecport's mapping writes itself.
+fn reserved_key(key: &str) -> Option<String> {
+    [DOCUMENT_KEY, URI_KEY]
+        .contains(&key)
+        .then(|| "is reserved by vecport's pinecone mapping".to_owned())
+}
+
+/// The 40 KB per record Pinecone allows, documents and URIs included.
+fn check_metadata_size(m: &Metadata) -> std::result::Result<(), String> {
     let size = serde_json::to_vec(m).map_or(0, |b| b.len());
     if size > MAX_METADATA_BYTES {
         return Err(format!(
@@ -833,6 +824,7 @@ impl Sink for Pinecone {
             uris: true,
             metrics: &[Metric::Cosine, Metric::L2, Metric::Dot],
             id_kinds: &[IdKind::String],
+            metadata: METADATA_RULES,
         }
     }
 
@@ -901,16 +893,7 @@ impl Sink for Pinecone {
                 _ => {}
             }
         }
-        if let Some(m) = &record.metadata
-            && let Some(key) = [DOCUMENT_KEY, URI_KEY]
-                .into_iter()
-                .find(|k| m.contains_key(*k))
-        {
-            return bad(format!(
-                "metadata key `{key}` is reserved by vecport's pinecone mapping"
-            ));
-        }
-        if let Err(e) = check_metadata(&wire_metadata(record)) {
+        if let Err(e) = check_metadata_size(&wire_metadata(record)) {
             return bad(e);
         }
         Ok(())
@@ -1160,17 +1143,20 @@ mod tests {
         let ok: Metadata =
             serde_json::from_value(json!({"s": "x", "n": 1.5, "i": 3, "b": true, "l": ["a", "b"]}))
                 .unwrap();
-        assert!(check_metadata(&ok).is_ok());
+        let problem = |v: &Value| crate::mapping::value_problem(&METADATA_RULES, "k", v);
+        assert!(ok.values().all(|v| problem(v).is_none()));
         for (v, needle) in [
-            (json!({"a": {"b": 1}}), "nested"),
-            (json!({"a": null}), "null"),
-            (json!({"a": [1, 2]}), "strings only"),
+            (json!({"b": 1}), "nested"),
+            (json!(null), "null"),
+            (json!([1, 2]), "strings only"),
+            (json!(9_007_199_254_740_993u64), "float64"),
         ] {
-            let m: Metadata = serde_json::from_value(v).unwrap();
-            assert!(check_metadata(&m).unwrap_err().contains(needle));
+            assert!(problem(&v).unwrap().contains(needle), "{v}");
         }
+        assert!(reserved_key(DOCUMENT_KEY).is_some());
+        assert!(check_metadata_size(&ok).is_ok());
         let big: Metadata = serde_json::from_value(json!({"t": "x".repeat(41_000)})).unwrap();
-        assert!(check_metadata(&big).unwrap_err().contains("40 KB"));
+        assert!(check_metadata_size(&big).unwrap_err().contains("40 KB"));
     }
 
     #[test]

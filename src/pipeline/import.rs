@@ -1,18 +1,22 @@
 //! Import: snapshot → sink. Nothing reaches the target before the snapshot's
 //! checksums pass, the sink's capabilities cover the collection and every
-//! record passed the sink's check; then parts stream through a [`Batcher`]
-//! into concurrent upserts, and the target's count is compared at the end.
+//! record passed the sink's metadata rules (under the chosen policy) and its
+//! check; then parts stream through a [`Batcher`] into concurrent upserts, and
+//! the target's count is compared at the end. Every change made to a record on
+//! the way is written to the change report.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
 
 use crate::connectors::{CollectionWriter, ExistingTarget, Sink};
 use crate::error::{Error, Result};
+use crate::mapping::{self, Change, ChangeKind, MetadataPolicy, MetadataRules};
 use crate::model::{CollectionSpec, Record, VectorKind};
 use crate::snapshot::{CollectionManifest, Snapshot};
 
+use super::changes::{ChangeCounts, ChangeLog};
 use super::{Batcher, Observer};
 
 /// What to import and how.
@@ -28,6 +32,14 @@ pub struct ImportOptions {
     pub concurrency: usize,
     /// Rows read from a part at a time.
     pub read_batch_rows: usize,
+    /// What to do with metadata values the target cannot hold.
+    pub metadata: MetadataPolicy,
+    /// Leave out the records the target cannot take even after the metadata
+    /// policy (listing each in the change report) instead of refusing.
+    pub skip_invalid: bool,
+    /// Where to write the change report (JSON lines, created on the first
+    /// change); `None` only counts the changes.
+    pub changes: Option<PathBuf>,
 }
 
 impl Default for ImportOptions {
@@ -38,6 +50,9 @@ impl Default for ImportOptions {
             existing: ExistingTarget::Refuse,
             concurrency: 4,
             read_batch_rows: 1024,
+            metadata: MetadataPolicy::Refuse,
+            skip_invalid: false,
+            changes: None,
         }
     }
 }
@@ -47,6 +62,8 @@ impl Default for ImportOptions {
 pub struct ImportReport {
     /// One entry per collection.
     pub collections: Vec<ImportedCollection>,
+    /// The change report, when anything was changed.
+    pub changes: Option<PathBuf>,
 }
 
 /// One imported collection.
@@ -62,6 +79,9 @@ pub struct ImportedCollection {
     pub target_count: u64,
     /// What the target does to values on write.
     pub notes: Vec<String>,
+    /// Changes made on the way, by kind ([`ChangeKind::Skipped`] counts the
+    /// records left out).
+    pub changes: ChangeCounts,
 }
 
 /// Most offending records named in one error.
@@ -88,24 +108,45 @@ pub async fn import(
     }
     // 2. Capabilities and every record, still before anything is written.
     let snapshot = Arc::new(snapshot);
-    for (c, _) in &chosen {
-        check_capabilities(sink, c)?;
-        check_records(&snapshot, sink, c).await?;
+    let mut log = ChangeLog::new(options.changes.as_deref());
+    let mut counts = Vec::with_capacity(chosen.len());
+    for (c, target) in &chosen {
+        let checked = match check_capabilities(sink, c) {
+            Ok(()) => check_records(&snapshot, sink, c, target, options, &mut log).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = checked {
+            log.discard();
+            return Err(e);
+        }
+        counts.push(log.take_counts());
     }
+    let mut out = ImportReport {
+        changes: log.finish()?,
+        ..ImportReport::default()
+    };
     // 3. Write.
-    let mut out = ImportReport::default();
-    for (c, target) in chosen {
-        let (spec, dropped) = target_view(sink, &c);
+    for ((c, target), changes) in chosen.into_iter().zip(counts) {
+        let fit = Fit::new(sink, &c, options);
+        let spec = fit.spec.clone();
         observer.start(&target, Some(c.record_count));
         let writer = sink.prepare(&target, &spec, options.existing).await?;
         let written =
-            write_collection(&snapshot, &c, dropped, writer.clone(), options, observer).await?;
+            write_collection(&snapshot, &c, sink, fit, writer.clone(), options, observer).await?;
         let target_count = writer.count().await?;
         let fresh = options.existing != ExistingTarget::Append;
-        if fresh && target_count != c.record_count {
+        let skipped = changes.get(&ChangeKind::Skipped).copied().unwrap_or(0);
+        let expected = c.record_count - skipped;
+        if fresh && target_count != expected {
             return Err(Error::InvalidData(format!(
-                "after the import `{target}` holds {target_count} records, the snapshot's collection `{}` has {} (duplicate ids in the snapshot, or records changed on the target during the import)",
-                c.name, c.record_count
+                "after the import `{target}` holds {target_count} records, the snapshot's collection `{}` has {}{} (duplicate ids in the snapshot, or records changed on the target during the import)",
+                c.name,
+                c.record_count,
+                if skipped > 0 {
+                    format!(" of which {skipped} were skipped")
+                } else {
+                    String::new()
+                }
             )));
         }
         observer.finish(&target);
@@ -115,6 +156,7 @@ pub async fn import(
             records: written,
             target_count,
             notes: sink.notes(&spec),
+            changes,
         });
     }
     Ok(out)
@@ -256,74 +298,135 @@ fn dropped_fields(sink: &dyn Sink, c: &CollectionManifest) -> Vec<usize> {
         .collect()
 }
 
-/// The collection as the sink sees it: without the fields it cannot store
-/// (which hold no values, or `check_records` would have refused them).
-fn target_view(sink: &dyn Sink, c: &CollectionManifest) -> (CollectionSpec, Arc<Vec<usize>>) {
-    let dropped = dropped_fields(sink, c);
-    let mut spec = c.spec();
-    spec.vectors = spec
-        .vectors
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| !dropped.contains(i))
-        .map(|(_, v)| v)
-        .collect();
-    (spec, Arc::new(dropped))
+/// How each record is made to fit the sink: vector fields it cannot store
+/// (which hold no values, or `check_records` would have refused them) are
+/// left out, and metadata is conformed to its rules under the chosen policy.
+/// The check pass and the write pass apply the same, so they agree.
+#[derive(Clone)]
+struct Fit {
+    /// The collection as the sink sees it.
+    spec: CollectionSpec,
+    dropped: Arc<Vec<usize>>,
+    rules: MetadataRules,
+    policy: MetadataPolicy,
 }
 
-/// Runs the sink's check over every record, reading the snapshot on a
-/// blocking thread; names up to ten offending records.
+impl Fit {
+    fn new(sink: &dyn Sink, c: &CollectionManifest, options: &ImportOptions) -> Fit {
+        let dropped = dropped_fields(sink, c);
+        let mut spec = c.spec();
+        spec.vectors = spec
+            .vectors
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !dropped.contains(i))
+            .map(|(_, v)| v)
+            .collect();
+        Fit {
+            spec,
+            dropped: Arc::new(dropped),
+            rules: sink.capabilities().metadata,
+            policy: options.metadata,
+        }
+    }
+
+    /// Fits one record; `Err` says why its metadata cannot be made to fit.
+    fn apply(&self, r: &mut Record) -> std::result::Result<Vec<Change>, String> {
+        for &i in self.dropped.iter().rev() {
+            r.vectors.remove(i);
+        }
+        match &mut r.metadata {
+            Some(m) => mapping::conform(&self.rules, self.policy, m),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// Runs the metadata rules and the sink's check over every record, reading
+/// the snapshot on a blocking thread; logs every change, and names up to ten
+/// offending records unless they are to be skipped.
 async fn check_records(
     snapshot: &Arc<Snapshot>,
     sink: &dyn Sink,
     c: &CollectionManifest,
+    target: &str,
+    options: &ImportOptions,
+    log: &mut ChangeLog,
 ) -> Result<()> {
-    let (spec, dropped) = target_view(sink, c);
+    let fit = Fit::new(sink, c, options);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Record>>>(4);
-    let reader = spawn_reader(snapshot.clone(), c.name.clone(), 4096, tx, Arc::default());
+    let reader = spawn_reader(snapshot.clone(), c.name.clone(), 4096, tx, None);
     let mut problems = Vec::new();
-    let mut read_error = None;
-    while let Some(batch) = rx.recv().await {
-        match batch {
-            Ok(records) => {
-                for mut r in records {
-                    if let Some(i) = dropped.iter().copied().find(|&i| r.vectors[i].is_some()) {
-                        let field = &c.vectors[i].field;
-                        let kind = format!("{:?}", field.kind).to_lowercase();
-                        return Err(Error::not_supported(
-                            sink.name(),
-                            format!(
-                                "{kind} vectors (collection `{}`: record {:?} has one in field {:?}); nothing was written",
-                                c.name,
-                                r.id.to_string(),
-                                field.name
-                            ),
-                        ));
-                    }
-                    strip(&mut r, &dropped);
-                    if let Err(e) = sink.check(&spec, &r) {
-                        problems.push(e.to_string());
-                    }
-                }
-                if problems.len() >= NAMED_RECORDS {
-                    break;
-                }
-            }
+    let mut failure = None;
+    'read: while let Some(batch) = rx.recv().await {
+        let records = match batch {
+            Ok(records) => records,
             Err(e) => {
-                read_error = Some(e);
+                failure = Some(e);
                 break;
             }
+        };
+        for mut r in records {
+            if let Some(i) = fit
+                .dropped
+                .iter()
+                .copied()
+                .find(|&i| r.vectors[i].is_some())
+            {
+                let field = &c.vectors[i].field;
+                let kind = format!("{:?}", field.kind).to_lowercase();
+                failure = Some(Error::not_supported(
+                    sink.name(),
+                    format!(
+                        "{kind} vectors (collection `{}`: record {:?} has one in field {:?}); nothing was written",
+                        c.name,
+                        r.id.to_string(),
+                        field.name
+                    ),
+                ));
+                break 'read;
+            }
+            let id = r.id.to_string();
+            let fitted = fit
+                .apply(&mut r)
+                .map_err(|why| format!("record {id:?}: {why}"))
+                .and_then(|changes| {
+                    sink.check(&fit.spec, &r)
+                        .map(|()| changes)
+                        .map_err(|e| e.to_string())
+                });
+            let changes = match fitted {
+                Ok(changes) => changes,
+                Err(why) if options.skip_invalid => vec![Change {
+                    change: ChangeKind::Skipped,
+                    key: None,
+                    reason: why,
+                }],
+                Err(why) => {
+                    problems.push(why);
+                    continue;
+                }
+            };
+            if !changes.is_empty()
+                && let Err(e) = log.record(&c.name, target, r.namespace.as_deref(), &r.id, &changes)
+            {
+                failure = Some(e);
+                break 'read;
+            }
+        }
+        if problems.len() >= NAMED_RECORDS {
+            break;
         }
     }
     drop(rx);
     let _ = reader.await;
-    if let Some(e) = read_error {
+    if let Some(e) = failure {
         return Err(e);
     }
     if !problems.is_empty() {
         problems.truncate(NAMED_RECORDS);
         return Err(Error::InvalidData(format!(
-            "{} cannot take some records of collection `{}`; nothing was written. First problems:\n  {}",
+            "{} cannot take some records of collection `{}`; nothing was written. First problems:\n  {}\nTo import anyway, choose what happens to metadata the target cannot hold (--metadata flatten|encode|drop) and/or leave such records out (--skip-invalid); every change is reported.",
             sink.name(),
             c.name,
             problems.join("\n  ")
@@ -332,29 +435,23 @@ async fn check_records(
     Ok(())
 }
 
-/// Removes the vector slots at `dropped` (ascending positions).
-fn strip(r: &mut Record, dropped: &[usize]) {
-    for &i in dropped.iter().rev() {
-        r.vectors.remove(i);
-    }
-}
-
-/// Streams a collection's records from a blocking thread into `tx`,
-/// without the vector slots at `dropped`.
+/// Streams a collection's records from a blocking thread into `tx`, fitted
+/// to the sink by `fit` when given (records whose metadata cannot be made to
+/// fit are left out: they were reported as skipped by the check pass).
 fn spawn_reader(
     snapshot: Arc<Snapshot>,
     collection: String,
     batch_rows: usize,
     tx: tokio::sync::mpsc::Sender<Result<Vec<Record>>>,
-    dropped: Arc<Vec<usize>>,
+    fit: Option<Fit>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
         let Some(c) = snapshot.collection(&collection) else {
             return;
         };
         for mut batch in snapshot.records(c, batch_rows) {
-            if let Ok(records) = batch.as_mut() {
-                records.iter_mut().for_each(|r| strip(r, &dropped));
+            if let (Ok(records), Some(fit)) = (batch.as_mut(), &fit) {
+                records.retain_mut(|r| fit.apply(r).is_ok());
             }
             if tx.blocking_send(batch).is_err() {
                 return;
@@ -366,19 +463,24 @@ fn spawn_reader(
 async fn write_collection(
     snapshot: &Arc<Snapshot>,
     c: &CollectionManifest,
-    dropped: Arc<Vec<usize>>,
+    sink: &dyn Sink,
+    fit: Fit,
     writer: Arc<dyn CollectionWriter>,
     options: &ImportOptions,
     observer: &dyn Observer,
 ) -> Result<u64> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<Record>>>(4);
+    let spec = fit.spec.clone();
     let reader = spawn_reader(
         snapshot.clone(),
         c.name.clone(),
         options.read_batch_rows,
         tx,
-        dropped,
+        Some(fit),
     );
+    // Records the sink's check refuses were reported as skipped by the check
+    // pass (or the import stopped there).
+    let keep = |r: &Record| !options.skip_invalid || sink.check(&spec, r).is_ok();
     let limits = writer.limits();
     // Cut the record stream into requests, then send several at once.
     let batches = futures::stream::unfold(
@@ -391,7 +493,7 @@ async fn write_collection(
                 match rx.recv().await {
                     Some(Ok(records)) => {
                         let mut full = Vec::new();
-                        for r in records {
+                        for r in records.into_iter().filter(keep) {
                             match batcher.push(r) {
                                 Ok(Some(b)) => full.push(Ok(b)),
                                 Ok(None) => {}

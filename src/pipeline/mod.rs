@@ -6,10 +6,12 @@ use crate::model::CollectionSpec;
 use crate::snapshot::CollectionManifest;
 
 mod batch;
+mod changes;
 mod export;
 mod import;
 
 pub use batch::Batcher;
+pub use changes::ChangeCounts;
 pub use export::{ExportOptions, export};
 pub use import::{ImportOptions, ImportReport, ImportedCollection, import};
 

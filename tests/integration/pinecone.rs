@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use vecport::model::{Metadata, Metric, Record, RecordId, SparseVector, Vector};
 
 use crate::conformance::{read_snapshot, write_snapshot};
+use crate::emulators::Faults;
 use crate::emulators::pinecone::{self as emu, PineconeEmulator, PineconeOptions};
 use crate::support::data;
 
@@ -203,6 +204,312 @@ async fn metadata_pinecone_cannot_take_is_refused_by_record() {
                 .and(predicate::str::contains("nested object")),
         );
     assert!(e.state().index_names().is_empty(), "no index was created");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn faults_are_retried_without_losing_or_duplicating_records() {
+    let e = emulator().await;
+    let written = sorted(seed(&e, "flaky", 3000).await);
+    // Data-plane requests answer 429, 503 or drop the connection at random
+    // (a fixed seed; at most 60 faults so the test stays short).
+    e.faults()
+        .set(
+            Faults {
+                rate_limit: 0.1,
+                retry_after_secs: 0,
+                unavailable: 0.1,
+                drop_connection: 0.1,
+                seed: Some(7),
+                ..Faults::none()
+            }
+            .under("/__index/")
+            .at_most(60),
+        )
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let url = format!("pinecone+http://{}", e.addr());
+    vecport()
+        .args(["export", &format!("{url}/flaky"), a.to_str().unwrap(), "-q"])
+        .assert()
+        .success();
+    let during_export = e.faults().counts();
+    vecport()
+        .args([
+            "import",
+            a.to_str().unwrap(),
+            &format!("{url}/flaky-copy"),
+            "-q",
+        ])
+        .assert()
+        .success();
+    let counts = e.faults().counts();
+    e.faults().clear();
+    assert!(
+        during_export.total() > 0,
+        "faults hit the export: {during_export:?}"
+    );
+    assert!(
+        counts.total() > during_export.total(),
+        "and the import: {counts:?}"
+    );
+    assert!(
+        counts.rate_limited > 0 && counts.unavailable > 0 && counts.dropped > 0,
+        "{counts:?}"
+    );
+    let (_, exported) = read_snapshot(&a);
+    assert_eq!(data::first_difference(&written, &sorted(exported)), None);
+    vecport()
+        .args([
+            "export",
+            &format!("{url}/flaky-copy"),
+            b.to_str().unwrap(),
+            "-q",
+        ])
+        .assert()
+        .success();
+    let (_, back) = read_snapshot(&b);
+    assert_eq!(data::first_difference(&written, &sorted(back)), None);
+}
+
+/// Records that break Pinecone's rules in every way a policy can fix, and
+/// two it cannot (an all-zero vector, a reserved key under `flatten`).
+fn rule_breakers() -> Vec<Record> {
+    let record = |id: &str, dense: [f32; 4], meta: Value| Record {
+        id: RecordId::String(id.into()),
+        namespace: None,
+        vectors: vec![Some(Vector::Dense(dense.to_vec()))],
+        metadata: Some(serde_json::from_value(meta).unwrap()),
+        document: None,
+        uri: None,
+    };
+    vec![
+        record(
+            "r-ok",
+            [1.0, 0.0, 0.0, 0.0],
+            json!({"t": "fine", "tags": ["a"]}),
+        ),
+        record(
+            "r-nested",
+            [0.0, 1.0, 0.0, 0.0],
+            json!({"a": {"b": 1.5, "c": {"d": "x"}}, "t": "keep"}),
+        ),
+        record("r-null", [0.0, 0.0, 1.0, 0.0], json!({"n": null, "t": "x"})),
+        record(
+            "r-nums",
+            [0.0, 0.0, 0.0, 1.0],
+            json!({"l": [1, 2], "t": "y"}),
+        ),
+        record(
+            "r-big",
+            [1.0, 1.0, 0.0, 0.0],
+            json!({"big": 1u64 << 60, "t": "z"}),
+        ),
+        record("r-zero", [0.0; 4], json!({"t": "zero"})),
+        record(
+            "r-reserved",
+            [0.0, 1.0, 1.0, 0.0],
+            json!({"__vecport_document": "mine", "t": "w"}),
+        ),
+    ]
+}
+
+/// `(id, change, key)` of every line of a change report.
+fn report_lines(path: &std::path::Path) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines: Vec<_> = text
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["collection"], "breakers");
+            assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()), "{v}");
+            let key = v["key"].as_str().unwrap_or("").to_owned();
+            (
+                v["id"].as_str().unwrap().to_owned(),
+                v["change"].as_str().unwrap().to_owned(),
+                key,
+            )
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn exported_metadata(e: &PineconeEmulator, index: &str, dir: &std::path::Path) -> Value {
+    vecport()
+        .args([
+            "export",
+            &format!("pinecone+http://{}/{index}", e.addr()),
+            dir.to_str().unwrap(),
+            "-q",
+        ])
+        .assert()
+        .success();
+    let (_, records) = read_snapshot(dir);
+    Value::Object(
+        records
+            .into_iter()
+            .map(|r| {
+                (
+                    r.id.to_string(),
+                    Value::Object(r.metadata.unwrap_or_default()),
+                )
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_policies_fit_records_and_report_every_change() {
+    let e = emulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("s");
+    write_snapshot(
+        &snap,
+        &data::spec("breakers", 4, Metric::Cosine),
+        rule_breakers(),
+    );
+    let url = |index: &str| format!("pinecone+http://{}/{index}", e.addr());
+    let no_reports = || {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .all(|f| !f.unwrap().file_name().to_string_lossy().contains("changes"))
+    };
+
+    // Refused by default: every offending record named, nothing written.
+    vecport()
+        .args(["import", snap.to_str().unwrap(), &url("refused")])
+        .assert()
+        .code(7)
+        .stderr(
+            predicate::str::contains("nothing was written")
+                .and(predicate::str::contains(
+                    "\"r-nested\": metadata `a` holds a nested object",
+                ))
+                .and(predicate::str::contains("\"r-null\": metadata `n` is null"))
+                .and(predicate::str::contains(
+                    "\"r-nums\": metadata `l` is a list of non-strings",
+                ))
+                .and(predicate::str::contains(
+                    "\"r-big\": metadata `big` holds 1152921504606846976",
+                ))
+                .and(predicate::str::contains("\"r-zero\""))
+                .and(predicate::str::contains("\"r-reserved\""))
+                .and(predicate::str::contains("r-ok").not())
+                .and(predicate::str::contains("--metadata flatten|encode|drop")),
+        );
+    // A policy alone does not skip what it cannot fix; nothing is left behind.
+    vecport()
+        .args([
+            "import",
+            snap.to_str().unwrap(),
+            &url("refused"),
+            "--metadata",
+            "flatten",
+        ])
+        .assert()
+        .code(7)
+        .stderr(
+            predicate::str::contains("\"r-zero\": its dense vector is all zeros")
+                .and(predicate::str::contains(
+                    "\"r-reserved\": metadata key \"__vecport_document\" is reserved",
+                ))
+                .and(predicate::str::contains("r-nested").not()),
+        );
+    assert!(e.state().index_names().is_empty(), "no index was created");
+    assert!(no_reports(), "a refused import leaves no change report");
+
+    // flatten + skip: fitted, and every change listed.
+    let report = tmp.path().join("flatten.jsonl");
+    vecport()
+        .args([
+            "import",
+            snap.to_str().unwrap(),
+            &url("flat"),
+            "--metadata",
+            "flatten",
+            "--skip-invalid",
+        ])
+        .arg("--changes")
+        .arg(&report)
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("5 records written, target counts 5")
+                .and(predicate::str::contains(
+                    "1 metadata value flattened, 3 metadata values encoded, 2 records skipped",
+                ))
+                .and(predicate::str::contains(report.to_str().unwrap())),
+        );
+    let s = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    assert_eq!(
+        report_lines(&report),
+        [
+            s("r-big", "encoded", "big"),
+            s("r-nested", "flattened", "a"),
+            s("r-null", "encoded", "n"),
+            s("r-nums", "encoded", "l"),
+            s("r-reserved", "skipped", ""),
+            s("r-zero", "skipped", ""),
+        ]
+    );
+    assert_eq!(
+        exported_metadata(&e, "flat", &tmp.path().join("flat")),
+        json!({
+            "r-big": {"big": "1152921504606846976", "t": "z"},
+            "r-nested": {"a.b": 1.5, "a.c.d": "x", "t": "keep"},
+            "r-nums": {"l": "[1,2]", "t": "y"},
+            "r-null": {"n": "null", "t": "x"},
+            "r-ok": {"t": "fine", "tags": ["a"]},
+        })
+    );
+
+    // drop + skip, with the report in its default place beside the snapshot.
+    vecport()
+        .args([
+            "import",
+            snap.to_str().unwrap(),
+            &url("dropped"),
+            "--metadata",
+            "drop",
+            "--skip-invalid",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "6 records written, target counts 6",
+        ));
+    let beside: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("s.changes-") && name.ends_with(".jsonl")
+        })
+        .collect();
+    assert_eq!(beside.len(), 1, "one report beside the snapshot");
+    assert_eq!(
+        report_lines(&beside[0]),
+        [
+            s("r-big", "dropped", "big"),
+            s("r-nested", "dropped", "a"),
+            s("r-null", "dropped", "n"),
+            s("r-nums", "dropped", "l"),
+            s("r-reserved", "dropped", "__vecport_document"),
+            s("r-zero", "skipped", ""),
+        ]
+    );
+    assert_eq!(
+        exported_metadata(&e, "dropped", &tmp.path().join("dropped")),
+        json!({
+            "r-big": {"t": "z"},
+            "r-nested": {"t": "keep"},
+            "r-nums": {"t": "y"},
+            "r-null": {"t": "x"},
+            "r-ok": {"t": "fine", "tags": ["a"]},
+            "r-reserved": {"t": "w"},
+        })
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

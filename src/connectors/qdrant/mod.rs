@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
+use crate::mapping::MetadataRules;
 use crate::model::{
     CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
     SparseVector, StoredValues, Vector, VectorField, VectorKind,
@@ -582,6 +583,13 @@ fn create_body(spec: &CollectionSpec) -> Result<Value> {
     Ok(Value::Object(body))
 }
 
+/// Payload keys vecport's mapping writes itself.
+fn reserved_key(key: &str) -> Option<String> {
+    [ORIGINAL_ID_KEY, DOCUMENT_KEY, URI_KEY]
+        .contains(&key)
+        .then(|| "is reserved by vecport's qdrant mapping".to_owned())
+}
+
 #[async_trait]
 impl Sink for Qdrant {
     fn capabilities(&self) -> Capabilities {
@@ -595,6 +603,11 @@ impl Sink for Qdrant {
             uris: true,
             metrics: &[Metric::Cosine, Metric::Dot, Metric::L2, Metric::Manhattan],
             id_kinds: &[IdKind::Uint, IdKind::Uuid, IdKind::UintOrUuid],
+            metadata: MetadataRules {
+                target: "qdrant",
+                key: reserved_key,
+                ..MetadataRules::ANY
+            },
         }
     }
 
@@ -660,15 +673,6 @@ impl Sink for Qdrant {
                             f.name
                         ));
                     }
-                }
-            }
-        }
-        if let Some(m) = &record.metadata {
-            for key in [ORIGINAL_ID_KEY, DOCUMENT_KEY, URI_KEY] {
-                if m.contains_key(key) {
-                    return bad(format!(
-                        "metadata key `{key}` is reserved by vecport's qdrant mapping"
-                    ));
                 }
             }
         }

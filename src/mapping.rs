@@ -1,0 +1,452 @@
+//! What a target can hold, and what happens to what it cannot.
+//!
+//! Each sink states its metadata rules as a [`MetadataRules`] value; one
+//! engine here checks every record's metadata against them and, when the user
+//! chose a [`MetadataPolicy`] other than refusing, changes the metadata so the
+//! target can take it — returning every [`Change`] so that nothing is altered
+//! silently. `spec/MAPPING.md` documents the rules per database.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::model::Metadata;
+
+/// Which arrays a target's metadata holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrays {
+    /// Any JSON array, nested values included.
+    Any,
+    /// Arrays of scalars (bool, integer, float, string), all of one type.
+    Homogeneous,
+    /// Arrays of strings only.
+    Strings,
+}
+
+/// Which integers a target's metadata holds exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Integers {
+    /// Every integer JSON carries (64-bit signed and unsigned).
+    Any,
+    /// 64-bit signed integers.
+    I64,
+    /// Integers a float64 holds exactly (|n| ≤ 2^53).
+    Float64,
+}
+
+/// What a target's metadata can hold.
+#[derive(Debug, Clone, Copy)]
+pub struct MetadataRules {
+    /// The target's name, for messages.
+    pub target: &'static str,
+    /// Nested objects are stored.
+    pub objects: bool,
+    /// `null` values are stored.
+    pub nulls: bool,
+    /// Which arrays are stored.
+    pub arrays: Arrays,
+    /// Empty arrays are stored (rather than silently dropped).
+    pub empty_arrays: bool,
+    /// Which integers are stored exactly.
+    pub integers: Integers,
+    /// Why a top-level key is refused, if it is.
+    pub key: fn(&str) -> Option<String>,
+}
+
+impl MetadataRules {
+    /// Every JSON value under any key.
+    pub const ANY: MetadataRules = MetadataRules {
+        target: "the target",
+        objects: true,
+        nulls: true,
+        arrays: Arrays::Any,
+        empty_arrays: true,
+        integers: Integers::Any,
+        key: any_key,
+    };
+}
+
+fn any_key(_: &str) -> Option<String> {
+    None
+}
+
+/// What to do with a metadata value the target cannot hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MetadataPolicy {
+    /// Refuse the import, naming the records (the default).
+    #[default]
+    Refuse,
+    /// Nested objects become dotted keys (`a.b.c`); any other value the target
+    /// cannot hold is then encoded as JSON text.
+    Flatten,
+    /// The value is replaced by its JSON text (a string).
+    Encode,
+    /// The key is removed.
+    Drop,
+}
+
+impl fmt::Display for MetadataPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MetadataPolicy::Refuse => "refuse",
+            MetadataPolicy::Flatten => "flatten",
+            MetadataPolicy::Encode => "encode",
+            MetadataPolicy::Drop => "drop",
+        })
+    }
+}
+
+/// The kind of one change made to a record on its way into a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A nested object became dotted keys.
+    Flattened,
+    /// A value became its JSON text.
+    Encoded,
+    /// A key was removed.
+    Dropped,
+    /// The whole record was left out.
+    Skipped,
+}
+
+impl fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ChangeKind::Flattened => "flattened",
+            ChangeKind::Encoded => "encoded",
+            ChangeKind::Dropped => "dropped",
+            ChangeKind::Skipped => "skipped",
+        })
+    }
+}
+
+/// One change made to one record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// What was done.
+    pub change: ChangeKind,
+    /// The metadata key changed; `None` when the whole record was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Why: what the target cannot hold.
+    pub reason: String,
+}
+
+/// Why `v` (under `key`) cannot be stored as it is, if it cannot.
+pub fn value_problem(rules: &MetadataRules, key: &str, v: &Value) -> Option<String> {
+    problem(rules, v, true).map(|why| format!("metadata `{key}` {why}"))
+}
+
+fn problem(rules: &MetadataRules, v: &Value, top: bool) -> Option<String> {
+    let t = rules.target;
+    match v {
+        Value::Null if !rules.nulls => Some(format!("is null, which {t} cannot store")),
+        Value::Number(n) => {
+            let ok = match rules.integers {
+                Integers::Any => true,
+                Integers::I64 => !n.is_u64() || n.is_i64(),
+                Integers::Float64 => {
+                    const EXACT: u64 = 1 << 53;
+                    match (n.as_u64(), n.as_i64()) {
+                        (Some(u), _) => u <= EXACT,
+                        (None, Some(i)) => i.unsigned_abs() <= EXACT,
+                        (None, None) => true,
+                    }
+                }
+            };
+            (!ok).then(|| match rules.integers {
+                Integers::I64 => format!("holds {n}, beyond {t}'s 64-bit signed integers"),
+                _ => format!("holds {n}, beyond the integers {t}'s float64 numbers store exactly"),
+            })
+        }
+        Value::Object(_) if !rules.objects => {
+            Some(format!("holds a nested object, which {t} cannot store"))
+        }
+        Value::Object(members) => members.values().find_map(|m| problem(rules, m, false)),
+        Value::Array(items) => {
+            if items.is_empty() && !rules.empty_arrays {
+                return Some(format!("is an empty array, which {t} drops"));
+            }
+            match rules.arrays {
+                Arrays::Any => items.iter().find_map(|i| problem(rules, i, false)),
+                Arrays::Strings if items.iter().all(Value::is_string) => None,
+                Arrays::Strings => Some(format!(
+                    "is a list of non-strings; {t}'s lists hold strings only"
+                )),
+                Arrays::Homogeneous => {
+                    if !top {
+                        return Some(format!("holds a nested array, which {t} cannot store"));
+                    }
+                    if let Some(p) = items.iter().find_map(|i| match i {
+                        Value::Array(_) | Value::Object(_) | Value::Null => Some(format!(
+                            "is an array holding arrays, objects or nulls, which {t} cannot store"
+                        )),
+                        other => problem(rules, other, false),
+                    }) {
+                        return Some(p);
+                    }
+                    let kind = |v: &Value| match v {
+                        Value::Bool(_) => 0,
+                        Value::Number(n) if n.is_f64() => 1,
+                        Value::Number(_) => 2,
+                        _ => 3,
+                    };
+                    items
+                        .iter()
+                        .any(|i| kind(i) != kind(&items[0]))
+                        .then(|| format!("is an array of mixed types, which {t} cannot store"))
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Makes `meta` fit `rules` under `policy`, returning what was changed
+/// (nothing, and no copy made, when it fits as it is).
+///
+/// `Err` carries the first problem, with `meta` untouched, when the policy is
+/// [`MetadataPolicy::Refuse`] or cannot fix it (a refused key under
+/// `flatten`/`encode`, or flattened keys colliding with existing ones). The
+/// result depends on the metadata alone, so a check pass and a write pass agree.
+pub fn conform(
+    rules: &MetadataRules,
+    policy: MetadataPolicy,
+    meta: &mut Metadata,
+) -> Result<Vec<Change>, String> {
+    let first = meta.iter().find_map(|(k, v)| {
+        (rules.key)(k)
+            .map(|why| format!("metadata key {k:?} {why}"))
+            .or_else(|| value_problem(rules, k, v))
+    });
+    let Some(first) = first else {
+        return Ok(Vec::new());
+    };
+    if policy == MetadataPolicy::Refuse {
+        return Err(first);
+    }
+    let mut changes = Vec::new();
+    let mut out = Map::with_capacity(meta.len());
+    for (k, v) in meta.iter() {
+        if let Some(why) = (rules.key)(k) {
+            let why = format!("metadata key {k:?} {why}");
+            if policy != MetadataPolicy::Drop {
+                return Err(why);
+            }
+            changes.push(change(ChangeKind::Dropped, k, why));
+            continue;
+        }
+        let Some(why) = value_problem(rules, k, v) else {
+            insert(&mut out, k.clone(), v.clone())?;
+            continue;
+        };
+        match (policy, v) {
+            (MetadataPolicy::Drop, _) => changes.push(change(ChangeKind::Dropped, k, why)),
+            (MetadataPolicy::Flatten, Value::Object(members)) if !members.is_empty() => {
+                changes.push(change(ChangeKind::Flattened, k, why));
+                flatten(rules, k, members, &mut out, &mut changes)?;
+            }
+            _ => {
+                changes.push(change(ChangeKind::Encoded, k, why));
+                insert(&mut out, k.clone(), Value::String(v.to_string()))?;
+            }
+        }
+    }
+    *meta = out;
+    Ok(changes)
+}
+
+fn change(kind: ChangeKind, key: &str, reason: String) -> Change {
+    Change {
+        change: kind,
+        key: Some(key.to_owned()),
+        reason,
+    }
+}
+
+fn insert(out: &mut Metadata, k: String, v: Value) -> Result<(), String> {
+    if out.contains_key(&k) {
+        return Err(format!(
+            "metadata key `{k}` would appear twice after flattening; rename one of them, or choose --metadata encode or drop"
+        ));
+    }
+    out.insert(k, v);
+    Ok(())
+}
+
+fn flatten(
+    rules: &MetadataRules,
+    prefix: &str,
+    members: &Map<String, Value>,
+    out: &mut Metadata,
+    changes: &mut Vec<Change>,
+) -> Result<(), String> {
+    for (k, v) in members {
+        let key = format!("{prefix}.{k}");
+        match v {
+            Value::Object(inner) if !rules.objects && !inner.is_empty() => {
+                flatten(rules, &key, inner, out, changes)?;
+            }
+            v => match value_problem(rules, &key, v) {
+                None => insert(out, key, v.clone())?,
+                Some(why) => {
+                    changes.push(change(ChangeKind::Encoded, &key, why));
+                    insert(out, key, Value::String(v.to_string()))?;
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const PINECONE_LIKE: MetadataRules = MetadataRules {
+        target: "pinecone",
+        objects: false,
+        nulls: false,
+        arrays: Arrays::Strings,
+        empty_arrays: true,
+        integers: Integers::Float64,
+        key: |k| k.starts_with('$').then(|| "is reserved".to_owned()),
+    };
+
+    fn meta(v: Value) -> Metadata {
+        v.as_object().unwrap().clone()
+    }
+
+    fn kinds(changes: &[Change]) -> Vec<(ChangeKind, &str)> {
+        changes
+            .iter()
+            .map(|c| (c.change, c.key.as_deref().unwrap_or("")))
+            .collect()
+    }
+
+    #[test]
+    fn metadata_that_fits_is_left_alone() {
+        let mut m = meta(json!({"a": "x", "n": 1.5, "b": true, "tags": ["p", "q"]}));
+        let before = m.clone();
+        for policy in [MetadataPolicy::Refuse, MetadataPolicy::Flatten] {
+            assert_eq!(conform(&PINECONE_LIKE, policy, &mut m), Ok(vec![]));
+            assert_eq!(m, before);
+        }
+    }
+
+    #[test]
+    fn refuse_names_the_key_and_leaves_metadata_untouched() {
+        let mut m = meta(json!({"ok": 1, "deep": {"x": 1}}));
+        let before = m.clone();
+        let err = conform(&PINECONE_LIKE, MetadataPolicy::Refuse, &mut m).unwrap_err();
+        assert!(
+            err.contains("`deep`") && err.contains("nested object"),
+            "{err}"
+        );
+        assert_eq!(m, before);
+    }
+
+    #[test]
+    fn flatten_makes_dotted_keys_and_encodes_what_still_does_not_fit() {
+        let mut m = meta(json!({
+            "a": {"b": 1, "c": {"d": "x", "e": null}, "f": [1, 2]},
+            "n": null,
+            "z": 2
+        }));
+        let changes = conform(&PINECONE_LIKE, MetadataPolicy::Flatten, &mut m).unwrap();
+        assert_eq!(
+            Value::Object(m),
+            json!({"a.b": 1, "a.c.d": "x", "a.c.e": "null", "a.f": "[1,2]", "n": "null", "z": 2})
+        );
+        assert_eq!(
+            kinds(&changes),
+            vec![
+                (ChangeKind::Flattened, "a"),
+                (ChangeKind::Encoded, "a.c.e"),
+                (ChangeKind::Encoded, "a.f"),
+                (ChangeKind::Encoded, "n"),
+            ]
+        );
+    }
+
+    #[test]
+    fn encode_and_drop_touch_only_what_does_not_fit() {
+        let big = json!({"k": u64::MAX, "o": {"x": [true]}, "s": "keep", "$r": 1});
+        let mut m = meta(big.clone());
+        let err = conform(&PINECONE_LIKE, MetadataPolicy::Encode, &mut m).unwrap_err();
+        assert!(err.contains("\"$r\" is reserved"), "{err}");
+        assert_eq!(Value::Object(m.clone()), big, "untouched after an error");
+        m.remove("$r");
+        let changes = conform(&PINECONE_LIKE, MetadataPolicy::Encode, &mut m).unwrap();
+        assert_eq!(
+            Value::Object(m),
+            json!({"k": "18446744073709551615", "o": "{\"x\":[true]}", "s": "keep"})
+        );
+        assert_eq!(changes.len(), 2);
+        let mut m = meta(big);
+        let changes = conform(&PINECONE_LIKE, MetadataPolicy::Drop, &mut m).unwrap();
+        assert_eq!(Value::Object(m), json!({"s": "keep"}));
+        assert_eq!(
+            kinds(&changes),
+            vec![
+                (ChangeKind::Dropped, "k"),
+                (ChangeKind::Dropped, "o"),
+                (ChangeKind::Dropped, "$r"),
+            ]
+        );
+    }
+
+    #[test]
+    fn flattening_onto_an_existing_key_is_refused() {
+        let mut m = meta(json!({"a": {"b": 1}, "a.b": 2}));
+        let err = conform(&PINECONE_LIKE, MetadataPolicy::Flatten, &mut m).unwrap_err();
+        assert!(err.contains("`a.b` would appear twice"), "{err}");
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn homogeneous_arrays_and_integer_ranges() {
+        let rules = MetadataRules {
+            target: "chroma",
+            objects: false,
+            nulls: false,
+            arrays: Arrays::Homogeneous,
+            empty_arrays: false,
+            integers: Integers::I64,
+            key: |_| None,
+        };
+        for ok in [
+            json!([1, 2]),
+            json!(["a"]),
+            json!(i64::MIN),
+            json!([1.5, 2.5]),
+        ] {
+            assert_eq!(value_problem(&rules, "k", &ok), None, "{ok}");
+        }
+        for (bad, needle) in [
+            (json!([]), "empty array"),
+            (json!([1, "a"]), "mixed types"),
+            (json!([1, 2.5]), "mixed types"),
+            (json!([[1]]), "holding arrays"),
+            (json!([null]), "holding arrays"),
+            (json!(u64::MAX), "64-bit signed"),
+            (json!([u64::MAX]), "64-bit signed"),
+        ] {
+            let p = value_problem(&rules, "k", &bad).unwrap();
+            assert!(p.contains(needle), "{bad}: {p}");
+        }
+        let any = MetadataRules::ANY;
+        for v in [
+            json!({"a": [null, {"b": []}]}),
+            json!(u64::MAX),
+            json!(null),
+        ] {
+            assert_eq!(value_problem(&any, "k", &v), None);
+        }
+    }
+}
