@@ -23,6 +23,7 @@
 
 pub mod pinecone;
 pub mod qdrant;
+pub mod weaviate;
 
 use std::fmt;
 use std::future::IntoFuture;

@@ -5,9 +5,14 @@
 //!     [--max-request-size BYTES] [--faults '{"rate_limit":0.1}'] [--exact-floats] [--log]
 //! cargo run --example emulator -- pinecone --port 5080 [--api-key KEY]
 //!     [--max-request-size BYTES] [--stats-lag-reads N] [--faults '{…}'] [--log]
+//! cargo run --example emulator -- weaviate --port 8080 [--api-key KEY]
+//!     [--max-request-size BYTES] [--no-auto-schema] [--faults '{…}'] [--log]
 //! ```
 //!
-//! Default ports: qdrant 6333, pinecone 5080. The Pinecone emulator serves
+//! Default ports: qdrant 6333, pinecone 5080, weaviate 8080. The Weaviate
+//! emulator serves REST under `/v1` and GraphQL at `/v1/graphql` (no gRPC:
+//! use weaviate-client 3.x); with `--api-key` it wants
+//! `Authorization: Bearer KEY`. The Pinecone emulator serves
 //! the control plane at the root and each index's data plane at the `host`
 //! its `IndexModel` names (`http://127.0.0.1:PORT/__index/<name>`).
 //!
@@ -22,6 +27,7 @@ use clap::{Parser, ValueEnum};
 enum Kind {
     Qdrant,
     Pinecone,
+    Weaviate,
 }
 
 #[derive(Debug, Parser)]
@@ -30,13 +36,14 @@ struct Args {
     /// Which server to emulate.
     kind: Kind,
     /// Port on 127.0.0.1 (0 picks a free one; default 6333 for qdrant,
-    /// 5080 for pinecone).
+    /// 5080 for pinecone, 8080 for weaviate).
     #[arg(long)]
     port: Option<u16>,
     /// Require this API key.
     #[arg(long)]
     api_key: Option<String>,
-    /// Request body limit in bytes (Qdrant's default: 32 MiB; Pinecone's: 2 MB).
+    /// Request body limit in bytes (Qdrant's default: 32 MiB; Pinecone's: 2 MB;
+    /// Weaviate has none, the emulator stops at 256 MiB).
     #[arg(long)]
     max_request_size: Option<usize>,
     /// Initial faults, as the JSON accepted by `POST /__emulator/faults`.
@@ -50,6 +57,9 @@ struct Args {
     /// show the counts from before it (0: no lag).
     #[arg(long)]
     stats_lag_reads: Option<u32>,
+    /// Weaviate: turn auto-schema off (`AUTOSCHEMA_ENABLED=false`).
+    #[arg(long)]
+    no_auto_schema: bool,
     /// Log every request to stderr.
     #[arg(long)]
     log: bool,
@@ -107,6 +117,26 @@ async fn main() -> std::process::ExitCode {
                 eprintln!(
                     "emulator: Pinecone (API {}) listening on {}",
                     emulators::pinecone::API_VERSION,
+                    e.base_url()
+                );
+                Box::new(e) as Box<dyn std::any::Any>
+            })
+        }
+        Kind::Weaviate => {
+            let mut options = emulators::weaviate::WeaviateOptions {
+                port: args.port.unwrap_or(8080),
+                api_key: args.api_key,
+                faults,
+                auto_schema: !args.no_auto_schema,
+                ..Default::default()
+            };
+            if let Some(n) = args.max_request_size {
+                options.max_request_size = n;
+            }
+            emulators::weaviate::start(options).await.map(|e| {
+                eprintln!(
+                    "emulator: Weaviate {} listening on {}",
+                    emulators::weaviate::VERSION,
                     e.base_url()
                 );
                 Box::new(e) as Box<dyn std::any::Any>
