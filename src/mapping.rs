@@ -13,6 +13,11 @@ use serde_json::{Map, Value};
 
 use crate::model::Metadata;
 
+/// Namespace of the UUIDv5 given to ids a target that needs UUIDs cannot take
+/// as they are (Qdrant, Weaviate): the same id gets the same UUID in both.
+pub const ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6f1c_2a9e_53d4_4b7a_9a0e_51c3_d8e2_7b10);
+
 /// Which arrays a target's metadata holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arrays {
@@ -22,6 +27,8 @@ pub enum Arrays {
     Homogeneous,
     /// Arrays of strings only.
     Strings,
+    /// Arrays of scalars all of one type, or arrays of objects.
+    Typed,
 }
 
 /// Which integers a target's metadata holds exactly.
@@ -52,6 +59,9 @@ pub struct MetadataRules {
     pub integers: Integers,
     /// Why a top-level key is refused, if it is.
     pub key: fn(&str) -> Option<String>,
+    /// The name under which the target stores a top-level key it cannot take
+    /// as it is (a documented rule; every rename is reported).
+    pub rename: fn(&str) -> Option<String>,
 }
 
 impl MetadataRules {
@@ -64,10 +74,15 @@ impl MetadataRules {
         empty_arrays: true,
         integers: Integers::Any,
         key: any_key,
+        rename: same_key,
     };
 }
 
 fn any_key(_: &str) -> Option<String> {
+    None
+}
+
+fn same_key(_: &str) -> Option<String> {
     None
 }
 
@@ -102,6 +117,8 @@ impl fmt::Display for MetadataPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
+    /// A key was stored under another name.
+    Renamed,
     /// A nested object became dotted keys.
     Flattened,
     /// A value became its JSON text.
@@ -115,6 +132,7 @@ pub enum ChangeKind {
 impl fmt::Display for ChangeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            ChangeKind::Renamed => "renamed",
             ChangeKind::Flattened => "flattened",
             ChangeKind::Encoded => "encoded",
             ChangeKind::Dropped => "dropped",
@@ -137,10 +155,10 @@ pub struct Change {
 
 /// Why `v` (under `key`) cannot be stored as it is, if it cannot.
 pub fn value_problem(rules: &MetadataRules, key: &str, v: &Value) -> Option<String> {
-    problem(rules, v, true).map(|why| format!("metadata `{key}` {why}"))
+    problem(rules, v).map(|why| format!("metadata `{key}` {why}"))
 }
 
-fn problem(rules: &MetadataRules, v: &Value, top: bool) -> Option<String> {
+fn problem(rules: &MetadataRules, v: &Value) -> Option<String> {
     let t = rules.target;
     match v {
         Value::Null if !rules.nulls => Some(format!("is null, which {t} cannot store")),
@@ -165,26 +183,29 @@ fn problem(rules: &MetadataRules, v: &Value, top: bool) -> Option<String> {
         Value::Object(_) if !rules.objects => {
             Some(format!("holds a nested object, which {t} cannot store"))
         }
-        Value::Object(members) => members.values().find_map(|m| problem(rules, m, false)),
+        Value::Object(members) => members.values().find_map(|m| problem(rules, m)),
         Value::Array(items) => {
             if items.is_empty() && !rules.empty_arrays {
                 return Some(format!("is an empty array, which {t} drops"));
             }
             match rules.arrays {
-                Arrays::Any => items.iter().find_map(|i| problem(rules, i, false)),
+                Arrays::Any => items.iter().find_map(|i| problem(rules, i)),
                 Arrays::Strings if items.iter().all(Value::is_string) => None,
                 Arrays::Strings => Some(format!(
                     "is a list of non-strings; {t}'s lists hold strings only"
                 )),
-                Arrays::Homogeneous => {
-                    if !top {
-                        return Some(format!("holds a nested array, which {t} cannot store"));
+                Arrays::Homogeneous | Arrays::Typed => {
+                    let objects = rules.arrays == Arrays::Typed
+                        && !items.is_empty()
+                        && items.iter().all(Value::is_object);
+                    if objects {
+                        return items.iter().find_map(|i| problem(rules, i));
                     }
                     if let Some(p) = items.iter().find_map(|i| match i {
                         Value::Array(_) | Value::Object(_) | Value::Null => Some(format!(
                             "is an array holding arrays, objects or nulls, which {t} cannot store"
                         )),
-                        other => problem(rules, other, false),
+                        other => problem(rules, other),
                     }) {
                         return Some(p);
                     }
@@ -208,50 +229,60 @@ fn problem(rules: &MetadataRules, v: &Value, top: bool) -> Option<String> {
 /// Makes `meta` fit `rules` under `policy`, returning what was changed
 /// (nothing, and no copy made, when it fits as it is).
 ///
-/// `Err` carries the first problem, with `meta` untouched, when the policy is
-/// [`MetadataPolicy::Refuse`] or cannot fix it (a refused key under
-/// `flatten`/`encode`, or flattened keys colliding with existing ones). The
+/// Keys the target names differently are renamed by its rule whatever the
+/// policy. `Err` carries the first problem, with `meta` untouched, when the
+/// policy is [`MetadataPolicy::Refuse`] or cannot fix it (a refused key under
+/// `flatten`/`encode`, or keys colliding after renaming or flattening). The
 /// result depends on the metadata alone, so a check pass and a write pass agree.
 pub fn conform(
     rules: &MetadataRules,
     policy: MetadataPolicy,
     meta: &mut Metadata,
 ) -> Result<Vec<Change>, String> {
-    let first = meta.iter().find_map(|(k, v)| {
-        (rules.key)(k)
-            .map(|why| format!("metadata key {k:?} {why}"))
-            .or_else(|| value_problem(rules, k, v))
+    let fits = meta.iter().all(|(k, v)| {
+        (rules.rename)(k).is_none()
+            && (rules.key)(k).is_none()
+            && value_problem(rules, k, v).is_none()
     });
-    let Some(first) = first else {
+    if fits {
         return Ok(Vec::new());
-    };
-    if policy == MetadataPolicy::Refuse {
-        return Err(first);
     }
     let mut changes = Vec::new();
     let mut out = Map::with_capacity(meta.len());
     for (k, v) in meta.iter() {
-        if let Some(why) = (rules.key)(k) {
-            let why = format!("metadata key {k:?} {why}");
+        let name = match (rules.rename)(k) {
+            Some(new) => {
+                let why = format!(
+                    "metadata key {k:?} is not a valid {} name; stored as {new:?}",
+                    rules.target
+                );
+                changes.push(change(ChangeKind::Renamed, k, why));
+                new
+            }
+            None => k.clone(),
+        };
+        if let Some(why) = (rules.key)(&name) {
+            let why = format!("metadata key {name:?} {why}");
             if policy != MetadataPolicy::Drop {
                 return Err(why);
             }
-            changes.push(change(ChangeKind::Dropped, k, why));
+            changes.push(change(ChangeKind::Dropped, &name, why));
             continue;
         }
-        let Some(why) = value_problem(rules, k, v) else {
-            insert(&mut out, k.clone(), v.clone())?;
+        let Some(why) = value_problem(rules, &name, v) else {
+            insert(&mut out, name, v.clone())?;
             continue;
         };
         match (policy, v) {
-            (MetadataPolicy::Drop, _) => changes.push(change(ChangeKind::Dropped, k, why)),
+            (MetadataPolicy::Refuse, _) => return Err(why),
+            (MetadataPolicy::Drop, _) => changes.push(change(ChangeKind::Dropped, &name, why)),
             (MetadataPolicy::Flatten, Value::Object(members)) if !members.is_empty() => {
-                changes.push(change(ChangeKind::Flattened, k, why));
-                flatten(rules, k, members, &mut out, &mut changes)?;
+                changes.push(change(ChangeKind::Flattened, &name, why));
+                flatten(rules, &name, members, &mut out, &mut changes)?;
             }
             _ => {
-                changes.push(change(ChangeKind::Encoded, k, why));
-                insert(&mut out, k.clone(), Value::String(v.to_string()))?;
+                changes.push(change(ChangeKind::Encoded, &name, why));
+                insert(&mut out, name, Value::String(v.to_string()))?;
             }
         }
     }
@@ -270,7 +301,7 @@ fn change(kind: ChangeKind, key: &str, reason: String) -> Change {
 fn insert(out: &mut Metadata, k: String, v: Value) -> Result<(), String> {
     if out.contains_key(&k) {
         return Err(format!(
-            "metadata key `{k}` would appear twice after flattening; rename one of them, or choose --metadata encode or drop"
+            "metadata key `{k}` would appear twice after renaming or flattening; rename one of them, or choose --metadata encode or drop"
         ));
     }
     out.insert(k, v);
@@ -316,6 +347,7 @@ mod tests {
         empty_arrays: true,
         integers: Integers::Float64,
         key: |k| k.starts_with('$').then(|| "is reserved".to_owned()),
+        rename: |_| None,
     };
 
     fn meta(v: Value) -> Metadata {
@@ -402,6 +434,21 @@ mod tests {
     }
 
     #[test]
+    fn renames_are_made_and_reported_whatever_the_policy() {
+        let rules = MetadataRules {
+            rename: |k| k.contains('-').then(|| k.replace('-', "_")),
+            ..PINECONE_LIKE
+        };
+        let mut m = meta(json!({"my-key": 1, "ok": 2}));
+        let changes = conform(&rules, MetadataPolicy::Refuse, &mut m).unwrap();
+        assert_eq!(Value::Object(m), json!({"my_key": 1, "ok": 2}));
+        assert_eq!(kinds(&changes), vec![(ChangeKind::Renamed, "my-key")]);
+        let mut m = meta(json!({"a-b": 1, "a_b": 2}));
+        let err = conform(&rules, MetadataPolicy::Drop, &mut m).unwrap_err();
+        assert!(err.contains("`a_b` would appear twice"), "{err}");
+    }
+
+    #[test]
     fn flattening_onto_an_existing_key_is_refused() {
         let mut m = meta(json!({"a": {"b": 1}, "a.b": 2}));
         let err = conform(&PINECONE_LIKE, MetadataPolicy::Flatten, &mut m).unwrap_err();
@@ -419,6 +466,7 @@ mod tests {
             empty_arrays: false,
             integers: Integers::I64,
             key: |_| None,
+            rename: |_| None,
         };
         for ok in [
             json!([1, 2]),
@@ -434,12 +482,24 @@ mod tests {
             (json!([1, 2.5]), "mixed types"),
             (json!([[1]]), "holding arrays"),
             (json!([null]), "holding arrays"),
+            (json!([{"a": 1}]), "holding arrays"),
             (json!(u64::MAX), "64-bit signed"),
             (json!([u64::MAX]), "64-bit signed"),
         ] {
             let p = value_problem(&rules, "k", &bad).unwrap();
             assert!(p.contains(needle), "{bad}: {p}");
         }
+        let typed = MetadataRules {
+            objects: true,
+            arrays: Arrays::Typed,
+            ..rules
+        };
+        assert_eq!(
+            value_problem(&typed, "k", &json!([{"a": [1]}, {"b": "x"}])),
+            None
+        );
+        assert!(value_problem(&typed, "k", &json!([{"a": 1}, 2])).is_some());
+        assert!(value_problem(&typed, "k", &json!({"a": [1, "x"]})).is_some());
         let any = MetadataRules::ANY;
         for v in [
             json!({"a": [null, {"b": []}]}),

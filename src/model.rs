@@ -414,6 +414,25 @@ pub struct CollectionSpec {
     pub count_hint: Option<u64>,
     /// Notes on anything the source does to values (re-rounding, normalisation).
     pub notes: Vec<String>,
+    /// What the records hold, when known before reading them (an import knows
+    /// it from the snapshot's manifest; a source does not).
+    pub content: Option<ContentSummary>,
+}
+
+/// What a collection's records hold, known before they are read.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContentSummary {
+    /// Named namespaces, sorted (the default namespace is not listed).
+    pub namespaces: Vec<String>,
+    /// Whether records in the default namespace exist.
+    pub default_namespace: bool,
+    /// Whether any record has a document.
+    pub documents: bool,
+    /// Whether any record has a URI.
+    pub uris: bool,
+    /// Metadata key → the value types seen (`string`, `int`, `float`, `bool`,
+    /// `object`, `null`, `array<…>`), as in the manifest's metadata schema.
+    pub metadata_types: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// A collection as listed by `vecport ls`.

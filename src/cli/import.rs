@@ -130,6 +130,8 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
                     .map(|(kind, n)| match (kind, n) {
                         (ChangeKind::Skipped, 1) => "1 record skipped".to_owned(),
                         (ChangeKind::Skipped, n) => format!("{n} records skipped"),
+                        (ChangeKind::Renamed, 1) => "1 metadata key renamed".to_owned(),
+                        (ChangeKind::Renamed, n) => format!("{n} metadata keys renamed"),
                         (kind, 1) => format!("1 metadata value {kind}"),
                         (kind, n) => format!("{n} metadata values {kind}"),
                     })

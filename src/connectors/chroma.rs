@@ -288,6 +288,7 @@ impl Chroma {
             collection_metadata: c.metadata.clone(),
             count_hint: count,
             notes,
+            content: None,
         }
     }
 }
@@ -692,6 +693,7 @@ const METADATA_RULES: MetadataRules = MetadataRules {
     empty_arrays: false,
     integers: Integers::I64,
     key: chroma_key,
+    rename: |_| None,
 };
 
 fn chroma_key(k: &str) -> Option<String> {

@@ -19,6 +19,7 @@ pub mod memory;
 pub mod pinecone;
 pub mod qdrant;
 pub mod url;
+pub mod weaviate;
 
 pub use self::url::ConnectorUrl;
 
@@ -178,6 +179,11 @@ pub trait CollectionWriter: Send + Sync {
     async fn write(&self, records: Vec<Record>) -> Result<()>;
     /// Records now in the collection, counted exactly.
     async fn count(&self) -> Result<u64>;
+    /// What the target made of the collection that the user should know
+    /// (a name it had to change, …).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A database reachable through one URL, in both directions.
@@ -193,6 +199,8 @@ pub const SCHEMES: &[&str] = &[
     "pinecone",
     "pinecone+http",
     "pinecone+https",
+    "weaviate",
+    "weaviate+https",
     "memory",
 ];
 
@@ -203,6 +211,7 @@ pub fn open(url: &str) -> Result<Arc<dyn Connector>> {
         "chroma" => Ok(Arc::new(chroma::Chroma::new(&parsed)?)),
         "qdrant" => Ok(Arc::new(qdrant::Qdrant::new(&parsed)?)),
         "pinecone" => Ok(Arc::new(pinecone::Pinecone::new(&parsed)?)),
+        "weaviate" => Ok(Arc::new(weaviate::Weaviate::new(&parsed)?)),
         "memory" => Ok(Arc::new(memory::Memory::open(&parsed)?)),
         other => Err(Error::UnknownScheme {
             scheme: other.to_owned(),

@@ -527,6 +527,7 @@ impl Pinecone {
             collection_metadata: model.tags.clone().filter(|t| !t.is_empty()),
             count_hint: count,
             notes: Vec::new(),
+            content: None,
         }
     }
 }
@@ -791,6 +792,7 @@ const METADATA_RULES: MetadataRules = MetadataRules {
     empty_arrays: true,
     integers: Integers::Float64,
     key: reserved_key,
+    rename: |_| None,
 };
 
 /// Metadata keys vecport's mapping writes itself.

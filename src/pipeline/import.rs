@@ -155,7 +155,11 @@ pub async fn import(
             target,
             records: written,
             target_count,
-            notes: sink.notes(&spec),
+            notes: writer
+                .notes()
+                .into_iter()
+                .chain(sink.notes(&spec))
+                .collect(),
             changes,
         });
     }

@@ -2,7 +2,7 @@
 //! parts, and from parts into a sink, in bounded batches so that memory stays
 //! flat whatever the collection's size.
 
-use crate::model::CollectionSpec;
+use crate::model::{CollectionSpec, ContentSummary};
 use crate::snapshot::CollectionManifest;
 
 mod batch;
@@ -41,6 +41,27 @@ impl CollectionManifest {
             collection_metadata: self.collection_metadata.clone(),
             count_hint: Some(self.record_count),
             notes: self.notes.clone(),
+            content: Some(ContentSummary {
+                namespaces: self
+                    .namespaces
+                    .iter()
+                    .filter_map(|n| n.name.clone())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+                default_namespace: self
+                    .namespaces
+                    .iter()
+                    .any(|n| n.name.is_none() && n.records > 0),
+                documents: self.has_documents,
+                uris: self.has_uris,
+                metadata_types: self
+                    .metadata_schema
+                    .fields
+                    .iter()
+                    .map(|(k, f)| (k.clone(), f.types.keys().cloned().collect()))
+                    .collect(),
+            }),
         }
     }
 }

@@ -536,3 +536,32 @@ fn pinecone_fixture() -> Fixture {
 
 conformance!(pinecone, Some(pinecone_fixture()));
 conformance!(chroma, chroma_fixture());
+
+fn weaviate_fixture() -> Fixture {
+    use crate::emulators::weaviate::{WeaviateOptions, start_background};
+    let server = start_background(WeaviateOptions::default()).unwrap();
+    let url = format!("weaviate://{}", server.addr());
+    let open = move || connectors::open(&url).unwrap();
+    Fixture {
+        open: Box::new(open.clone()),
+        flavor: data::WEAVIATE,
+        // Weaviate keeps vectors as they are whatever the distance.
+        metric: Metric::Cosine,
+        // One dense field per name, no sparse vectors.
+        rich: false,
+        namespaces: true,
+        float_ulps: 0,
+        ints_as_floats: false,
+        _server: Some(Box::new(server)),
+        // Sparse vectors: Weaviate has no user sparse vectors.
+        unsupported: Box::new(move || {
+            (
+                open(),
+                data::rich_spec("needs-sparse"),
+                data::rich_records(10, 1),
+            )
+        }),
+    }
+}
+
+conformance!(weaviate, Some(weaviate_fixture()));

@@ -46,8 +46,7 @@ pub const DOCUMENT_KEY: &str = "__vecport_document";
 /// Payload key holding a record's URI.
 pub const URI_KEY: &str = "__vecport_uri";
 /// Namespace of the UUIDv5 given to ids Qdrant cannot take.
-pub const ID_NAMESPACE: uuid::Uuid =
-    uuid::Uuid::from_u128(0x6f1c_2a9e_53d4_4b7a_9a0e_51c3_d8e2_7b10);
+pub use crate::mapping::ID_NAMESPACE;
 /// Note recorded for Cosine fields.
 pub const COSINE_NOTE: &str = "qdrant normalises vectors of Cosine fields to unit length on write: exported values are the normalised vectors";
 
@@ -444,6 +443,7 @@ impl Source for Qdrant {
                 .filter(|m| !m.is_empty()),
             count_hint: Some(count),
             notes,
+            content: None,
         })
     }
 

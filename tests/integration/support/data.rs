@@ -36,22 +36,33 @@ pub struct Flavor {
     /// Only what Pinecone stores: strings, numbers exact as float64, booleans,
     /// lists of strings.
     pub pinecone: bool,
+    /// Only numbers a float64 holds exactly (Weaviate).
+    pub float64_numbers: bool,
 }
 
 /// Chroma's metadata: flat scalars and non-empty homogeneous arrays.
 pub const FLAT: Flavor = Flavor {
     full_json: false,
     pinecone: false,
+    float64_numbers: false,
 };
 /// Anything JSON can hold.
 pub const FULL: Flavor = Flavor {
     full_json: true,
     pinecone: false,
+    float64_numbers: false,
 };
 /// Pinecone's metadata.
 pub const PINECONE: Flavor = Flavor {
     full_json: false,
     pinecone: true,
+    float64_numbers: true,
+};
+/// Weaviate's properties (and Chroma's too): flat, numbers exact as float64.
+pub const WEAVIATE: Flavor = Flavor {
+    full_json: false,
+    pinecone: false,
+    float64_numbers: true,
 };
 
 /// Metadata of record `i`: every type, varying which keys are present.
@@ -93,6 +104,11 @@ pub fn metadata(i: usize, flavor: Flavor) -> Option<Metadata> {
     if flavor.pinecone {
         m.retain(|_, v| match v {
             Value::Array(items) => items.iter().all(Value::is_string),
+            _ => true,
+        });
+    }
+    if flavor.float64_numbers {
+        m.retain(|_, v| match v {
             Value::Number(n) => n.as_f64().is_some_and(|f| f.abs() < 9.0e15),
             _ => true,
         });
@@ -158,6 +174,7 @@ pub fn spec(name: &str, dim: u32, metric: Metric) -> CollectionSpec {
         ),
         count_hint: None,
         notes: Vec::new(),
+        content: None,
     }
 }
 
