@@ -1,6 +1,6 @@
 //! `vecport export SOURCE_URL SNAPSHOT_DIR`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -84,20 +84,25 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
     let manifest = pipeline::export(source.as_ref(), &args.snapshot, &options, &Bars::new(quiet))
         .await
         .with_context(|| format!("export from {} failed", source.endpoint()))?;
-    let records: u64 = manifest.collections.iter().map(|c| c.record_count).sum();
-    let secs = started.elapsed().as_secs_f64();
     if !quiet {
-        for c in &manifest.collections {
-            for note in &c.notes {
-                eprintln!("vecport: note: collection `{}`: {note}", c.name);
-            }
-        }
-        eprintln!(
-            "exported {} collection(s), {records} records in {secs:.1}s ({:.0} records/s) to {}",
-            manifest.collections.len(),
-            records as f64 / secs.max(1e-9),
-            args.snapshot.display()
-        );
+        summarize(&manifest, started, &args.snapshot);
     }
     Ok(0)
+}
+
+/// Prints what an export did.
+pub(super) fn summarize(manifest: &crate::snapshot::Manifest, started: Instant, dir: &Path) {
+    let records: u64 = manifest.collections.iter().map(|c| c.record_count).sum();
+    let secs = started.elapsed().as_secs_f64();
+    for c in &manifest.collections {
+        for note in &c.notes {
+            eprintln!("vecport: note: collection `{}`: {note}", c.name);
+        }
+    }
+    eprintln!(
+        "exported {} collection(s), {records} records in {secs:.1}s ({:.0} records/s) to {}",
+        manifest.collections.len(),
+        records as f64 / secs.max(1e-9),
+        dir.display()
+    );
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::connectors::{self, ExistingTarget};
 use crate::mapping::{ChangeKind, MetadataPolicy};
-use crate::pipeline::{self, ImportOptions};
+use crate::pipeline::{self, ImportOptions, ImportReport};
 
 use super::progress::Bars;
 
@@ -20,6 +20,16 @@ pub enum IfExists {
     Append,
     /// Delete it and create it anew.
     Replace,
+}
+
+impl From<IfExists> for ExistingTarget {
+    fn from(v: IfExists) -> ExistingTarget {
+        match v {
+            IfExists::Refuse => ExistingTarget::Refuse,
+            IfExists::Append => ExistingTarget::Append,
+            IfExists::Replace => ExistingTarget::Replace,
+        }
+    }
 }
 
 /// Arguments of `import`.
@@ -58,7 +68,7 @@ pub struct Args {
 }
 
 /// `dir.changes-20261126T091500Z.jsonl` beside the snapshot directory `dir`.
-fn default_changes_path(snapshot: &std::path::Path) -> PathBuf {
+pub(super) fn default_changes_path(snapshot: &std::path::Path) -> PathBuf {
     let now = time::OffsetDateTime::now_utc();
     let stamp = format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
@@ -77,7 +87,7 @@ fn default_changes_path(snapshot: &std::path::Path) -> PathBuf {
     dir.with_file_name(format!("{name}.changes-{stamp}.jsonl"))
 }
 
-fn parse_rename(s: &str) -> Result<(String, String), String> {
+pub(super) fn parse_rename(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((from, to)) if !from.is_empty() && !to.is_empty() => {
             Ok((from.to_owned(), to.to_owned()))
@@ -91,11 +101,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
     let options = ImportOptions {
         collections: args.collections,
         renames: args.renames,
-        existing: match args.if_exists {
-            IfExists::Refuse => ExistingTarget::Refuse,
-            IfExists::Append => ExistingTarget::Append,
-            IfExists::Replace => ExistingTarget::Replace,
-        },
+        existing: args.if_exists.into(),
         concurrency: args.concurrency as usize,
         metadata: args.metadata,
         skip_invalid: args.skip_invalid,
@@ -116,40 +122,45 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
                 sink.endpoint()
             )
         })?;
-    let secs = started.elapsed().as_secs_f64();
     if !quiet {
-        for c in &report.collections {
-            eprintln!(
-                "imported `{}` → `{}`: {} records written, target counts {}",
-                c.source, c.target, c.records, c.target_count
-            );
-            if !c.changes.is_empty() {
-                let kinds: Vec<String> = c
-                    .changes
-                    .iter()
-                    .map(|(kind, n)| match (kind, n) {
-                        (ChangeKind::Skipped, 1) => "1 record skipped".to_owned(),
-                        (ChangeKind::Skipped, n) => format!("{n} records skipped"),
-                        (ChangeKind::Renamed, 1) => "1 metadata key renamed".to_owned(),
-                        (ChangeKind::Renamed, n) => format!("{n} metadata keys renamed"),
-                        (kind, 1) => format!("1 metadata value {kind}"),
-                        (kind, n) => format!("{n} metadata values {kind}"),
-                    })
-                    .collect();
-                eprintln!("vecport: changed on the way: {}", kinds.join(", "));
-            }
-            for note in &c.notes {
-                eprintln!("vecport: note: `{}`: {note}", c.target);
-            }
-        }
-        if let Some(path) = &report.changes {
-            eprintln!("vecport: every change is listed in {}", path.display());
-        }
-        let records: u64 = report.collections.iter().map(|c| c.records).sum();
-        eprintln!(
-            "imported {records} records in {secs:.1}s ({:.0} records/s)",
-            records as f64 / secs.max(1e-9)
-        );
+        summarize(&report, started);
     }
     Ok(0)
+}
+
+/// Prints what an import did.
+pub(super) fn summarize(report: &ImportReport, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    for c in &report.collections {
+        eprintln!(
+            "imported `{}` → `{}`: {} records written, target counts {}",
+            c.source, c.target, c.records, c.target_count
+        );
+        if !c.changes.is_empty() {
+            let kinds: Vec<String> = c
+                .changes
+                .iter()
+                .map(|(kind, n)| match (kind, n) {
+                    (ChangeKind::Skipped, 1) => "1 record skipped".to_owned(),
+                    (ChangeKind::Skipped, n) => format!("{n} records skipped"),
+                    (ChangeKind::Renamed, 1) => "1 metadata key renamed".to_owned(),
+                    (ChangeKind::Renamed, n) => format!("{n} metadata keys renamed"),
+                    (kind, 1) => format!("1 metadata value {kind}"),
+                    (kind, n) => format!("{n} metadata values {kind}"),
+                })
+                .collect();
+            eprintln!("vecport: changed on the way: {}", kinds.join(", "));
+        }
+        for note in &c.notes {
+            eprintln!("vecport: note: `{}`: {note}", c.target);
+        }
+    }
+    if let Some(path) = &report.changes {
+        eprintln!("vecport: every change is listed in {}", path.display());
+    }
+    let records: u64 = report.collections.iter().map(|c| c.records).sum();
+    eprintln!(
+        "imported {records} records in {secs:.1}s ({:.0} records/s)",
+        records as f64 / secs.max(1e-9)
+    );
 }

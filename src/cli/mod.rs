@@ -12,6 +12,7 @@ mod export;
 mod import;
 mod inspect;
 mod ls;
+mod migrate;
 mod progress;
 mod verify;
 
@@ -36,6 +37,9 @@ pub enum Command {
     Export(export::Args),
     /// Import a snapshot into a database, creating the target collections.
     Import(import::Args),
+    /// Move collections from one database to another through a snapshot,
+    /// with every guarantee of export and import.
+    Migrate(migrate::Args),
     /// Recompute every checksum and row count of a snapshot; exit 0 only when all match.
     Verify(verify::Args),
     /// Show what a snapshot holds.
@@ -79,6 +83,7 @@ pub fn main() -> u8 {
         match cli.command {
             Command::Export(a) => export::run(a, quiet).await,
             Command::Import(a) => import::run(a, quiet).await,
+            Command::Migrate(a) => migrate::run(a, quiet).await,
             Command::Verify(a) => verify::run(a),
             Command::Inspect(a) => inspect::run(a),
             Command::Ls(a) => ls::run(a).await,

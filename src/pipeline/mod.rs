@@ -15,6 +15,29 @@ pub use changes::ChangeCounts;
 pub use export::{ExportOptions, export};
 pub use import::{ImportOptions, ImportReport, ImportedCollection, import};
 
+use std::path::Path;
+
+use crate::connectors::{Sink, Source};
+use crate::error::Result;
+use crate::snapshot::Manifest;
+
+/// Migrates collections from `source` to `sink` through a snapshot at `via`:
+/// a complete, verified export first, then the import — so every record is
+/// checked against the target before anything is written, memory stays
+/// bounded on both sides, and the snapshot can replay or audit the migration.
+pub async fn migrate(
+    source: &dyn Source,
+    sink: &dyn Sink,
+    via: &Path,
+    export_options: &ExportOptions,
+    import_options: &ImportOptions,
+    observer: &dyn Observer,
+) -> Result<(Manifest, ImportReport)> {
+    let manifest = export(source, via, export_options, observer).await?;
+    let report = import(via, sink, import_options, observer).await?;
+    Ok((manifest, report))
+}
+
 /// Receives progress; the CLI draws bars from it, tests ignore it.
 pub trait Observer: Send + Sync {
     /// A collection starts; `total` is the expected record count when known.

@@ -13,6 +13,7 @@ mod chroma;
 mod cli;
 mod conformance;
 mod fixtures;
+mod matrix;
 mod pinecone;
 mod pinecone_emulator;
 mod pyarrow;

@@ -1,0 +1,145 @@
+//! `vecport migrate SOURCE_URL TARGET_URL`
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::connectors::{self, ScanOptions};
+use crate::mapping::MetadataPolicy;
+use crate::pipeline::{self, ExportOptions, ImportOptions};
+use crate::snapshot::WriteOptions;
+
+use super::import::{IfExists, default_changes_path, parse_rename};
+use super::progress::Bars;
+
+/// Arguments of `migrate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The source database, e.g. chroma://localhost:8000 (all collections) or chroma://localhost:8000/docs.
+    pub source: String,
+    /// The target database, e.g. qdrant://localhost:6333 or qdrant://localhost:6333/new-name.
+    pub target: String,
+    /// Keep the snapshot the migration goes through in DIR (new or empty), to
+    /// replay (`vecport import DIR TARGET`) or audit it. Without it, a
+    /// temporary snapshot in the current directory is removed afterwards.
+    #[arg(long, value_name = "DIR")]
+    pub via: Option<PathBuf>,
+    /// Migrate only this collection (repeatable).
+    #[arg(long = "collection", value_name = "NAME")]
+    pub collections: Vec<String>,
+    /// Migrate collection FROM under the name TO (repeatable).
+    #[arg(long = "rename", value_name = "FROM=TO", value_parser = parse_rename)]
+    pub renames: Vec<(String, String)>,
+    /// What to do when a target collection exists.
+    #[arg(long, value_enum, default_value_t = IfExists::Refuse)]
+    pub if_exists: IfExists,
+    /// Records per read request.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_size: u32,
+    /// Read requests in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub read_concurrency: u32,
+    /// Write requests in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub write_concurrency: u32,
+    /// Read the ids listed in FILE (one per line) instead of listing them
+    /// (Pinecone pod indexes).
+    #[arg(long, value_name = "FILE")]
+    pub ids_from: Option<PathBuf>,
+    /// What to do with metadata values the target cannot hold.
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = MetadataPolicy::Refuse)]
+    pub metadata: MetadataPolicy,
+    /// Leave out records the target cannot take even after --metadata,
+    /// listing each in the change report, instead of refusing.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Where to write the change report [default: beside the snapshot with
+    /// --via, else in the current directory].
+    #[arg(long, value_name = "FILE")]
+    pub changes: Option<PathBuf>,
+}
+
+pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
+    let source = connectors::open(&args.source)?;
+    let sink = connectors::open(&args.target)?;
+    // A target URL naming one collection takes exactly one: find out before
+    // exporting anything.
+    if sink.collection_in_url().is_some()
+        && source.collection_in_url().is_none()
+        && args.collections.len() != 1
+    {
+        let n = source
+            .list()
+            .await
+            .with_context(|| format!("cannot list the collections of {}", source.endpoint()))?
+            .len();
+        if n != 1 {
+            anyhow::bail!(crate::Error::Usage(format!(
+                "the target URL names one collection but the source has {n}; pick one with --collection"
+            )));
+        }
+    }
+    let (via, _temporary) = match &args.via {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let tmp = tempfile::Builder::new()
+                .prefix(".vecport-migrate-")
+                .tempdir_in(".")
+                .context(
+                    "cannot create a temporary snapshot directory here; give one with --via",
+                )?;
+            (tmp.path().join("snapshot"), Some(tmp))
+        }
+    };
+    let changes = args.changes.clone().unwrap_or_else(|| match &args.via {
+        Some(dir) => default_changes_path(dir),
+        None => default_changes_path(std::path::Path::new("vecport-migrate")),
+    });
+    let export = ExportOptions {
+        collections: args.collections.clone(),
+        write: WriteOptions::default(),
+        scan: ScanOptions {
+            page_size: args.page_size as usize,
+            concurrency: args.read_concurrency as usize,
+            start: None,
+            ids_from: args.ids_from.clone(),
+        },
+        embedding_model: None,
+    };
+    let import = ImportOptions {
+        renames: args.renames.clone(),
+        existing: args.if_exists.into(),
+        concurrency: args.write_concurrency as usize,
+        metadata: args.metadata,
+        skip_invalid: args.skip_invalid,
+        changes: Some(changes),
+        ..ImportOptions::default()
+    };
+    let started = Instant::now();
+    let bars = Bars::new(quiet);
+    let (manifest, report) = pipeline::migrate(
+        source.as_ref(),
+        sink.as_ref(),
+        &via,
+        &export,
+        &import,
+        &bars,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "migration from {} to {} failed",
+            source.endpoint(),
+            sink.endpoint()
+        )
+    })?;
+    if !quiet {
+        super::export::summarize(&manifest, started, &via);
+        super::import::summarize(&report, started);
+        if args.via.is_none() {
+            eprintln!("vecport: the temporary snapshot was removed (keep one with --via DIR)");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,249 @@
+//! Any database to any database: every source migrates a collection into
+//! every target through a snapshot, and the target gives back the records
+//! the source was seeded with. Chroma is real (when `CHROMA_URL` is set,
+//! always in CI); Qdrant, Pinecone and Weaviate are the emulators.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use vecport::connectors::{self, Connector, ExistingTarget, Sink, Source};
+use vecport::model::{Metric, Record};
+use vecport::pipeline::{self, ExportOptions, ImportOptions, Quiet};
+
+use crate::conformance::{read_snapshot, write_snapshot};
+use crate::support::data::{self, PINECONE};
+use crate::support::{server_url, unique_name};
+
+/// One database of the matrix: its URL without a collection, and the
+/// server keeping it alive.
+struct Database {
+    name: &'static str,
+    url: String,
+    _server: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl Database {
+    fn open(&self, collection: Option<&str>) -> Arc<dyn Connector> {
+        let url = match collection {
+            Some(c) => format!("{}/{c}", self.url),
+            None => self.url.clone(),
+        };
+        connectors::open(&url).unwrap()
+    }
+}
+
+fn databases() -> Vec<Database> {
+    use crate::emulators::{pinecone, qdrant, weaviate};
+    let q = qdrant::start_background(qdrant::QdrantOptions::default()).unwrap();
+    let p = pinecone::start_background(pinecone::PineconeOptions::default()).unwrap();
+    p.set_stats_lag_reads(0);
+    let w = weaviate::start_background(weaviate::WeaviateOptions::default()).unwrap();
+    let mut out = vec![
+        Database {
+            name: "qdrant",
+            url: format!("qdrant://{}", q.addr()),
+            _server: Some(Box::new(q)),
+        },
+        Database {
+            name: "pinecone",
+            url: format!("pinecone+http://{}", p.addr()),
+            _server: Some(Box::new(p)),
+        },
+        Database {
+            name: "weaviate",
+            url: format!("weaviate://{}", w.addr()),
+            _server: Some(Box::new(w)),
+        },
+    ];
+    if let Some(chroma) = server_url("CHROMA_URL") {
+        let host = chroma
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        out.push(Database {
+            name: "chroma",
+            url: format!("chroma://{host}"),
+            _server: None,
+        });
+    }
+    out
+}
+
+/// Records as every database gives them back: integers as floats (Pinecone
+/// stores numbers as float64), without the empty vector fields a database
+/// declares of its own (Pinecone's sparse field), sorted by id.
+fn comparable(mut records: Vec<Record>) -> Vec<Record> {
+    for r in &mut records {
+        r.vectors.retain(Option::is_some);
+        for v in r.metadata.iter_mut().flat_map(|m| m.values_mut()) {
+            if let Some(i) = v.as_i64() {
+                *v = json!(i as f64);
+            }
+        }
+    }
+    records.sort_by(|a, b| a.id.cmp(&b.id));
+    records
+}
+
+#[test]
+fn every_database_migrates_into_every_other() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dbs = databases();
+    let tmp = tempfile::tempdir().unwrap();
+    // What every one of them holds: string ids (awkward ones included),
+    // one L2 vector (stored exactly everywhere), flat metadata within
+    // Pinecone's rules, documents and URIs.
+    let base = tmp.path().join("base");
+    let spec = data::spec("base", 16, Metric::L2);
+    let records = data::records(300, 16, 41, PINECONE);
+    write_snapshot(&base, &spec, records.clone());
+    let want = comparable(records);
+
+    runtime.block_on(async {
+        let mut sources = Vec::new();
+        for db in &dbs {
+            let name = unique_name("mx");
+            let report = pipeline::import(
+                &base,
+                db.open(Some(&name)).as_ref() as &dyn Sink,
+                &ImportOptions::default(),
+                &Quiet,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("seeding {}: {e}", db.name));
+            assert_eq!(report.collections[0].target_count, 300);
+            sources.push((db, name));
+        }
+        let mut pairs = 0;
+        for (from, source_name) in &sources {
+            for to in &dbs {
+                let pair = format!("{} → {}", from.name, to.name);
+                let target_name = unique_name("mx");
+                let via = tmp.path().join(format!("{}-{}", from.name, to.name));
+                let source = from.open(Some(source_name));
+                let target = to.open(Some(&target_name));
+                let (manifest, report) = pipeline::migrate(
+                    source.as_ref() as &dyn Source,
+                    target.as_ref() as &dyn Sink,
+                    &via,
+                    &ExportOptions::default(),
+                    &ImportOptions {
+                        existing: ExistingTarget::Refuse,
+                        ..ImportOptions::default()
+                    },
+                    &Quiet,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{pair}: {e}"));
+                assert_eq!(manifest.collections[0].record_count, 300, "{pair}");
+                assert_eq!(report.collections[0].target_count, 300, "{pair}");
+                // Out of the target again: the records the source was seeded with.
+                let out = tmp.path().join(format!("{}-{}-out", from.name, to.name));
+                pipeline::export(
+                    target.as_ref() as &dyn Source,
+                    &out,
+                    &ExportOptions::default(),
+                    &Quiet,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{pair}, export: {e}"));
+                let (_, got) = read_snapshot(&out);
+                // Chroma and Qdrant may move a metadata float by an ulp per write.
+                if let Some(diff) = data::first_difference_within(&want, &comparable(got), 0.0, 4) {
+                    panic!("{pair} changed records: {diff}");
+                }
+                pairs += 1;
+            }
+        }
+        assert_eq!(pairs, dbs.len() * dbs.len());
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_on_the_command_line_keeps_the_snapshot_only_when_asked() {
+    use crate::emulators::{qdrant, weaviate};
+    use assert_cmd::Command;
+    use predicates::prelude::*;
+
+    let q = qdrant::start(qdrant::QdrantOptions::default())
+        .await
+        .unwrap();
+    let w = weaviate::start(weaviate::WeaviateOptions::default())
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    write_snapshot(
+        &base,
+        &data::spec("docs", 8, Metric::L2),
+        data::records(120, 8, 3, PINECONE),
+    );
+    let vecport = || {
+        let mut c = Command::cargo_bin("vecport").unwrap();
+        c.current_dir(tmp.path());
+        c
+    };
+    vecport()
+        .args([
+            "import",
+            base.to_str().unwrap(),
+            &format!("qdrant://{}", q.addr()),
+            "-q",
+        ])
+        .assert()
+        .success();
+    // Without --via: migrated, and the temporary snapshot is gone.
+    vecport()
+        .args([
+            "migrate",
+            &format!("qdrant://{}/docs", q.addr()),
+            &format!("weaviate://{}/Docs", w.addr()),
+        ])
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("exported 1 collection(s), 120 records")
+                .and(predicate::str::contains(
+                    "imported `docs` → `Docs`: 120 records written, target counts 120",
+                ))
+                .and(predicate::str::contains("temporary snapshot was removed")),
+        );
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".vecport-migrate"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(w.state().object_count("Docs", None), 120);
+    // With --via: the snapshot stays, verifies, and replays the migration.
+    let via = tmp.path().join("kept");
+    vecport()
+        .args([
+            "migrate",
+            &format!("qdrant://{}/docs", q.addr()),
+            &format!("weaviate://{}/Again", w.addr()),
+            "--via",
+        ])
+        .arg(&via)
+        .arg("-q")
+        .assert()
+        .success();
+    vecport().arg("verify").arg(&via).assert().success();
+    assert_eq!(w.state().object_count("Again", None), 120);
+    // A failed migration says which side failed and leaves the target alone.
+    vecport()
+        .args([
+            "migrate",
+            &format!("qdrant://{}/missing", q.addr()),
+            &format!("weaviate://{}/Never", w.addr()),
+        ])
+        .assert()
+        .code(6)
+        .stderr(
+            predicate::str::contains("migration from").and(predicate::str::contains("missing")),
+        );
+    assert!(w.state().class_schema("Never").is_none());
+}
