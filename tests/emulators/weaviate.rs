@@ -1303,7 +1303,16 @@ fn new_class(body: &Value) -> Result<Class, String> {
         mtc.insert(key.into(), json!(v));
     }
     s.insert("multiTenancyConfig".into(), Value::Object(mtc));
-    s.insert("properties".into(), Value::Array(props));
+    // A class created without properties answers `"properties": null`.
+    let given = b.get("properties").is_some_and(|p| !p.is_null());
+    s.insert(
+        "properties".into(),
+        if given || !props.is_empty() {
+            Value::Array(props)
+        } else {
+            Value::Null
+        },
+    );
     let repl = b.get("replicationConfig").and_then(Value::as_object);
     let factor = repl
         .and_then(|r| r.get("factor"))
@@ -2258,9 +2267,9 @@ fn float_array(v: &Value) -> Option<Vec<f32>> {
 
 /// Reads one object of a write request. `Err` fails the whole request, as
 /// go-openapi's body validation does.
-fn parse_incoming(v: &Value, at: &str) -> Result<Incoming, Response> {
+fn parse_incoming(v: &Value, at: &str) -> Result<Incoming, Box<Response>> {
     let bad_type = |field: &str, ty: &str| {
-        swagger_error(
+        Box::new(swagger_error(
             StatusCode::BAD_REQUEST,
             400,
             &format!(
@@ -2273,14 +2282,14 @@ fn parse_incoming(v: &Value, at: &str) -> Result<Incoming, Response> {
                     _ => "object",
                 }
             ),
-        )
+        ))
     };
     let Some(m) = v.as_object() else {
-        return Err(swagger_error(
+        return Err(Box::new(swagger_error(
             StatusCode::BAD_REQUEST,
             400,
             "parsing body body from \"\" failed, because json: cannot unmarshal non-object into Go value of type models.Object",
-        ));
+        )));
     };
     let class = match m.get("class") {
         None | Some(Value::Null) => String::new(),
@@ -2293,11 +2302,11 @@ fn parse_incoming(v: &Value, at: &str) -> Result<Incoming, Response> {
         Some(Value::String(s)) => match parse_uuid(s) {
             Some(u) => Some(u),
             None => {
-                return Err(swagger_error(
+                return Err(Box::new(swagger_error(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     601,
                     &format!("{at}id in body must be of type uuid: {s:?}"),
-                ));
+                )));
             }
         },
         Some(_) => return Err(bad_type("id", "strfmt.UUID")),
@@ -2483,7 +2492,7 @@ async fn batch_objects(State(w): State<Arc<Weaviate>>, request: Request) -> Resp
     for (i, item) in items.iter().enumerate() {
         match parse_incoming(item, &format!("body.objects.{i}.")) {
             Ok(o) => parsed.push((o, item.clone())),
-            Err(r) => return r,
+            Err(r) => return *r,
         }
     }
     let auto = w.auto_schema.load(Ordering::SeqCst);
@@ -2551,15 +2560,15 @@ fn objects_error(msg: &str, code: u16, err: &str) -> String {
     format!("msg:{msg} code:{code} err:{err}")
 }
 
-fn parse_int_param(pairs: &[(String, String)], name: &str) -> Result<Option<i64>, Response> {
+fn parse_int_param(pairs: &[(String, String)], name: &str) -> Result<Option<i64>, Box<Response>> {
     match query_param(pairs, name) {
         None => Ok(None),
         Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
-            swagger_error(
+            Box::new(swagger_error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 601,
                 &format!("{name} in query must be of type int64: {v:?}"),
-            )
+            ))
         }),
     }
 }
@@ -2568,11 +2577,11 @@ async fn list_objects(State(w): State<Arc<Weaviate>>, uri: Uri) -> Response {
     let pairs = query_pairs(&uri);
     let limit = match parse_int_param(&pairs, "limit") {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let offset = match parse_int_param(&pairs, "offset") {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let with_vector = wants_vector(&pairs);
     let after = query_param(&pairs, "after");
@@ -2721,7 +2730,7 @@ async fn create_object(State(w): State<Arc<Weaviate>>, request: Request) -> Resp
     };
     let obj = match parse_incoming(&body, "") {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let auto = w.auto_schema.load(Ordering::SeqCst);
     let mut db = w.db();
@@ -2751,18 +2760,20 @@ fn lookup(
     class: &str,
     id: &str,
     tenant: Option<&str>,
-) -> Result<Option<(String, StoredObject)>, Response> {
+) -> Result<Option<(String, StoredObject)>, Box<Response>> {
     let Some(uuid) = parse_uuid(id) else {
-        return Err(swagger_error(
+        return Err(Box::new(swagger_error(
             StatusCode::UNPROCESSABLE_ENTITY,
             601,
             &format!("id in path must be of type uuid: {id:?}"),
-        ));
+        )));
     };
     let Some(c) = db.classes.get(&upper_first(class)) else {
         return Ok(None);
     };
-    let key = c.shard_key(tenant).map_err(|e| unprocessable(&e))?;
+    let key = c
+        .shard_key(tenant)
+        .map_err(|e| Box::new(unprocessable(&e)))?;
     Ok(c.shards
         .get(&key)
         .and_then(|s| s.objects.get(&uuid))
@@ -2778,7 +2789,7 @@ async fn get_object(
     let tenant = query_param(&pairs, "tenant");
     let db = w.db();
     match lookup(&db, &class, &id, tenant.as_deref()) {
-        Err(r) => r,
+        Err(r) => *r,
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
         Ok(Some((class, o))) => {
             json_response(StatusCode::OK, &o.to_json(&class, wants_vector(&pairs)))
@@ -2795,7 +2806,7 @@ async fn head_object(
     let tenant = query_param(&pairs, "tenant");
     let db = w.db();
     match lookup(&db, &class, &id, tenant.as_deref()) {
-        Err(r) => r,
+        Err(r) => *r,
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
         Ok(Some(_)) => StatusCode::NO_CONTENT.into_response(),
     }
@@ -2812,12 +2823,12 @@ async fn put_object(
     };
     let mut obj = match parse_incoming(&body, "") {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let auto = w.auto_schema.load(Ordering::SeqCst);
     let mut db = w.db();
     match lookup(&db, &class, &id, obj.tenant.as_deref()) {
-        Err(r) => return r,
+        Err(r) => return *r,
         Ok(None) => return StatusCode::NOT_FOUND.into_response(),
         Ok(Some((name, existing))) => {
             obj.class = name;
@@ -2841,7 +2852,7 @@ async fn delete_object(
     let tenant = query_param(&pairs, "tenant");
     let mut db = w.db();
     let found = match lookup(&db, &class, &id, tenant.as_deref()) {
-        Err(r) => return r,
+        Err(r) => return *r,
         Ok(f) => f,
     };
     let Some((name, o)) = found else {

@@ -19,3 +19,4 @@ mod pyarrow;
 mod qdrant;
 mod qdrant_emulator;
 mod snapshot_format;
+mod weaviate_emulator;
