@@ -37,8 +37,9 @@
 //!   auto-schema off, wrong value type, missing / unknown tenant, vector
 //!   dimension mismatch with the vectors already in that shard's index,
 //!   unknown named vector, …). Writes replace by UUID.
-//! - Auto-schema (on by default, as in Weaviate): an unknown class is created,
-//!   unknown properties are added with the types Weaviate infers (strings:
+//! - Auto-schema (on by default, as in Weaviate): an unknown class is created
+//!   (with one named vector, `default`, as Weaviate 1.39 does; a plain
+//!   `vector` goes to it), unknown properties are added with the types Weaviate infers (strings:
 //!   RFC3339 → `date`, UUID → `uuid`, else `text`; JSON numbers → `number`;
 //!   booleans; arrays → `…[]`, mixed text/date/uuid → `text[]`; objects →
 //!   `object` with nested properties, merged into existing object
@@ -1836,6 +1837,10 @@ fn infer_nested(m: &Map<String, Value>) -> Result<Vec<Value>, String> {
         let inferred = infer(v, true).map_err(|e| format!("nested property '{name}': {e}"))?;
         let mut p = Map::new();
         p.insert("dataType".into(), json!(inferred.data_type));
+        p.insert(
+            "description".into(),
+            json!(auto_schema_description().replace(" property ", " nested property ")),
+        );
         p.insert("name".into(), json!(name));
         if !inferred.nested.is_empty() {
             p.insert("nestedProperties".into(), Value::Array(inferred.nested));
@@ -1919,8 +1924,14 @@ fn auto_schema(db: &mut Db, class: &str, props: &Map<String, Value>) -> Result<(
             .into_iter()
             .map(|(name, i)| auto_property(name, i))
             .collect();
-        let created = new_class(&json!({"class": class, "properties": properties}))
-            .map_err(|e| format!("auto-schema: create collection: {e}"))?;
+        // Auto-schema only creates named vectors: one called "default".
+        let created = new_class(&json!({
+            "class": class,
+            "description": auto_schema_description(),
+            "properties": properties,
+            "vectorConfig": {"default": {"vectorizer": {"none": {}}}},
+        }))
+        .map_err(|e| format!("auto-schema: create collection: {e}"))?;
         db.classes.insert(created.name.clone(), created);
         return Ok(());
     };
@@ -2393,23 +2404,26 @@ fn write_object(
         )));
     };
     let properties = validate_properties(c, &obj.properties).map_err(WriteError::Invalid)?;
+    // Weaviate's vector validation: "default" carries a legacy vector, a
+    // legacy vector goes to the only named vector there is.
     let legacy = c.legacy_distance().is_some();
     let named = c.named_vectors();
-    if !obj.vectors.is_empty() && named.is_empty() {
-        let names: Vec<&str> = obj.vectors.keys().map(String::as_str).collect();
-        return Err(WriteError::Invalid(format!(
-            "collection {} is configured without multiple named vectors, but received named vectors: [{}]",
-            c.name,
-            names.join(" ")
-        )));
+    let mut vector = obj.vector;
+    let mut vectors = obj.vectors;
+    if legacy && let Some(v) = vectors.remove("default") {
+        vector = Some(v);
     }
-    if obj.vector.is_some() && !legacy {
-        return Err(WriteError::Invalid(format!(
-            "collection {} configuration does not have single vector index",
-            c.name
-        )));
+    if !legacy && let Some(v) = vector.take() {
+        if named.len() != 1 {
+            return Err(WriteError::Invalid(format!(
+                "collection {} configuration does not have single vector index",
+                c.name
+            )));
+        }
+        let only = named.keys().next().cloned().unwrap_or_default();
+        vectors = BTreeMap::from([(only, v)]);
     }
-    if let Some(unknown) = obj.vectors.keys().find(|k| !named.contains_key(*k)) {
+    if let Some(unknown) = vectors.keys().find(|k| !named.contains_key(*k)) {
         return Err(WriteError::Invalid(format!(
             "collection {} does not have configuration for vector {unknown}",
             c.name
@@ -2420,10 +2434,10 @@ fn write_object(
         .map_err(WriteError::Tenant)?;
     let shard = c.shards.entry(key).or_default();
     let mut checks: Vec<(&str, &Vec<f32>)> = Vec::new();
-    if let Some(v) = &obj.vector {
+    if let Some(v) = &vector {
         checks.push(("", v));
     }
-    for (name, v) in &obj.vectors {
+    for (name, v) in &vectors {
         checks.push((name, v));
     }
     for (target, v) in &checks {
@@ -2456,8 +2470,8 @@ fn write_object(
     let stored = StoredObject {
         id: obj.id,
         properties,
-        vector: obj.vector,
-        vectors: obj.vectors,
+        vector,
+        vectors,
         tenant: obj.tenant.filter(|_| c.multi_tenant),
         created: now,
         updated: now,
@@ -3274,14 +3288,7 @@ fn resolve_aggregate(db: &Db, top: &Field, errors: &mut GqlErrors) -> Map<String
         let count = match c.shard_key(tenant) {
             Ok(key) => c.shards.get(&key).map_or(0, |s| s.objects.len()),
             Err(e) => {
-                errors.resolve.push(gql_error(
-                    &format!(
-                        "could not extract meta count: shard {}: {e}",
-                        c.name.to_lowercase()
-                    ),
-                    f,
-                    Some(path),
-                ));
+                errors.resolve.push(gql_error(&e, f, Some(path)));
                 out.insert(f.key().to_owned(), Value::Null);
                 continue;
             }
@@ -3520,12 +3527,14 @@ fn get_class_objects(c: &Class, f: &Field) -> Result<Vec<Value>, String> {
     let limit = int_arg(f, "limit")?;
     let offset = int_arg(f, "offset")?.unwrap_or(0).max(0);
     let search = f.arg("nearVector").map(|a| near_vector(c, a)).transpose()?;
-    let key = c.shard_key(tenant).map_err(|e| {
-        format!(
-            "explorer: list class: search: object search at index {}: {e}",
-            c.name.to_lowercase()
-        )
-    })?;
+    let index = c.name.to_lowercase();
+    // The explorer's wrapping: a vector search or a plain object search.
+    let context = if search.is_some() {
+        format!("explorer: get class: vector search: object vector search at index {index}")
+    } else {
+        format!("explorer: list class: search: object search at index {index}")
+    };
+    let key = c.shard_key(tenant).map_err(|e| format!("{context}: {e}"))?;
     let empty = Shard::default();
     let shard = c.shards.get(&key).unwrap_or(&empty);
     let limit = limit.unwrap_or(DEFAULT_LIMIT).max(0);
@@ -3540,9 +3549,7 @@ fn get_class_objects(c: &Class, f: &Field) -> Result<Vec<Value>, String> {
                 && *dims != nv.vector.len()
             {
                 return Err(format!(
-                    "explorer: get class: vector search: object vector search at index {}: shard {}: vector search: knn search: distance between entrypoint and query node: vector lengths don't match: {} vs {dims}",
-                    c.name.to_lowercase(),
-                    if key.is_empty() { "0" } else { &key },
+                    "{context}: vector lengths don't match: {} vs {dims}",
                     nv.vector.len()
                 ));
             }

@@ -338,7 +338,7 @@ async fn weaviate_sdk_scenario_passes_against_the_emulator() {
     }
     assert_eq!(
         summary["gql_tenant_error"],
-        "explorer: list class: search: object search at index tenanted: class Tenanted has multi-tenancy enabled, but request was without tenant"
+        "explorer: get class: vector search: object vector search at index tenanted: class Tenanted has multi-tenancy enabled, but request was without tenant"
     );
     assert!(
         summary["refusals"]["class_name"].as_str().is_some_and(
@@ -817,7 +817,7 @@ async fn batch_reports_errors_per_object_in_a_200() {
     ));
     assert_eq!(
         message(6),
-        "collection Doc is configured without multiple named vectors, but received named vectors: [img]"
+        "collection Doc does not have configuration for vector img"
     );
     assert_eq!(
         message(7),
@@ -856,7 +856,8 @@ async fn batch_reports_errors_per_object_in_a_200() {
             "name": "x", "count": 3, "ok": true, "at": "2024-01-01T00:00:00Z",
             "ref": uuid5("r"), "tags": ["a", "b"], "nums": [1, 2.5], "mixed": ["2024-01-01T00:00:00Z", "b"],
             "place": {"latitude": 52.5, "longitude": 13.4},
-            "nested": {"inner": "v", "deep": {"k": 1}}, "nothing": null}})])
+            "nested": {"inner": "v", "deep": {"k": 1}}, "nothing": null},
+            "vector": [1.0, 2.0]})])
         .await;
     assert_eq!(answer[0]["result"]["status"], "SUCCESS", "{answer:?}");
     let class = emulator
@@ -890,7 +891,15 @@ async fn batch_reports_errors_per_object_in_a_200() {
             ("tags".to_owned(), json!(["text[]"])),
         ])
     );
+    assert!(class.get("vectorIndexType").is_none(), "{class}");
+    assert_eq!(
+        class["vectorConfig"]["default"]["vectorizer"],
+        json!({"none": {}})
+    );
+    assert_eq!(class["vectorConfig"]["default"]["vectorIndexType"], "hnsw");
     let stored = &emulator.state().objects("Auto", None)[0];
+    assert_eq!(stored["vectors"], json!({"default": [1.0, 2.0]}));
+    assert!(stored.get("vector").is_none(), "{stored}");
     assert!(stored["properties"].get("nothing").is_none(), "{stored}");
     assert_eq!(
         stored["properties"]["nested"],
@@ -963,6 +972,18 @@ async fn multi_tenant_classes_need_a_tenant() {
             .await
             .error(StatusCode::UNPROCESSABLE_ENTITY),
         "msg:search index mt code:422 err:tenant not found: \"t9\""
+    );
+    let no_tenant = raw.graphql("{ Aggregate { Mt { meta { count } } } }").await;
+    assert_eq!(
+        no_tenant["errors"][0]["message"],
+        "class Mt has multi-tenancy enabled, but request was without tenant"
+    );
+    assert_eq!(no_tenant["errors"][0]["path"], json!(["Aggregate", "Mt"]));
+    assert_eq!(no_tenant["data"]["Aggregate"]["Mt"], Value::Null);
+    let listed = raw.graphql("{ Get { Mt { _additional { id } } } }").await;
+    assert_eq!(
+        listed["errors"][0]["message"],
+        "explorer: list class: search: object search at index mt: class Mt has multi-tenancy enabled, but request was without tenant"
     );
     let page = raw.get("/v1/objects?class=Mt&tenant=t1").await.ok();
     assert_eq!(page["objects"][0]["tenant"], "t1");
