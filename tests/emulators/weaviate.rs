@@ -2399,11 +2399,12 @@ fn write_object(
     }
     let doc_id = db.next_doc_id;
     let Some(c) = db.classes.get_mut(&class_name) else {
-        return Err(WriteError::Invalid(format!(
-            "class '{class_name}' not present in schema"
-        )));
+        return Err(WriteError::Invalid(if single {
+            format!("class {class_name:?} not found in schema")
+        } else {
+            format!("class '{class_name}' not present in schema")
+        }));
     };
-    let properties = validate_properties(c, &obj.properties).map_err(WriteError::Invalid)?;
     // Weaviate's vector validation: "default" carries a legacy vector, a
     // legacy vector goes to the only named vector there is.
     let legacy = c.legacy_distance().is_some();
@@ -2429,6 +2430,8 @@ fn write_object(
             c.name
         )));
     }
+    // Properties are validated after the vectors, as Weaviate's validator does.
+    let properties = validate_properties(c, &obj.properties).map_err(WriteError::Invalid)?;
     let key = c
         .shard_key(obj.tenant.as_deref())
         .map_err(WriteError::Tenant)?;
@@ -2525,6 +2528,7 @@ async fn batch_objects(State(w): State<Arc<Weaviate>>, request: Request) -> Resp
                     Value::Object(m) => m,
                     _ => Map::new(),
                 };
+                m.insert("deprecations".into(), Value::Null);
                 m.insert("result".into(), json!({"status": "SUCCESS"}));
                 m
             }
@@ -2553,6 +2557,7 @@ async fn batch_objects(State(w): State<Arc<Weaviate>>, request: Request) -> Resp
                         .collect();
                     m.insert("vectors".into(), Value::Object(vs));
                 }
+                m.insert("deprecations".into(), Value::Null);
                 m.insert(
                     "result".into(),
                     json!({"errors": error_body(e.message()), "status": "FAILED"}),
@@ -2749,6 +2754,7 @@ async fn create_object(State(w): State<Arc<Weaviate>>, request: Request) -> Resp
     let auto = w.auto_schema.load(Ordering::SeqCst);
     let mut db = w.db();
     let class = upper_first(&obj.class);
+    let tenant = obj.tenant.clone();
     if let Some(c) = db.classes.get(&class)
         && c.shards.values().any(|s| s.objects.contains_key(&obj.id))
     {
@@ -2757,12 +2763,16 @@ async fn create_object(State(w): State<Arc<Weaviate>>, request: Request) -> Resp
     match write_object(&mut db, auto, obj, now_millis(), true) {
         Ok((class, stored)) => json_response(StatusCode::OK, &stored.to_json(&class, true)),
         Err(WriteError::Invalid(e)) => unprocessable(&format!("invalid object: {e}")),
-        Err(WriteError::Tenant(e)) => unprocessable(&e),
+        Err(WriteError::Tenant(e)) => unprocessable(&format!(
+            "put object: import into index {}: determine shard: {e}",
+            class.to_lowercase()
+        )),
         Err(WriteError::Index(e)) => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!(
-                "put object: import into index {}: {e}",
-                class.to_lowercase()
+                "put object: import into index {}: put local object: shard={:?}: {e}",
+                class.to_lowercase(),
+                tenant.unwrap_or_else(|| "0".into())
             ),
         ),
     }

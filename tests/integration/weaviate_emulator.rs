@@ -922,6 +922,21 @@ async fn batch_reports_errors_per_object_in_a_200() {
         answer[1]["result"]["errors"]["error"][0]["message"],
         "class 'Nope' not present in schema"
     );
+    assert_eq!(
+        raw.post("/v1/objects", json!({"class": "Nope", "id": uuid5("c")}))
+            .await
+            .error(StatusCode::UNPROCESSABLE_ENTITY),
+        "invalid object: class \"Nope\" not found in schema"
+    );
+    assert_eq!(
+        raw.post(
+            "/v1/objects",
+            json!({"class": "Doc", "properties": {"n": "x"}})
+        )
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY),
+        "invalid object: invalid integer property 'n' on class 'Doc': requires an integer, the given value is 'x'"
+    );
 }
 
 #[tokio::test]
@@ -984,6 +999,30 @@ async fn multi_tenant_classes_need_a_tenant() {
     assert_eq!(
         listed["errors"][0]["message"],
         "explorer: list class: search: object search at index mt: class Mt has multi-tenancy enabled, but request was without tenant"
+    );
+    assert_eq!(
+        raw.post("/v1/objects", json!({"class": "Mt", "id": uuid5("3")}))
+            .await
+            .error(StatusCode::UNPROCESSABLE_ENTITY),
+        "put object: import into index mt: determine shard: class Mt has multi-tenancy enabled, but request was without tenant"
+    );
+    let created = raw
+        .post(
+            "/v1/objects",
+            json!({"class": "Mt", "id": uuid5("3"), "tenant": "t1", "properties": {"a": "b"}}),
+        )
+        .await
+        .ok();
+    assert_eq!(created["tenant"], "t1");
+    assert_eq!(created["properties"], json!({"a": "b"}));
+    assert_eq!(
+        raw.post(
+            "/v1/objects",
+            json!({"class": "Mt", "id": uuid5("3"), "tenant": "t1"})
+        )
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY),
+        format!("id '{}' already exists", uuid5("3"))
     );
     let page = raw.get("/v1/objects?class=Mt&tenant=t1").await.ok();
     assert_eq!(page["objects"][0]["tenant"], "t1");
