@@ -32,19 +32,22 @@
 //! - `POST /v1/batch/objects`: the body is validated first (an id that is not
 //!   a UUID fails the whole request: 422 `{"code":601,"message":"body.objects.N.id
 //!   in body must be of type uuid: …"}`); then every object gets its own
-//!   result in a 200: `result: {"status":"SUCCESS"}` or `result: {"errors":
+//!   result in a 200, the object echoed with `deprecations: null` and
+//!   `result: {"status":"SUCCESS"}` or `result: {"errors":
 //!   {"error":[{"message"}]},"status":"FAILED"}` (unknown property with
 //!   auto-schema off, wrong value type, missing / unknown tenant, vector
 //!   dimension mismatch with the vectors already in that shard's index,
 //!   unknown named vector, …). Writes replace by UUID.
 //! - Auto-schema (on by default, as in Weaviate): an unknown class is created
 //!   (with one named vector, `default`, as Weaviate 1.39 does; a plain
-//!   `vector` goes to it), unknown properties are added with the types Weaviate infers (strings:
-//!   RFC3339 → `date`, UUID → `uuid`, else `text`; JSON numbers → `number`;
-//!   booleans; arrays → `…[]`, mixed text/date/uuid → `text[]`; objects →
-//!   `object` with nested properties, merged into existing object
-//!   properties; `{latitude, longitude}` → `geoCoordinates`; `{input}` →
-//!   `phoneNumber`; `null` → `text`). Null values are then dropped.
+//!   `vector` goes to it), unknown properties are added with the types
+//!   Weaviate infers (strings: RFC3339 → `date`, UUID → `uuid`, else `text`;
+//!   JSON numbers → `number`; booleans; arrays → `…[]`, mixed
+//!   text/date/uuid → `text[]`; objects → `object` with nested properties,
+//!   merged into existing object properties; `{latitude, longitude}` →
+//!   `geoCoordinates`; `{input}` → `phoneNumber`; `null` → `text`). Null
+//!   values are then dropped. Added properties carry Weaviate's "generated
+//!   by auto-schema" description.
 //! - Stored values are what Weaviate stores: ints and numbers as float64
 //!   (answered as integers when integral), dates re-formatted as RFC3339 with
 //!   nanoseconds, UUIDs lowercase, vectors as f32.
@@ -61,9 +64,15 @@
 //!
 //! Not emulated: cross-references (accepted in the schema, values stored
 //! unchecked), filters (`where`), sorting, hybrid/BM25, vectorizer modules,
-//! replication, backups, RBAC. [uncertain] Real Weaviate stores an object
-//! whose vector fails the index dimension check and only then reports the
-//! error; the emulator reports the same error but does not store the object.
+//! auto tenant creation/activation, replication, backups, RBAC.
+//!
+//! [uncertain] (not confirmed in Weaviate's source, or depending on run-time
+//! state the emulator does not have): real Weaviate may store an object whose
+//! vector then fails the index dimension check (the batch reports the same
+//! error; the emulator does not store it); the doc id and shard name inside
+//! dimension errors; the wording of GraphQL errors for a query vector of the
+//! wrong length or a missing target vector; which id spellings the `uuid`
+//! format accepts (hyphenated or 32 hex digits here).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
