@@ -10,14 +10,15 @@ CHROMA_VERSION=1.5.9
 PYARROW_VERSION=26.0.1
 QDRANT_CLIENT_VERSION=1.20.0
 PINECONE_VERSION=10.2.0
+WEAVIATE_CLIENT_VERSION=3.26.7
 mkdir -p "$VDB"
 
 vdb_install_python() {
   local venv="$VDB/chroma-venv"
-  if ! "$venv/bin/python" -c "import chromadb, pyarrow, qdrant_client, pinecone, importlib.metadata as m; assert chromadb.__version__ == '$CHROMA_VERSION'; assert m.version('qdrant-client') == '$QDRANT_CLIENT_VERSION'; assert m.version('pinecone') == '$PINECONE_VERSION'" 2>/dev/null; then
-    echo "servers.sh: installing chromadb==$CHROMA_VERSION, pyarrow==$PYARROW_VERSION, qdrant-client==$QDRANT_CLIENT_VERSION and pinecone==$PINECONE_VERSION into $venv" >&2
+  if ! "$venv/bin/python" -c "import chromadb, pyarrow, qdrant_client, pinecone, weaviate, importlib.metadata as m; assert chromadb.__version__ == '$CHROMA_VERSION'; assert m.version('qdrant-client') == '$QDRANT_CLIENT_VERSION'; assert m.version('pinecone') == '$PINECONE_VERSION'; assert m.version('weaviate-client') == '$WEAVIATE_CLIENT_VERSION'" 2>/dev/null; then
+    echo "servers.sh: installing chromadb==$CHROMA_VERSION, pyarrow==$PYARROW_VERSION, qdrant-client==$QDRANT_CLIENT_VERSION, pinecone==$PINECONE_VERSION and weaviate-client==$WEAVIATE_CLIENT_VERSION into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "chromadb==$CHROMA_VERSION" "pyarrow==$PYARROW_VERSION" "qdrant-client==$QDRANT_CLIENT_VERSION" "pinecone==$PINECONE_VERSION"
+    "$venv/bin/pip" install -q --disable-pip-version-check "chromadb==$CHROMA_VERSION" "pyarrow==$PYARROW_VERSION" "qdrant-client==$QDRANT_CLIENT_VERSION" "pinecone==$PINECONE_VERSION" "weaviate-client==$WEAVIATE_CLIENT_VERSION"
   fi
   export VECPORT_PYTHON="$venv/bin/python"
 }

@@ -39,7 +39,7 @@ struct Args {
     /// 5080 for pinecone, 8080 for weaviate).
     #[arg(long)]
     port: Option<u16>,
-    /// Require this API key.
+    /// Require this API key (Weaviate: as `Authorization: Bearer KEY`).
     #[arg(long)]
     api_key: Option<String>,
     /// Request body limit in bytes (Qdrant's default: 32 MiB; Pinecone's: 2 MB;

@@ -32,18 +32,22 @@
 //! - `POST /v1/batch/objects`: the body is validated first (an id that is not
 //!   a UUID fails the whole request: 422 `{"code":601,"message":"body.objects.N.id
 //!   in body must be of type uuid: …"}`); then every object gets its own
-//!   result in a 200: `result: {"status":"SUCCESS"}` or `result: {"errors":
+//!   result in a 200, the object echoed with `deprecations: null` and
+//!   `result: {"status":"SUCCESS"}` or `result: {"errors":
 //!   {"error":[{"message"}]},"status":"FAILED"}` (unknown property with
 //!   auto-schema off, wrong value type, missing / unknown tenant, vector
 //!   dimension mismatch with the vectors already in that shard's index,
 //!   unknown named vector, …). Writes replace by UUID.
-//! - Auto-schema (on by default, as in Weaviate): an unknown class is created,
-//!   unknown properties are added with the types Weaviate infers (strings:
-//!   RFC3339 → `date`, UUID → `uuid`, else `text`; JSON numbers → `number`;
-//!   booleans; arrays → `…[]`, mixed text/date/uuid → `text[]`; objects →
-//!   `object` with nested properties, merged into existing object
-//!   properties; `{latitude, longitude}` → `geoCoordinates`; `{input}` →
-//!   `phoneNumber`; `null` → `text`). Null values are then dropped.
+//! - Auto-schema (on by default, as in Weaviate): an unknown class is created
+//!   (with one named vector, `default`, as Weaviate 1.39 does; a plain
+//!   `vector` goes to it), unknown properties are added with the types
+//!   Weaviate infers (strings: RFC3339 → `date`, UUID → `uuid`, else `text`;
+//!   JSON numbers → `number`; booleans; arrays → `…[]`, mixed
+//!   text/date/uuid → `text[]`; objects → `object` with nested properties,
+//!   merged into existing object properties; `{latitude, longitude}` →
+//!   `geoCoordinates`; `{input}` → `phoneNumber`; `null` → `text`). Null
+//!   values are then dropped. Added properties carry Weaviate's "generated
+//!   by auto-schema" description.
 //! - Stored values are what Weaviate stores: ints and numbers as float64
 //!   (answered as integers when integral), dates re-formatted as RFC3339 with
 //!   nanoseconds, UUIDs lowercase, vectors as f32.
@@ -60,9 +64,15 @@
 //!
 //! Not emulated: cross-references (accepted in the schema, values stored
 //! unchecked), filters (`where`), sorting, hybrid/BM25, vectorizer modules,
-//! replication, backups, RBAC. [uncertain] Real Weaviate stores an object
-//! whose vector fails the index dimension check and only then reports the
-//! error; the emulator reports the same error but does not store the object.
+//! auto tenant creation/activation, replication, backups, RBAC.
+//!
+//! [uncertain] (not confirmed in Weaviate's source, or depending on run-time
+//! state the emulator does not have): real Weaviate may store an object whose
+//! vector then fails the index dimension check (the batch reports the same
+//! error; the emulator does not store it); the doc id and shard name inside
+//! dimension errors; the wording of GraphQL errors for a query vector of the
+//! wrong length or a missing target vector; which id spellings the `uuid`
+//! format accepts (hyphenated or 32 hex digits here).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -1303,7 +1313,16 @@ fn new_class(body: &Value) -> Result<Class, String> {
         mtc.insert(key.into(), json!(v));
     }
     s.insert("multiTenancyConfig".into(), Value::Object(mtc));
-    s.insert("properties".into(), Value::Array(props));
+    // A class created without properties answers `"properties": null`.
+    let given = b.get("properties").is_some_and(|p| !p.is_null());
+    s.insert(
+        "properties".into(),
+        if given || !props.is_empty() {
+            Value::Array(props)
+        } else {
+            Value::Null
+        },
+    );
     let repl = b.get("replicationConfig").and_then(Value::as_object);
     let factor = repl
         .and_then(|r| r.get("factor"))
@@ -1827,6 +1846,10 @@ fn infer_nested(m: &Map<String, Value>) -> Result<Vec<Value>, String> {
         let inferred = infer(v, true).map_err(|e| format!("nested property '{name}': {e}"))?;
         let mut p = Map::new();
         p.insert("dataType".into(), json!(inferred.data_type));
+        p.insert(
+            "description".into(),
+            json!(auto_schema_description().replace(" property ", " nested property ")),
+        );
         p.insert("name".into(), json!(name));
         if !inferred.nested.is_empty() {
             p.insert("nestedProperties".into(), Value::Array(inferred.nested));
@@ -1910,8 +1933,14 @@ fn auto_schema(db: &mut Db, class: &str, props: &Map<String, Value>) -> Result<(
             .into_iter()
             .map(|(name, i)| auto_property(name, i))
             .collect();
-        let created = new_class(&json!({"class": class, "properties": properties}))
-            .map_err(|e| format!("auto-schema: create collection: {e}"))?;
+        // Auto-schema only creates named vectors: one called "default".
+        let created = new_class(&json!({
+            "class": class,
+            "description": auto_schema_description(),
+            "properties": properties,
+            "vectorConfig": {"default": {"vectorizer": {"none": {}}}},
+        }))
+        .map_err(|e| format!("auto-schema: create collection: {e}"))?;
         db.classes.insert(created.name.clone(), created);
         return Ok(());
     };
@@ -2258,9 +2287,9 @@ fn float_array(v: &Value) -> Option<Vec<f32>> {
 
 /// Reads one object of a write request. `Err` fails the whole request, as
 /// go-openapi's body validation does.
-fn parse_incoming(v: &Value, at: &str) -> Result<Incoming, Response> {
+fn parse_incoming(v: &Value, at: &str) -> Result<Incoming, Box<Response>> {
     let bad_type = |field: &str, ty: &str| {
-        swagger_error(
+        Box::new(swagger_error(
             StatusCode::BAD_REQUEST,
             400,
             &format!(
@@ -2273,14 +2302,14 @@ fn parse_incoming(v: &Value, at: &str) -> Result<Incoming, Response> {
                     _ => "object",
                 }
             ),
-        )
+        ))
     };
     let Some(m) = v.as_object() else {
-        return Err(swagger_error(
+        return Err(Box::new(swagger_error(
             StatusCode::BAD_REQUEST,
             400,
             "parsing body body from \"\" failed, because json: cannot unmarshal non-object into Go value of type models.Object",
-        ));
+        )));
     };
     let class = match m.get("class") {
         None | Some(Value::Null) => String::new(),
@@ -2293,11 +2322,11 @@ fn parse_incoming(v: &Value, at: &str) -> Result<Incoming, Response> {
         Some(Value::String(s)) => match parse_uuid(s) {
             Some(u) => Some(u),
             None => {
-                return Err(swagger_error(
+                return Err(Box::new(swagger_error(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     601,
                     &format!("{at}id in body must be of type uuid: {s:?}"),
-                ));
+                )));
             }
         },
         Some(_) => return Err(bad_type("id", "strfmt.UUID")),
@@ -2379,42 +2408,48 @@ fn write_object(
     }
     let doc_id = db.next_doc_id;
     let Some(c) = db.classes.get_mut(&class_name) else {
-        return Err(WriteError::Invalid(format!(
-            "class '{class_name}' not present in schema"
-        )));
+        return Err(WriteError::Invalid(if single {
+            format!("class {class_name:?} not found in schema")
+        } else {
+            format!("class '{class_name}' not present in schema")
+        }));
     };
-    let properties = validate_properties(c, &obj.properties).map_err(WriteError::Invalid)?;
+    // Weaviate's vector validation: "default" carries a legacy vector, a
+    // legacy vector goes to the only named vector there is.
     let legacy = c.legacy_distance().is_some();
     let named = c.named_vectors();
-    if !obj.vectors.is_empty() && named.is_empty() {
-        let names: Vec<&str> = obj.vectors.keys().map(String::as_str).collect();
-        return Err(WriteError::Invalid(format!(
-            "collection {} is configured without multiple named vectors, but received named vectors: [{}]",
-            c.name,
-            names.join(" ")
-        )));
+    let mut vector = obj.vector;
+    let mut vectors = obj.vectors;
+    if legacy && let Some(v) = vectors.remove("default") {
+        vector = Some(v);
     }
-    if obj.vector.is_some() && !legacy {
-        return Err(WriteError::Invalid(format!(
-            "collection {} configuration does not have single vector index",
-            c.name
-        )));
+    if !legacy && let Some(v) = vector.take() {
+        if named.len() != 1 {
+            return Err(WriteError::Invalid(format!(
+                "collection {} configuration does not have single vector index",
+                c.name
+            )));
+        }
+        let only = named.keys().next().cloned().unwrap_or_default();
+        vectors = BTreeMap::from([(only, v)]);
     }
-    if let Some(unknown) = obj.vectors.keys().find(|k| !named.contains_key(*k)) {
+    if let Some(unknown) = vectors.keys().find(|k| !named.contains_key(*k)) {
         return Err(WriteError::Invalid(format!(
             "collection {} does not have configuration for vector {unknown}",
             c.name
         )));
     }
+    // Properties are validated after the vectors, as Weaviate's validator does.
+    let properties = validate_properties(c, &obj.properties).map_err(WriteError::Invalid)?;
     let key = c
         .shard_key(obj.tenant.as_deref())
         .map_err(WriteError::Tenant)?;
     let shard = c.shards.entry(key).or_default();
     let mut checks: Vec<(&str, &Vec<f32>)> = Vec::new();
-    if let Some(v) = &obj.vector {
+    if let Some(v) = &vector {
         checks.push(("", v));
     }
-    for (name, v) in &obj.vectors {
+    for (name, v) in &vectors {
         checks.push((name, v));
     }
     for (target, v) in &checks {
@@ -2447,8 +2482,8 @@ fn write_object(
     let stored = StoredObject {
         id: obj.id,
         properties,
-        vector: obj.vector,
-        vectors: obj.vectors,
+        vector,
+        vectors,
         tenant: obj.tenant.filter(|_| c.multi_tenant),
         created: now,
         updated: now,
@@ -2483,7 +2518,7 @@ async fn batch_objects(State(w): State<Arc<Weaviate>>, request: Request) -> Resp
     for (i, item) in items.iter().enumerate() {
         match parse_incoming(item, &format!("body.objects.{i}.")) {
             Ok(o) => parsed.push((o, item.clone())),
-            Err(r) => return r,
+            Err(r) => return *r,
         }
     }
     let auto = w.auto_schema.load(Ordering::SeqCst);
@@ -2502,6 +2537,7 @@ async fn batch_objects(State(w): State<Arc<Weaviate>>, request: Request) -> Resp
                     Value::Object(m) => m,
                     _ => Map::new(),
                 };
+                m.insert("deprecations".into(), Value::Null);
                 m.insert("result".into(), json!({"status": "SUCCESS"}));
                 m
             }
@@ -2530,6 +2566,7 @@ async fn batch_objects(State(w): State<Arc<Weaviate>>, request: Request) -> Resp
                         .collect();
                     m.insert("vectors".into(), Value::Object(vs));
                 }
+                m.insert("deprecations".into(), Value::Null);
                 m.insert(
                     "result".into(),
                     json!({"errors": error_body(e.message()), "status": "FAILED"}),
@@ -2551,15 +2588,15 @@ fn objects_error(msg: &str, code: u16, err: &str) -> String {
     format!("msg:{msg} code:{code} err:{err}")
 }
 
-fn parse_int_param(pairs: &[(String, String)], name: &str) -> Result<Option<i64>, Response> {
+fn parse_int_param(pairs: &[(String, String)], name: &str) -> Result<Option<i64>, Box<Response>> {
     match query_param(pairs, name) {
         None => Ok(None),
         Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
-            swagger_error(
+            Box::new(swagger_error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 601,
                 &format!("{name} in query must be of type int64: {v:?}"),
-            )
+            ))
         }),
     }
 }
@@ -2568,11 +2605,11 @@ async fn list_objects(State(w): State<Arc<Weaviate>>, uri: Uri) -> Response {
     let pairs = query_pairs(&uri);
     let limit = match parse_int_param(&pairs, "limit") {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let offset = match parse_int_param(&pairs, "offset") {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let with_vector = wants_vector(&pairs);
     let after = query_param(&pairs, "after");
@@ -2721,11 +2758,12 @@ async fn create_object(State(w): State<Arc<Weaviate>>, request: Request) -> Resp
     };
     let obj = match parse_incoming(&body, "") {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let auto = w.auto_schema.load(Ordering::SeqCst);
     let mut db = w.db();
     let class = upper_first(&obj.class);
+    let tenant = obj.tenant.clone();
     if let Some(c) = db.classes.get(&class)
         && c.shards.values().any(|s| s.objects.contains_key(&obj.id))
     {
@@ -2734,12 +2772,16 @@ async fn create_object(State(w): State<Arc<Weaviate>>, request: Request) -> Resp
     match write_object(&mut db, auto, obj, now_millis(), true) {
         Ok((class, stored)) => json_response(StatusCode::OK, &stored.to_json(&class, true)),
         Err(WriteError::Invalid(e)) => unprocessable(&format!("invalid object: {e}")),
-        Err(WriteError::Tenant(e)) => unprocessable(&e),
+        Err(WriteError::Tenant(e)) => unprocessable(&format!(
+            "put object: import into index {}: determine shard: {e}",
+            class.to_lowercase()
+        )),
         Err(WriteError::Index(e)) => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!(
-                "put object: import into index {}: {e}",
-                class.to_lowercase()
+                "put object: import into index {}: put local object: shard={:?}: {e}",
+                class.to_lowercase(),
+                tenant.unwrap_or_else(|| "0".into())
             ),
         ),
     }
@@ -2751,18 +2793,20 @@ fn lookup(
     class: &str,
     id: &str,
     tenant: Option<&str>,
-) -> Result<Option<(String, StoredObject)>, Response> {
+) -> Result<Option<(String, StoredObject)>, Box<Response>> {
     let Some(uuid) = parse_uuid(id) else {
-        return Err(swagger_error(
+        return Err(Box::new(swagger_error(
             StatusCode::UNPROCESSABLE_ENTITY,
             601,
             &format!("id in path must be of type uuid: {id:?}"),
-        ));
+        )));
     };
     let Some(c) = db.classes.get(&upper_first(class)) else {
         return Ok(None);
     };
-    let key = c.shard_key(tenant).map_err(|e| unprocessable(&e))?;
+    let key = c
+        .shard_key(tenant)
+        .map_err(|e| Box::new(unprocessable(&e)))?;
     Ok(c.shards
         .get(&key)
         .and_then(|s| s.objects.get(&uuid))
@@ -2778,7 +2822,7 @@ async fn get_object(
     let tenant = query_param(&pairs, "tenant");
     let db = w.db();
     match lookup(&db, &class, &id, tenant.as_deref()) {
-        Err(r) => r,
+        Err(r) => *r,
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
         Ok(Some((class, o))) => {
             json_response(StatusCode::OK, &o.to_json(&class, wants_vector(&pairs)))
@@ -2795,7 +2839,7 @@ async fn head_object(
     let tenant = query_param(&pairs, "tenant");
     let db = w.db();
     match lookup(&db, &class, &id, tenant.as_deref()) {
-        Err(r) => r,
+        Err(r) => *r,
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
         Ok(Some(_)) => StatusCode::NO_CONTENT.into_response(),
     }
@@ -2812,12 +2856,12 @@ async fn put_object(
     };
     let mut obj = match parse_incoming(&body, "") {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let auto = w.auto_schema.load(Ordering::SeqCst);
     let mut db = w.db();
     match lookup(&db, &class, &id, obj.tenant.as_deref()) {
-        Err(r) => return r,
+        Err(r) => return *r,
         Ok(None) => return StatusCode::NOT_FOUND.into_response(),
         Ok(Some((name, existing))) => {
             obj.class = name;
@@ -2841,7 +2885,7 @@ async fn delete_object(
     let tenant = query_param(&pairs, "tenant");
     let mut db = w.db();
     let found = match lookup(&db, &class, &id, tenant.as_deref()) {
-        Err(r) => return r,
+        Err(r) => return *r,
         Ok(f) => f,
     };
     let Some((name, o)) = found else {
@@ -3263,14 +3307,7 @@ fn resolve_aggregate(db: &Db, top: &Field, errors: &mut GqlErrors) -> Map<String
         let count = match c.shard_key(tenant) {
             Ok(key) => c.shards.get(&key).map_or(0, |s| s.objects.len()),
             Err(e) => {
-                errors.resolve.push(gql_error(
-                    &format!(
-                        "could not extract meta count: shard {}: {e}",
-                        c.name.to_lowercase()
-                    ),
-                    f,
-                    Some(path),
-                ));
+                errors.resolve.push(gql_error(&e, f, Some(path)));
                 out.insert(f.key().to_owned(), Value::Null);
                 continue;
             }
@@ -3509,12 +3546,14 @@ fn get_class_objects(c: &Class, f: &Field) -> Result<Vec<Value>, String> {
     let limit = int_arg(f, "limit")?;
     let offset = int_arg(f, "offset")?.unwrap_or(0).max(0);
     let search = f.arg("nearVector").map(|a| near_vector(c, a)).transpose()?;
-    let key = c.shard_key(tenant).map_err(|e| {
-        format!(
-            "explorer: list class: search: object search at index {}: {e}",
-            c.name.to_lowercase()
-        )
-    })?;
+    let index = c.name.to_lowercase();
+    // The explorer's wrapping: a vector search or a plain object search.
+    let context = if search.is_some() {
+        format!("explorer: get class: vector search: object vector search at index {index}")
+    } else {
+        format!("explorer: list class: search: object search at index {index}")
+    };
+    let key = c.shard_key(tenant).map_err(|e| format!("{context}: {e}"))?;
     let empty = Shard::default();
     let shard = c.shards.get(&key).unwrap_or(&empty);
     let limit = limit.unwrap_or(DEFAULT_LIMIT).max(0);
@@ -3529,9 +3568,7 @@ fn get_class_objects(c: &Class, f: &Field) -> Result<Vec<Value>, String> {
                 && *dims != nv.vector.len()
             {
                 return Err(format!(
-                    "explorer: get class: vector search: object vector search at index {}: shard {}: vector search: knn search: distance between entrypoint and query node: vector lengths don't match: {} vs {dims}",
-                    c.name.to_lowercase(),
-                    if key.is_empty() { "0" } else { &key },
+                    "{context}: vector lengths don't match: {} vs {dims}",
                     nv.vector.len()
                 ));
             }

@@ -21,3 +21,4 @@ mod qdrant;
 mod qdrant_emulator;
 mod snapshot_format;
 mod weaviate;
+mod weaviate_emulator;
