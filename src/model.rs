@@ -433,6 +433,8 @@ pub struct ContentSummary {
     /// Metadata key → the value types seen (`string`, `int`, `float`, `bool`,
     /// `object`, `null`, `array<…>`), as in the manifest's metadata schema.
     pub metadata_types: std::collections::BTreeMap<String, Vec<String>>,
+    /// Keys the target stores under another name: its name → the original.
+    pub renamed_keys: std::collections::BTreeMap<String, String>,
 }
 
 /// A collection as listed by `vecport ls`.

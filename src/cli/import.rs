@@ -60,6 +60,11 @@ pub struct Args {
     /// in the change report, instead of refusing the import.
     #[arg(long)]
     pub skip_invalid: bool,
+    /// Leave out the vector field NAME (repeatable; "" is the unnamed
+    /// field), e.g. sparse vectors for a target that has none. The import
+    /// says how many records had values in it.
+    #[arg(long = "drop-vector", value_name = "NAME")]
+    pub drop_vectors: Vec<String>,
     /// Where to write the change report, one JSON object per change [default:
     /// beside the snapshot, SNAPSHOT.changes-TIME.jsonl]. Written only when
     /// something was changed.
@@ -105,6 +110,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
         concurrency: args.concurrency as usize,
         metadata: args.metadata,
         skip_invalid: args.skip_invalid,
+        drop_vectors: args.drop_vectors.clone(),
         changes: Some(
             args.changes
                 .clone()

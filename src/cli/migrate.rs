@@ -54,6 +54,11 @@ pub struct Args {
     /// listing each in the change report, instead of refusing.
     #[arg(long)]
     pub skip_invalid: bool,
+    /// Leave out the vector field NAME (repeatable; "" is the unnamed
+    /// field), e.g. sparse vectors for a target that has none. The import
+    /// says how many records had values in it.
+    #[arg(long = "drop-vector", value_name = "NAME")]
+    pub drop_vectors: Vec<String>,
     /// Where to write the change report [default: beside the snapshot with
     /// --via, else in the current directory].
     #[arg(long, value_name = "FILE")]
@@ -113,6 +118,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
         concurrency: args.write_concurrency as usize,
         metadata: args.metadata,
         skip_invalid: args.skip_invalid,
+        drop_vectors: args.drop_vectors.clone(),
         changes: Some(changes),
         ..ImportOptions::default()
     };

@@ -154,8 +154,12 @@ fn property_name(key: &str) -> Option<String> {
 }
 
 /// The name a vector field gets: `[_A-Za-z][_0-9A-Za-z]{0,230}`, other
-/// characters becoming `_`.
+/// characters becoming `_`; the unnamed field, beside named ones, is
+/// `default`.
 fn vector_name(name: &str) -> String {
+    if name.is_empty() {
+        return "default".to_owned();
+    }
     let mut out: String = name
         .chars()
         .map(|c| {
@@ -965,16 +969,15 @@ fn class_body(class: &str, spec: &CollectionSpec, document_property: &str) -> Va
     if content.uris {
         properties.push(json!({"name": URI_PROPERTY, "dataType": ["text"], "description": URI_MARK, "indexSearchable": false}));
     }
-    for (key, types) in &content.metadata_types {
+    // Keys arrive here as they will be written, renames done.
+    for (name, types) in &content.metadata_types {
         let Some(dt) = data_type(types) else { continue };
-        let renamed = property_name(key);
-        let name = renamed.clone().unwrap_or_else(|| key.clone());
-        if name == document_property || reserved_key(&name).is_some() {
+        if name == document_property || reserved_key(name).is_some() {
             continue;
         }
         let mut p = json!({"name": name, "dataType": [dt]});
-        if renamed.is_some() {
-            p["description"] = json!(format!("{KEY_MARK}{key}"));
+        if let Some(original) = content.renamed_keys.get(name) {
+            p["description"] = json!(format!("{KEY_MARK}{original}"));
         }
         properties.push(p);
     }
@@ -1369,6 +1372,7 @@ mod tests {
         assert_eq!(vector_name("Image"), "Image");
         assert_eq!(vector_name("my vec"), "my_vec");
         assert_eq!(vector_name("2d"), "_2d");
+        assert_eq!(vector_name(""), "default");
     }
 
     #[test]

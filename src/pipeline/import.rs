@@ -14,7 +14,7 @@ use crate::connectors::{CollectionWriter, ExistingTarget, Sink};
 use crate::error::{Error, Result};
 use crate::mapping::{self, Change, ChangeKind, MetadataPolicy, MetadataRules};
 use crate::model::{CollectionSpec, Record, VectorKind};
-use crate::snapshot::{CollectionManifest, Snapshot};
+use crate::snapshot::{CollectionManifest, MetadataSchema, Snapshot};
 
 use super::changes::{ChangeCounts, ChangeLog};
 use super::{Batcher, Observer};
@@ -40,6 +40,9 @@ pub struct ImportOptions {
     /// Where to write the change report (JSON lines, created on the first
     /// change); `None` only counts the changes.
     pub changes: Option<PathBuf>,
+    /// Vector fields to leave out, by name (`""` is the unnamed field): for
+    /// a target that cannot store them (sparse vectors into Weaviate).
+    pub drop_vectors: Vec<String>,
 }
 
 impl Default for ImportOptions {
@@ -53,6 +56,7 @@ impl Default for ImportOptions {
             metadata: MetadataPolicy::Refuse,
             skip_invalid: false,
             changes: None,
+            drop_vectors: Vec::new(),
         }
     }
 }
@@ -101,6 +105,16 @@ pub async fn import(
             .map(|(c, t)| (c.clone(), t))
             .collect();
 
+    for name in &options.drop_vectors {
+        if !chosen
+            .iter()
+            .any(|(c, _)| c.vectors.iter().any(|v| &v.field.name == name))
+        {
+            return Err(Error::Usage(format!(
+                "--drop-vector names {name:?}, which no imported collection has; `vecport inspect` lists the vector fields"
+            )));
+        }
+    }
     // 1. Integrity: every selected part, before anything is written.
     let report = snapshot.verify_collections(&chosen.iter().map(|(c, _)| c).collect::<Vec<_>>());
     if let Some(first) = report.problems.into_iter().next() {
@@ -111,23 +125,29 @@ pub async fn import(
     let mut log = ChangeLog::new(options.changes.as_deref());
     let mut counts = Vec::with_capacity(chosen.len());
     for (c, target) in &chosen {
-        let checked = match check_capabilities(sink, c) {
+        let checked = match check_capabilities(sink, c, options) {
             Ok(()) => check_records(&snapshot, sink, c, target, options, &mut log).await,
             Err(e) => Err(e),
         };
-        if let Err(e) = checked {
-            log.discard();
-            return Err(e);
+        match checked {
+            Ok(checked) => counts.push((log.take_counts(), checked)),
+            Err(e) => {
+                log.discard();
+                return Err(e);
+            }
         }
-        counts.push(log.take_counts());
     }
     let mut out = ImportReport {
         changes: log.finish()?,
         ..ImportReport::default()
     };
     // 3. Write.
-    for ((c, target), changes) in chosen.into_iter().zip(counts) {
-        let fit = Fit::new(sink, &c, options);
+    for ((c, target), (changes, checked)) in chosen.into_iter().zip(counts) {
+        let mut fit = Fit::new(sink, &c, options);
+        if let Some(content) = &mut fit.spec.content {
+            content.metadata_types = checked.metadata_types;
+            content.renamed_keys = checked.renamed_keys;
+        }
         let spec = fit.spec.clone();
         observer.start(&target, Some(c.record_count));
         let writer = sink.prepare(&target, &spec, options.existing).await?;
@@ -159,11 +179,29 @@ pub async fn import(
                 .notes()
                 .into_iter()
                 .chain(sink.notes(&spec))
+                .chain(dropped_note(&c, options, checked.dropped_values))
                 .collect(),
             changes,
         });
     }
     Ok(out)
+}
+
+/// Says which vector fields were left out on request, and how many records
+/// had values in them.
+fn dropped_note(c: &CollectionManifest, options: &ImportOptions, records: u64) -> Option<String> {
+    let names: Vec<String> = c
+        .vectors
+        .iter()
+        .filter(|v| options.drop_vectors.contains(&v.field.name))
+        .map(|v| format!("{:?}", v.field.name))
+        .collect();
+    (!names.is_empty()).then(|| {
+        format!(
+            "vector field(s) {} left out as asked (--drop-vector): {records} records had values in them",
+            names.join(", ")
+        )
+    })
 }
 
 /// The collections to import with their target names.
@@ -235,13 +273,19 @@ fn choose<'a>(
     Ok(out)
 }
 
-fn check_capabilities(sink: &dyn Sink, c: &CollectionManifest) -> Result<()> {
+fn check_capabilities(
+    sink: &dyn Sink,
+    c: &CollectionManifest,
+    options: &ImportOptions,
+) -> Result<()> {
     let caps = sink.capabilities();
     let name = sink.name();
     let dense = c
         .vectors
         .iter()
-        .filter(|v| v.field.kind == VectorKind::Dense)
+        .filter(|v| {
+            v.field.kind == VectorKind::Dense && !options.drop_vectors.contains(&v.field.name)
+        })
         .count();
     let feature = |what: String| {
         Err(Error::not_supported(
@@ -257,7 +301,7 @@ fn check_capabilities(sink: &dyn Sink, c: &CollectionManifest) -> Result<()> {
     }
     // Sparse and multivector fields the sink lacks are refused record by
     // record (in `check_records`): a field no record has a value in is left out.
-    let dropped = dropped_fields(sink, c);
+    let dropped = dropped_fields(sink, c, options);
     let kept = || {
         c.vectors
             .iter()
@@ -287,19 +331,27 @@ fn check_capabilities(sink: &dyn Sink, c: &CollectionManifest) -> Result<()> {
     Ok(())
 }
 
-/// Vector fields of a kind the sink cannot store, by position.
-fn dropped_fields(sink: &dyn Sink, c: &CollectionManifest) -> Vec<usize> {
+/// Vector fields left out, by position: those the user asked to drop and
+/// those of a kind the sink cannot store.
+fn dropped_fields(sink: &dyn Sink, c: &CollectionManifest, options: &ImportOptions) -> Vec<usize> {
     let caps = sink.capabilities();
     c.vectors
         .iter()
         .enumerate()
-        .filter(|(_, v)| match v.field.kind {
-            VectorKind::Sparse => !caps.sparse,
-            VectorKind::Multi => !caps.multivector,
-            VectorKind::Dense => false,
+        .filter(|(_, v)| {
+            options.drop_vectors.contains(&v.field.name) || lacking(&caps, v.field.kind)
         })
         .map(|(i, _)| i)
         .collect()
+}
+
+/// Whether the sink cannot store vectors of `kind`.
+fn lacking(caps: &crate::connectors::Capabilities, kind: VectorKind) -> bool {
+    match kind {
+        VectorKind::Sparse => !caps.sparse,
+        VectorKind::Multi => !caps.multivector,
+        VectorKind::Dense => false,
+    }
 }
 
 /// How each record is made to fit the sink: vector fields it cannot store
@@ -317,7 +369,7 @@ struct Fit {
 
 impl Fit {
     fn new(sink: &dyn Sink, c: &CollectionManifest, options: &ImportOptions) -> Fit {
-        let dropped = dropped_fields(sink, c);
+        let dropped = dropped_fields(sink, c, options);
         let mut spec = c.spec();
         spec.vectors = spec
             .vectors
@@ -356,11 +408,14 @@ async fn check_records(
     target: &str,
     options: &ImportOptions,
     log: &mut ChangeLog,
-) -> Result<()> {
+) -> Result<Checked> {
     let fit = Fit::new(sink, c, options);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Record>>>(4);
     let reader = spawn_reader(snapshot.clone(), c.name.clone(), 4096, tx, None);
     let mut problems = Vec::new();
+    let mut dropped_values = 0u64;
+    let mut fitted_schema = MetadataSchema::default();
+    let mut renamed_keys = std::collections::BTreeMap::new();
     let mut failure = None;
     'read: while let Some(batch) = rx.recv().await {
         let records = match batch {
@@ -371,20 +426,29 @@ async fn check_records(
             }
         };
         for mut r in records {
+            let asked = |i: &usize| options.drop_vectors.contains(&c.vectors[*i].field.name);
+            if fit
+                .dropped
+                .iter()
+                .any(|i| asked(i) && r.vectors[*i].is_some())
+            {
+                dropped_values += 1;
+            }
             if let Some(i) = fit
                 .dropped
                 .iter()
                 .copied()
-                .find(|&i| r.vectors[i].is_some())
+                .find(|i| !asked(i) && r.vectors[*i].is_some())
             {
                 let field = &c.vectors[i].field;
                 let kind = format!("{:?}", field.kind).to_lowercase();
                 failure = Some(Error::not_supported(
                     sink.name(),
                     format!(
-                        "{kind} vectors (collection `{}`: record {:?} has one in field {:?}); nothing was written",
+                        "{kind} vectors (collection `{}`: record {:?} has one in field {:?}); nothing was written. `--drop-vector {:?}` leaves the field out",
                         c.name,
                         r.id.to_string(),
+                        field.name,
                         field.name
                     ),
                 ));
@@ -400,7 +464,18 @@ async fn check_records(
                         .map_err(|e| e.to_string())
                 });
             let changes = match fitted {
-                Ok(changes) => changes,
+                Ok(changes) => {
+                    fitted_schema.observe(r.metadata.as_ref());
+                    for ch in changes.iter().filter(|ch| ch.change == ChangeKind::Renamed) {
+                        if let Some(original) = &ch.key
+                            && !renamed_keys.values().any(|o| o == original)
+                            && let Some(new) = (fit.rules.rename)(original)
+                        {
+                            renamed_keys.insert(new, original.clone());
+                        }
+                    }
+                    changes
+                }
                 Err(why) if options.skip_invalid => vec![Change {
                     change: ChangeKind::Skipped,
                     key: None,
@@ -436,7 +511,26 @@ async fn check_records(
             problems.join("\n  ")
         )));
     }
-    Ok(())
+    Ok(Checked {
+        dropped_values,
+        metadata_types: fitted_schema
+            .fields
+            .into_iter()
+            .map(|(k, f)| (k, f.types.into_keys().collect()))
+            .collect(),
+        renamed_keys,
+    })
+}
+
+/// What the check pass learnt about a collection.
+struct Checked {
+    /// Records with values in vector fields dropped on request.
+    dropped_values: u64,
+    /// The metadata schema of the records as they will be written (after
+    /// the policy), for sinks that derive a schema from it.
+    metadata_types: std::collections::BTreeMap<String, Vec<String>>,
+    /// Keys stored under another name: that name → the original.
+    renamed_keys: std::collections::BTreeMap<String, String>,
 }
 
 /// Streams a collection's records from a blocking thread into `tx`, fitted

@@ -78,6 +78,7 @@ impl CollectionManifest {
                     .any(|n| n.name.is_none() && n.records > 0),
                 documents: self.has_documents,
                 uris: self.has_uris,
+                renamed_keys: Default::default(),
                 metadata_types: self
                     .metadata_schema
                     .fields

@@ -8,6 +8,6 @@ pub mod manifest;
 pub mod reader;
 pub mod writer;
 
-pub use manifest::{CollectionManifest, Manifest, PartManifest, SourceInfo};
+pub use manifest::{CollectionManifest, Manifest, MetadataSchema, PartManifest, SourceInfo};
 pub use reader::{Snapshot, VerifyReport};
 pub use writer::{CollectionWriter, SnapshotWriter, VectorCompression, WriteOptions};

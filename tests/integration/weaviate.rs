@@ -459,7 +459,17 @@ async fn a_snapshot_with_sparse_values_is_refused() {
     let e = emu::start(WeaviateOptions::default()).await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let snap = tmp.path().join("s");
-    write_snapshot(&snap, &data::rich_spec("sparse"), data::rich_records(20, 1));
+    // Tenant names Weaviate takes.
+    let records: Vec<Record> = data::rich_records(20, 1)
+        .into_iter()
+        .map(|mut r| {
+            r.namespace = r
+                .namespace
+                .map(|n| if n.is_ascii() { n } else { "tenant_2".into() });
+            r
+        })
+        .collect();
+    write_snapshot(&snap, &data::rich_spec("sparse"), records);
     vecport()
         .args([
             "import",
@@ -473,4 +483,33 @@ async fn a_snapshot_with_sparse_values_is_refused() {
                 .and(predicate::str::contains("nothing was written")),
         );
     assert!(e.state().class_names().is_empty());
+    // Left out on request: the import says so, and the rest arrives.
+    vecport()
+        .args([
+            "import",
+            snap.to_str().unwrap(),
+            &format!("weaviate://{}", e.addr()),
+            "--drop-vector",
+            "keywords",
+            "--drop-vector",
+            "colbert",
+            "--metadata",
+            "encode",
+        ])
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("\"keywords\", \"colbert\" left out as asked").and(
+                predicate::str::contains("20 records written, target counts 20"),
+            ),
+        );
+    let schema = e.state().class_schema("Sparse").unwrap();
+    let mut named: Vec<&str> = schema["vectorConfig"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    named.sort();
+    assert_eq!(named, ["text"], "the dense field alone");
 }
