@@ -65,7 +65,15 @@ pub struct Weaviate {
     class: Option<String>,
     /// `?document_property=`: the text property that holds documents.
     document_property: Option<String>,
+    /// `?timestamps=true`: export each object's creation and update times.
+    timestamps: bool,
 }
+
+/// Metadata keys carrying an object's creation and update times (Unix
+/// milliseconds) when exported with `?timestamps=true`.
+pub const CREATED_KEY: &str = "_creationTimeUnix";
+/// See [`CREATED_KEY`].
+pub const UPDATED_KEY: &str = "_lastUpdateTimeUnix";
 
 fn seg(s: &str) -> String {
     utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
@@ -181,6 +189,10 @@ fn vector_name(name: &str) -> String {
 fn reserved_key(key: &str) -> Option<String> {
     match key {
         "id" | "_id" | "_additional" => Some("is reserved by Weaviate".into()),
+        CREATED_KEY | UPDATED_KEY => Some(
+            "is a time Weaviate sets itself and cannot be written (--metadata drop leaves it out)"
+                .into(),
+        ),
         ORIGINAL_ID_PROPERTY | URI_PROPERTY => {
             Some("is reserved by vecport's weaviate mapping".into())
         }
@@ -330,6 +342,8 @@ struct Lift {
     /// `number` and `number[]` properties: Weaviate writes integral values
     /// of them without a decimal point, which would read back as integers.
     numbers: HashSet<String>,
+    /// Creation and update times go into the metadata.
+    timestamps: bool,
 }
 
 impl Lift {
@@ -378,6 +392,10 @@ struct WireObject {
     vector: Option<Box<RawValue>>,
     #[serde(default)]
     vectors: Option<BTreeMap<String, Box<RawValue>>>,
+    #[serde(default, rename = "creationTimeUnix")]
+    created: Option<Value>,
+    #[serde(default, rename = "lastUpdateTimeUnix")]
+    updated: Option<Value>,
 }
 
 /// A vector from its JSON text: a flat array, or an array of arrays for a
@@ -423,7 +441,7 @@ fn record_of(
     let original = take_text(&lift.id);
     let document = take_text(&lift.document);
     let uri = take_text(&lift.uri);
-    let metadata: Metadata = props
+    let mut metadata: Metadata = props
         .into_iter()
         .filter(|(_, v)| !v.is_null())
         .map(|(k, mut v)| {
@@ -433,6 +451,21 @@ fn record_of(
             (lift.renamed.get(&k).cloned().unwrap_or(k), v)
         })
         .collect();
+    if lift.timestamps {
+        // Unix milliseconds, an integer (some servers send it as a string).
+        let millis = |v: Option<Value>| match v {
+            Some(Value::String(s)) => s.parse::<i64>().ok().map(Value::from),
+            other => other.filter(Value::is_number),
+        };
+        for (key, v) in [
+            (CREATED_KEY, millis(o.created)),
+            (UPDATED_KEY, millis(o.updated)),
+        ] {
+            if let Some(v) = v {
+                metadata.insert(key.to_owned(), v);
+            }
+        }
+    }
     let mut vectors = vec![None; fields.len()];
     if let Some(v) = &o.vector
         && let Some(i) = fields.iter().position(|f| f.name.is_empty())
@@ -457,7 +490,16 @@ fn record_of(
 impl Weaviate {
     /// Opens a `weaviate://` URL.
     pub fn new(url: &ConnectorUrl) -> Result<Weaviate> {
-        url.only_params(&["document_property"])?;
+        url.only_params(&["document_property", "timestamps"])?;
+        let timestamps = match url.param("timestamps") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(Error::Usage(format!(
+                    "`timestamps={other}`: weaviate takes timestamps=true or false"
+                )));
+            }
+        };
         let base = url.http_base(DEFAULT_PORT)?;
         let bearer =
             Secret::from_env(API_KEY_ENV).map(|k| Secret::new(format!("Bearer {}", k.expose())));
@@ -475,6 +517,7 @@ impl Weaviate {
             http: HttpClient::new(&base, &creds)?,
             class: url.collection().map(str::to_owned),
             document_property,
+            timestamps,
         })
     }
 
@@ -792,7 +835,10 @@ impl Source for Weaviate {
                 Ok(t) => t,
                 Err(e) => return stream::iter(vec![Err(e)]).boxed(),
             };
-            let lift = Arc::new(Lift::of(&class, self.document_property.as_deref()));
+            let lift = Arc::new(Lift {
+                timestamps: self.timestamps,
+                ..Lift::of(&class, self.document_property.as_deref())
+            });
             let (first_tenant, first_after) = match &start {
                 Some(c) => (
                     c["tenant"].as_str().map(str::to_owned),
@@ -1145,6 +1191,7 @@ impl Sink for Weaviate {
                 http: self.http.clone(),
                 class: None,
                 document_property: self.document_property.clone(),
+                timestamps: false,
             },
             class,
             fields: spec.vectors.clone(),

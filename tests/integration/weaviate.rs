@@ -513,3 +513,73 @@ async fn a_snapshot_with_sparse_values_is_refused() {
     named.sort();
     assert_eq!(named, ["text"], "the dense field alone");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn creation_and_update_times_are_exported_on_request() {
+    let e = emu::start(WeaviateOptions::default()).await.unwrap();
+    let http = reqwest::Client::new();
+    let objects: Vec<Value> = (0..3)
+        .map(|i| {
+            json!({"class": "Timed", "id": uuid_of("Timed", i), "vector": [1.0, i as f32],
+                   "properties": {"n": i}})
+        })
+        .collect();
+    batch(&http, &e, objects).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (plain, timed) = (tmp.path().join("plain"), tmp.path().join("timed"));
+    let url = format!("weaviate://{}/Timed", e.addr());
+    vecport()
+        .args(["export", &url, plain.to_str().unwrap(), "-q"])
+        .assert()
+        .success();
+    vecport()
+        .args([
+            "export",
+            &format!("{url}?timestamps=true"),
+            timed.to_str().unwrap(),
+            "-q",
+        ])
+        .assert()
+        .success();
+    let (_, without) = read_snapshot(&plain);
+    assert!(without.iter().all(|r| {
+        !r.metadata
+            .as_ref()
+            .unwrap()
+            .contains_key("_creationTimeUnix")
+    }));
+    let (_, with) = read_snapshot(&timed);
+    let held = e.state().objects("Timed", None);
+    for (r, o) in sorted(with).iter().zip(&held) {
+        let m = r.metadata.as_ref().unwrap();
+        for key in ["creationTimeUnix", "lastUpdateTimeUnix"] {
+            let want = &o[key];
+            let want = want
+                .as_i64()
+                .or_else(|| want.as_str().and_then(|s| s.parse().ok()));
+            assert_eq!(m[&format!("_{key}")].as_i64(), want, "{key} of {}", r.id);
+        }
+    }
+    // Weaviate sets these itself: importing them back needs --metadata drop.
+    vecport()
+        .args([
+            "import",
+            timed.to_str().unwrap(),
+            &format!("weaviate://{}/Again", e.addr()),
+        ])
+        .assert()
+        .code(7)
+        .stderr(predicate::str::contains(
+            "\"_creationTimeUnix\" is a time Weaviate sets itself",
+        ));
+    vecport()
+        .args([
+            "import",
+            timed.to_str().unwrap(),
+            &format!("weaviate://{}/Again", e.addr()),
+            "--metadata",
+            "drop",
+        ])
+        .assert()
+        .success();
+}
