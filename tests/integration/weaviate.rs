@@ -583,3 +583,50 @@ async fn creation_and_update_times_are_exported_on_request() {
         .assert()
         .success();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_key_goes_as_a_bearer_token_and_never_into_output() {
+    let e = emu::start(WeaviateOptions {
+        api_key: Some("s3cret-weaviate-key".into()),
+        ..WeaviateOptions::default()
+    })
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("s");
+    write_snapshot(
+        &snap,
+        &data::spec("keyed", 4, Metric::Dot),
+        data::records(30, 4, 2, WEAVIATE),
+    );
+    let url = format!("weaviate://{}/Keyed", e.addr());
+    vecport()
+        .env("WEAVIATE_API_KEY", "s3cret-weaviate-key")
+        .args(["import", snap.to_str().unwrap(), &url, "-vv"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("s3cret").not());
+    assert_eq!(e.state().object_count("Keyed", None), 30);
+    vecport()
+        .env("WEAVIATE_API_KEY", "wrong-key-value")
+        .args([
+            "export",
+            &url,
+            tmp.path().join("out").to_str().unwrap(),
+            "-vv",
+        ])
+        .assert()
+        .code(5)
+        .stderr(
+            predicate::str::contains("WEAVIATE_API_KEY")
+                .and(predicate::str::contains("wrong-key-value").not()),
+        );
+    let out = tmp.path().join("ok");
+    vecport()
+        .env("WEAVIATE_API_KEY", "s3cret-weaviate-key")
+        .args(["export", &url, out.to_str().unwrap(), "-q"])
+        .assert()
+        .success();
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(!manifest.contains("s3cret") && manifest.contains("\"weaviate\""));
+}
