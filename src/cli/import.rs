@@ -51,6 +51,13 @@ pub struct Args {
     /// Write requests in flight at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: u32,
+    #[command(flatten)]
+    pub fit: FitArgs,
+}
+
+/// How records are made to fit the target; shared by `import` and `migrate`.
+#[derive(Debug, clap::Args)]
+pub struct FitArgs {
     /// What to do with metadata values the target cannot hold (nested
     /// objects, nulls, lists it lacks, integers it cannot store exactly).
     #[arg(long, value_enum, value_name = "POLICY", default_value_t = MetadataPolicy::Refuse)]
@@ -65,11 +72,23 @@ pub struct Args {
     /// says how many records had values in it.
     #[arg(long = "drop-vector", value_name = "NAME")]
     pub drop_vectors: Vec<String>,
-    /// Where to write the change report, one JSON object per change [default:
-    /// beside the snapshot, SNAPSHOT.changes-TIME.jsonl]. Written only when
+    /// Where to write the change report, one JSON object per change
+    /// [default: beside the snapshot, SNAPSHOT.changes-TIME.jsonl; for
+    /// migrate without --via, in the current directory]. Written only when
     /// something was changed.
     #[arg(long, value_name = "FILE")]
     pub changes: Option<PathBuf>,
+}
+
+impl FitArgs {
+    /// Sets the fitting options of `options`, the change report at
+    /// `default_changes` unless --changes names one.
+    pub(super) fn apply(&self, options: &mut ImportOptions, default_changes: PathBuf) {
+        options.metadata = self.metadata;
+        options.skip_invalid = self.skip_invalid;
+        options.drop_vectors = self.drop_vectors.clone();
+        options.changes = Some(self.changes.clone().unwrap_or(default_changes));
+    }
 }
 
 /// `dir.changes-20261126T091500Z.jsonl` beside the snapshot directory `dir`.
@@ -103,21 +122,15 @@ pub(super) fn parse_rename(s: &str) -> Result<(String, String), String> {
 
 pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
     let sink = connectors::open(&args.target)?;
-    let options = ImportOptions {
+    let mut options = ImportOptions {
         collections: args.collections,
         renames: args.renames,
         existing: args.if_exists.into(),
         concurrency: args.concurrency as usize,
-        metadata: args.metadata,
-        skip_invalid: args.skip_invalid,
-        drop_vectors: args.drop_vectors.clone(),
-        changes: Some(
-            args.changes
-                .clone()
-                .unwrap_or_else(|| default_changes_path(&args.snapshot)),
-        ),
         ..ImportOptions::default()
     };
+    args.fit
+        .apply(&mut options, default_changes_path(&args.snapshot));
     let started = Instant::now();
     let report = pipeline::import(&args.snapshot, sink.as_ref(), &options, &Bars::new(quiet))
         .await

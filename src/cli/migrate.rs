@@ -6,11 +6,10 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::connectors::{self, ScanOptions};
-use crate::mapping::MetadataPolicy;
 use crate::pipeline::{self, ExportOptions, ImportOptions};
 use crate::snapshot::WriteOptions;
 
-use super::import::{IfExists, default_changes_path, parse_rename};
+use super::import::{FitArgs, IfExists, default_changes_path, parse_rename};
 use super::progress::Bars;
 
 /// Arguments of `migrate`.
@@ -47,22 +46,8 @@ pub struct Args {
     /// (Pinecone pod indexes).
     #[arg(long, value_name = "FILE")]
     pub ids_from: Option<PathBuf>,
-    /// What to do with metadata values the target cannot hold.
-    #[arg(long, value_enum, value_name = "POLICY", default_value_t = MetadataPolicy::Refuse)]
-    pub metadata: MetadataPolicy,
-    /// Leave out records the target cannot take even after --metadata,
-    /// listing each in the change report, instead of refusing.
-    #[arg(long)]
-    pub skip_invalid: bool,
-    /// Leave out the vector field NAME (repeatable; "" is the unnamed
-    /// field), e.g. sparse vectors for a target that has none. The import
-    /// says how many records had values in it.
-    #[arg(long = "drop-vector", value_name = "NAME")]
-    pub drop_vectors: Vec<String>,
-    /// Where to write the change report [default: beside the snapshot with
-    /// --via, else in the current directory].
-    #[arg(long, value_name = "FILE")]
-    pub changes: Option<PathBuf>,
+    #[command(flatten)]
+    pub fit: FitArgs,
 }
 
 pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
@@ -97,10 +82,10 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
             (tmp.path().join("snapshot"), Some(tmp))
         }
     };
-    let changes = args.changes.clone().unwrap_or_else(|| match &args.via {
+    let default_changes = match &args.via {
         Some(dir) => default_changes_path(dir),
         None => default_changes_path(std::path::Path::new("vecport-migrate")),
-    });
+    };
     let export = ExportOptions {
         collections: args.collections.clone(),
         write: WriteOptions::default(),
@@ -112,16 +97,13 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
         },
         embedding_model: None,
     };
-    let import = ImportOptions {
+    let mut import = ImportOptions {
         renames: args.renames.clone(),
         existing: args.if_exists.into(),
         concurrency: args.write_concurrency as usize,
-        metadata: args.metadata,
-        skip_invalid: args.skip_invalid,
-        drop_vectors: args.drop_vectors.clone(),
-        changes: Some(changes),
         ..ImportOptions::default()
     };
+    args.fit.apply(&mut import, default_changes);
     let started = Instant::now();
     let bars = Bars::new(quiet);
     let (manifest, report) = pipeline::migrate(

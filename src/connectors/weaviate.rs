@@ -79,6 +79,19 @@ fn seg(s: &str) -> String {
     utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
 }
 
+/// `name` with every character outside `[_0-9A-Za-z]` replaced by `_`.
+fn word_chars(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c == '_' || c.is_ascii_alphanumeric() {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Whether `name` is a Weaviate class name: `[A-Z][_0-9A-Za-z]{0,254}`.
 pub fn valid_class_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -91,16 +104,7 @@ pub fn valid_class_name(name: &str) -> bool {
 /// outside `[_0-9A-Za-z]` become `_`, the first letter is capitalised, and a
 /// name not starting with a letter gets a `C` in front.
 pub fn class_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c == '_' || c.is_ascii_alphanumeric() {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut out = word_chars(name);
     match out.chars().next() {
         Some(c) if c.is_ascii_alphabetic() => {
             out.replace_range(0..1, &c.to_ascii_uppercase().to_string());
@@ -140,16 +144,7 @@ fn property_name(key: &str) -> Option<String> {
     if valid_property_name(key) {
         return None;
     }
-    let mut out: String = key
-        .chars()
-        .map(|c| {
-            if c == '_' || c.is_ascii_alphanumeric() {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut out = word_chars(key);
     match out.chars().next() {
         Some(c) if c.is_ascii_uppercase() => {
             out.replace_range(0..1, &c.to_ascii_lowercase().to_string());
@@ -168,16 +163,7 @@ fn vector_name(name: &str) -> String {
     if name.is_empty() {
         return "default".to_owned();
     }
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c == '_' || c.is_ascii_alphanumeric() {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut out = word_chars(name);
     if !out.starts_with(|c: char| c == '_' || c.is_ascii_alphabetic()) {
         out.insert(0, '_');
     }
