@@ -12,5 +12,6 @@ pub mod snapshot;
 
 pub use error::{Error, Result};
 pub mod cli;
+pub mod compare;
 pub mod connectors;
 pub mod pipeline;

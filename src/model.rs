@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 pub type Metadata = Map<String, Value>;
 
 /// The id of one record.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum RecordId {
     /// Any UTF-8 string (Chroma, Pinecone, pgvector text keys).
     String(String),
@@ -110,7 +110,7 @@ pub enum VectorKind {
 }
 
 /// One vector value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Vector {
     /// Dense values.
     Dense(Vec<f32>),
@@ -149,7 +149,7 @@ impl Vector {
 }
 
 /// A sparse vector.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SparseVector {
     /// Dimension indices.
     pub indices: Vec<u32>,
@@ -158,7 +158,7 @@ pub struct SparseVector {
 }
 
 /// One record: an id, its vectors, metadata, document and namespace.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// The record's id.
     pub id: RecordId,

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Category;
 
+mod compare;
 mod export;
 mod import;
 mod inspect;
@@ -40,6 +41,9 @@ pub enum Command {
     /// Move collections from one database to another through a snapshot,
     /// with every guarantee of export and import.
     Migrate(migrate::Args),
+    /// Compare two collections (databases or snapshots) record by record;
+    /// exit 0 when equal, 1 when anything differs.
+    Compare(compare::Args),
     /// Recompute every checksum and row count of a snapshot; exit 0 only when all match.
     Verify(verify::Args),
     /// Show what a snapshot holds.
@@ -84,6 +88,7 @@ pub fn main() -> u8 {
             Command::Export(a) => export::run(a, quiet).await,
             Command::Import(a) => import::run(a, quiet).await,
             Command::Migrate(a) => migrate::run(a, quiet).await,
+            Command::Compare(a) => compare::run(a).await,
             Command::Verify(a) => verify::run(a),
             Command::Inspect(a) => inspect::run(a),
             Command::Ls(a) => ls::run(a).await,

@@ -11,6 +11,7 @@ mod emulators;
 
 mod chroma;
 mod cli;
+mod compare;
 mod conformance;
 mod fixtures;
 mod matrix;
