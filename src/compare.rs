@@ -19,7 +19,10 @@ use serde_json::Value;
 
 use crate::connectors::{self, Connector, ScanOptions};
 use crate::error::{Error, Result};
-use crate::model::{Metadata, Record, RecordId, StoredValues, Vector, VectorField};
+use crate::model::{
+    CollectionSpec, Metadata, Metric, Record, RecordId, StoredValues, Vector, VectorField,
+    VectorKind,
+};
 use crate::snapshot::Snapshot;
 
 /// One side of a comparison.
@@ -72,7 +75,7 @@ impl Side {
     }
 
     /// The vector fields, the expected record count and the record stream.
-    async fn open_collection(&self, name: &str) -> Result<(Vec<VectorField>, u64, RecordStream)> {
+    async fn open_collection(&self, name: &str) -> Result<Opened> {
         match self {
             Side::Snapshot(s) => {
                 let c = s.collection(name).ok_or_else(|| Error::NotFound {
@@ -95,21 +98,40 @@ impl Side {
                     rx.recv().await.map(|b| (b, rx))
                 })
                 .boxed();
-                Ok((fields, count, stream))
+                Ok(Opened {
+                    fields,
+                    count,
+                    stream,
+                    spec: None,
+                })
             }
             Side::Database(conn) => {
                 let spec = conn.collection(name).await?;
                 let count = spec.count_hint.unwrap_or(0);
                 let fields = spec.vectors.clone();
-                let conn = conn.clone();
-                let stream = async_stream(conn, spec);
-                Ok((fields, count, stream))
+                let stream = async_stream(conn.clone(), spec.clone());
+                Ok(Opened {
+                    fields,
+                    count,
+                    stream,
+                    spec: Some(spec),
+                })
             }
         }
     }
 }
 
 type RecordStream = BoxStream<'static, Result<Vec<Record>>>;
+
+/// One side's collection, opened.
+struct Opened {
+    fields: Vec<VectorField>,
+    /// Expected record count (the manifest's, or the database's own).
+    count: u64,
+    stream: RecordStream,
+    /// The database's description of it (`None` for a snapshot).
+    spec: Option<CollectionSpec>,
+}
 
 /// A database scan as a `'static` stream: the connector and spec move into
 /// a task that forwards pages through a channel.
@@ -146,6 +168,13 @@ pub struct CompareOptions {
     pub work_dir: PathBuf,
     /// Records per partition, the most held in memory at once.
     pub partition_records: u64,
+    /// Query vectors for search parity (0: none), taken from A's records.
+    pub queries: usize,
+    /// Neighbours per query.
+    pub k: usize,
+    /// Search parity below this recall@k (of B against A, or against exact
+    /// neighbours when A is a snapshot) makes the comparison fail.
+    pub min_recall: Option<f64>,
 }
 
 impl Default for CompareOptions {
@@ -158,6 +187,9 @@ impl Default for CompareOptions {
             max_ids: 100,
             work_dir: std::env::temp_dir(),
             partition_records: 100_000,
+            queries: 0,
+            k: 10,
+            min_recall: None,
         }
     }
 }
@@ -198,6 +230,33 @@ pub struct CollectionComparison {
     pub fields_only_in_b: Vec<String>,
     /// Tolerances applied and why.
     pub tolerances: Vec<String>,
+    /// Settings that differ (metric, dimension of a vector field).
+    pub settings: Vec<String>,
+    /// Search parity, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchParity>,
+    /// Whether the search parity met `--min-recall`.
+    #[serde(skip)]
+    recall_ok: bool,
+}
+
+/// How alike the nearest neighbours of both sides are.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SearchParity {
+    /// The vector field searched.
+    pub field: String,
+    /// The metric exact neighbours were computed with (A's).
+    pub metric: Option<Metric>,
+    /// Query vectors used.
+    pub queries: usize,
+    /// Neighbours per query.
+    pub k: usize,
+    /// Mean recall@k of B's search against A's search (A a database).
+    pub b_vs_a: Option<f64>,
+    /// Mean recall@k of A's search against exact neighbours.
+    pub a_vs_exact: Option<f64>,
+    /// Mean recall@k of B's search against exact neighbours.
+    pub b_vs_exact: Option<f64>,
 }
 
 /// Record counts by namespace.
@@ -246,6 +305,8 @@ impl CollectionComparison {
             && self.counts.a == self.counts.b
             && self.fields_only_in_a.is_empty()
             && self.fields_only_in_b.is_empty()
+            && self.settings.is_empty()
+            && self.recall_ok
     }
 }
 
@@ -378,8 +439,18 @@ async fn compare_collection(
     name_b: &str,
     options: &CompareOptions,
 ) -> Result<CollectionComparison> {
-    let (fields_a, count_a, stream_a) = a.open_collection(name_a).await?;
-    let (fields_b, count_b, stream_b) = b.open_collection(name_b).await?;
+    let Opened {
+        fields: fields_a,
+        count: count_a,
+        stream: stream_a,
+        spec: spec_a,
+    } = a.open_collection(name_a).await?;
+    let Opened {
+        fields: fields_b,
+        count: count_b,
+        stream: stream_b,
+        spec: spec_b,
+    } = b.open_collection(name_b).await?;
     let expected = options
         .sample
         .unwrap_or(count_a.max(count_b))
@@ -411,6 +482,8 @@ async fn compare_collection(
             a: counts_a,
             b: counts_b,
         },
+        recall_ok: true,
+        settings: plan.settings.clone(),
         tolerances: plan
             .reasons
             .iter()
@@ -492,7 +565,236 @@ async fn compare_collection(
         .filter(|(_, n)| **n > 0)
         .map(|(&slot, n)| format!("{:?} ({n} records)", fields_b[slot].name))
         .collect();
+    if options.queries > 0 {
+        let sides = SearchSides {
+            a: (a, spec_a.as_ref()),
+            b: (b, spec_b.as_ref()),
+        };
+        let parity = search_parity(&spill, &plan, &fields_a, &fields_b, sides, options).await?;
+        let reference = parity.b_vs_a.or(parity.b_vs_exact);
+        out.recall_ok = match (options.min_recall, reference) {
+            (Some(min), Some(r)) => r >= min,
+            _ => true,
+        };
+        out.search = Some(parity);
+    }
     Ok(out)
+}
+
+/// Both sides, with their database descriptions where they are databases.
+struct SearchSides<'a> {
+    a: (&'a Side, Option<&'a CollectionSpec>),
+    b: (&'a Side, Option<&'a CollectionSpec>),
+}
+
+/// A query: its vector and namespace, taken from one of A's records.
+struct Query {
+    vector: Vec<f32>,
+    namespace: Option<String>,
+}
+
+/// Distance under `metric`: smaller is nearer.
+pub fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
+    let pairs = a.iter().zip(b).map(|(x, y)| (f64::from(*x), f64::from(*y)));
+    match metric {
+        Metric::Cosine => {
+            let (mut dot, mut na, mut nb) = (0.0, 0.0, 0.0);
+            for (x, y) in pairs {
+                dot += x * y;
+                na += x * x;
+                nb += y * y;
+            }
+            if na == 0.0 || nb == 0.0 {
+                1.0
+            } else {
+                1.0 - dot / (na.sqrt() * nb.sqrt())
+            }
+        }
+        Metric::Dot => -pairs.map(|(x, y)| x * y).sum::<f64>(),
+        Metric::L2 => pairs.map(|(x, y)| (x - y) * (x - y)).sum(),
+        Metric::Manhattan => pairs.map(|(x, y)| (x - y).abs()).sum(),
+        Metric::Hamming => pairs.filter(|(x, y)| x != y).count() as f64,
+    }
+}
+
+/// The `k` exact nearest neighbours of each query among `records`, kept as
+/// bounded max-heaps of `(distance, id)`.
+pub struct ExactNeighbours {
+    k: usize,
+    heaps: Vec<std::collections::BinaryHeap<(OrderedF64, RecordId)>>,
+}
+
+/// An `f64` with a total order, for heaps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OrderedF64(f64);
+impl Eq for OrderedF64 {}
+impl PartialOrd for OrderedF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrderedF64 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl ExactNeighbours {
+    /// Neighbours of `queries` queries, `k` each.
+    pub fn new(queries: usize, k: usize) -> ExactNeighbours {
+        ExactNeighbours {
+            k,
+            heaps: (0..queries).map(|_| Default::default()).collect(),
+        }
+    }
+
+    /// Offers one record at `distance` to query `q`.
+    pub fn offer(&mut self, q: usize, distance: f64, id: &RecordId) {
+        let heap = &mut self.heaps[q];
+        let d = OrderedF64(distance);
+        if heap.len() < self.k {
+            heap.push((d, id.clone()));
+        } else if heap.peek().is_some_and(|(worst, _)| d < *worst) {
+            heap.pop();
+            heap.push((d, id.clone()));
+        }
+    }
+
+    /// The neighbours of each query, nearest first.
+    pub fn into_ids(self) -> Vec<Vec<RecordId>> {
+        self.heaps
+            .into_iter()
+            .map(|h| h.into_sorted_vec().into_iter().map(|(_, id)| id).collect())
+            .collect()
+    }
+}
+
+/// Mean over queries of |found ∩ reference| / |reference|.
+pub fn mean_recall(found: &[Vec<RecordId>], reference: &[Vec<RecordId>]) -> f64 {
+    let per: Vec<f64> = found
+        .iter()
+        .zip(reference)
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(f, r)| {
+            let hits = r.iter().filter(|id| f.contains(id)).count();
+            hits as f64 / r.len() as f64
+        })
+        .collect();
+    if per.is_empty() {
+        1.0
+    } else {
+        per.iter().sum::<f64>() / per.len() as f64
+    }
+}
+
+/// Every query through a side's own search; `None` for a snapshot.
+async fn search_all(
+    side: (&Side, Option<&CollectionSpec>),
+    field: &str,
+    queries: &[Query],
+    k: usize,
+) -> Result<Option<Vec<Vec<RecordId>>>> {
+    let (Side::Database(conn), Some(spec)) = side else {
+        return Ok(None);
+    };
+    let mut out = Vec::with_capacity(queries.len());
+    for q in queries {
+        out.push(
+            conn.search(spec, field, &q.vector, k, q.namespace.as_deref())
+                .await?,
+        );
+    }
+    Ok(Some(out))
+}
+
+async fn search_parity(
+    spill: &Spill,
+    plan: &FieldPlan,
+    fields_a: &[VectorField],
+    fields_b: &[VectorField],
+    sides: SearchSides<'_>,
+    options: &CompareOptions,
+) -> Result<SearchParity> {
+    let Some(&(slot_a, slot_b, ..)) = plan
+        .matched
+        .iter()
+        .find(|m| fields_a[m.0].kind == VectorKind::Dense)
+    else {
+        return Err(Error::Usage(
+            "search parity needs a dense vector field both sides have".into(),
+        ));
+    };
+    let (field_a, field_b) = (&fields_a[slot_a], &fields_b[slot_b]);
+    let metric = field_a.metric.or(field_b.metric).ok_or_else(|| {
+        Error::Usage(format!(
+            "search parity: the metric of vector field {:?} is unknown on both sides",
+            field_a.name
+        ))
+    })?;
+    // The queries: the records with the smallest id hashes, the same every run.
+    let mut chosen: std::collections::BinaryHeap<(u64, RecordId)> = Default::default();
+    let mut queries: HashMap<RecordId, Query> = HashMap::new();
+    for i in 0..spill.partitions {
+        for r in spill.read('a', i)? {
+            let r = r?;
+            let Some(Vector::Dense(v)) = &r.vectors[slot_a] else {
+                continue;
+            };
+            let h = stable_hash(&(r.namespace.clone(), r.id.clone()));
+            if chosen.len() < options.queries || chosen.peek().is_some_and(|(top, _)| h < *top) {
+                if chosen.len() == options.queries
+                    && let Some((_, gone)) = chosen.pop()
+                {
+                    queries.remove(&gone);
+                }
+                chosen.push((h, r.id.clone()));
+                queries.insert(
+                    r.id.clone(),
+                    Query {
+                        vector: v.clone(),
+                        namespace: r.namespace.clone(),
+                    },
+                );
+            }
+        }
+    }
+    let mut order: Vec<(u64, RecordId)> = chosen.into_vec();
+    order.sort();
+    let queries: Vec<Query> = order
+        .into_iter()
+        .filter_map(|(_, id)| queries.remove(&id))
+        .collect();
+    let k = options.k.max(1);
+    // Exact neighbours among A's records of the query's namespace.
+    let mut exact = ExactNeighbours::new(queries.len(), k);
+    for i in 0..spill.partitions {
+        for r in spill.read('a', i)? {
+            let r = r?;
+            let Some(Vector::Dense(v)) = &r.vectors[slot_a] else {
+                continue;
+            };
+            for (q, query) in queries.iter().enumerate() {
+                if query.namespace == r.namespace {
+                    exact.offer(q, distance(metric, &query.vector, v), &r.id);
+                }
+            }
+        }
+    }
+    let exact = exact.into_ids();
+    let found_a = search_all(sides.a, &field_a.name, &queries, k).await?;
+    let found_b = search_all(sides.b, &field_b.name, &queries, k).await?;
+    Ok(SearchParity {
+        field: field_a.name.clone(),
+        metric: Some(metric),
+        queries: queries.len(),
+        k,
+        b_vs_a: found_a
+            .as_ref()
+            .zip(found_b.as_ref())
+            .map(|(a, b)| mean_recall(b, a)),
+        a_vs_exact: found_a.as_ref().map(|a| mean_recall(a, &exact)),
+        b_vs_exact: found_b.as_ref().map(|b| mean_recall(b, &exact)),
+    })
 }
 
 /// How the vector fields of the two sides line up, and with what tolerance.
@@ -502,6 +804,7 @@ struct FieldPlan {
     only_a: Vec<usize>,
     only_b: Vec<usize>,
     reasons: Vec<String>,
+    settings: Vec<String>,
 }
 
 impl FieldPlan {
@@ -511,6 +814,7 @@ impl FieldPlan {
             only_a: Vec::new(),
             only_b: Vec::new(),
             reasons: Vec::new(),
+            settings: Vec::new(),
         };
         if tolerance > 0.0 {
             plan.reasons.push(format!(
@@ -523,6 +827,20 @@ impl FieldPlan {
                 continue;
             };
             let fb = &b[j];
+            if fa.metric.is_some() && fb.metric.is_some() && fa.metric != fb.metric {
+                plan.settings.push(format!(
+                    "vector {:?}: metric {} in A, {} in B",
+                    fa.name,
+                    fa.metric.map_or("?".into(), |m| m.to_string()),
+                    fb.metric.map_or("?".into(), |m| m.to_string())
+                ));
+            }
+            if fa.dimension.is_some() && fb.dimension.is_some() && fa.dimension != fb.dimension {
+                plan.settings.push(format!(
+                    "vector {:?}: dimension {:?} in A, {:?} in B",
+                    fa.name, fa.dimension, fb.dimension
+                ));
+            }
             let stored = |f: &VectorField| f.stored_values;
             let (mut tol, mut normalise) = (tolerance, false);
             let name = format!("{:?}", fa.name);
@@ -744,6 +1062,39 @@ mod tests {
             vector_difference(Some(&d(&[3.0, 4.0])), Some(&d(&[0.6, 0.8])), 1e-6, true).is_none()
         );
         assert!(vector_difference(Some(&d(&[1.0])), None, 0.0, false).is_some());
+    }
+
+    #[test]
+    fn exact_neighbours_match_a_naive_sort() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let points: Vec<Vec<f32>> = (0..500)
+            .map(|_| (0..6).map(|_| rng.f32() - 0.5).collect())
+            .collect();
+        for metric in [Metric::Cosine, Metric::Dot, Metric::L2, Metric::Manhattan] {
+            let queries = &points[..7];
+            let mut exact = ExactNeighbours::new(queries.len(), 10);
+            for (i, p) in points.iter().enumerate() {
+                for (q, query) in queries.iter().enumerate() {
+                    exact.offer(q, distance(metric, query, p), &RecordId::Uint(i as u64));
+                }
+            }
+            let got = exact.into_ids();
+            for (q, query) in queries.iter().enumerate() {
+                let mut all: Vec<(f64, u64)> = points
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (distance(metric, query, p), i as u64))
+                    .collect();
+                all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                let naive: Vec<RecordId> =
+                    all[..10].iter().map(|(_, i)| RecordId::Uint(*i)).collect();
+                assert_eq!(got[q], naive, "{metric}");
+            }
+            assert_eq!(mean_recall(&got, &got), 1.0);
+        }
+        let a = vec![vec![RecordId::Uint(1), RecordId::Uint(2)]];
+        let b = vec![vec![RecordId::Uint(2), RecordId::Uint(3)]];
+        assert_eq!(mean_recall(&b, &a), 0.5);
     }
 
     #[test]

@@ -33,6 +33,18 @@ pub struct Args {
     /// Ids listed per kind of difference (0: all of them).
     #[arg(long, default_value_t = 20)]
     pub max_ids: usize,
+    /// Search parity: take N query vectors from A's records and compare the
+    /// top-k of each side's own nearest-neighbour search with each other and
+    /// with exact neighbours computed from A's records.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub queries: usize,
+    /// Neighbours per query for --queries.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub k: u32,
+    /// Fail (exit 1) when recall@k of B against A (or against exact
+    /// neighbours when A is a snapshot) is below this.
+    #[arg(long, value_name = "R", requires = "queries")]
+    pub min_recall: Option<f64>,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -55,6 +67,9 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
         float_ulps: args.float_ulps,
         max_ids: args.max_ids,
         work_dir: std::env::current_dir().context("no current directory")?,
+        queries: args.queries,
+        k: args.k as usize,
+        min_recall: args.min_recall,
         ..CompareOptions::default()
     };
     let result = compare::compare(&a, &b, &options)
@@ -114,6 +129,27 @@ fn human(c: &CollectionComparison) -> anyhow::Result<()> {
     ))?;
     for t in &c.tolerances {
         out(format!("  tolerance: {t}"))?;
+    }
+    for setting in &c.settings {
+        out(format!("  setting differs: {setting}"))?;
+    }
+    if let Some(p) = &c.search {
+        let r = |x: Option<f64>| {
+            x.map_or("n/a (a snapshot has no search)".into(), |x| {
+                format!("{x:.4}")
+            })
+        };
+        out(format!(
+            "  search parity on vector {:?} ({} queries, k={}, exact by {}): recall@{} B vs A {}, A vs exact {}, B vs exact {}",
+            p.field,
+            p.queries,
+            p.k,
+            p.metric.map_or("?".into(), |m| m.to_string()),
+            p.k,
+            r(p.b_vs_a),
+            r(p.a_vs_exact),
+            r(p.b_vs_exact)
+        ))?;
     }
     for f in &c.fields_only_in_a {
         out(format!("  vector field {f} only in A"))?;

@@ -490,6 +490,36 @@ impl Source for Chroma {
         Ok(self.spec_of(&c, Some(count)))
     }
 
+    async fn search(
+        &self,
+        spec: &CollectionSpec,
+        _field: &str,
+        vector: &[f32],
+        k: usize,
+        _namespace: Option<&str>,
+    ) -> Result<Vec<RecordId>> {
+        let c = self.get_collection(&spec.name).await?;
+        let path = format!("{}/collections/{}/query", self.prefix(), seg(&c.id));
+        let body = json!({"query_embeddings": [vector], "n_results": k, "include": []});
+        let answer: Value = self
+            .http
+            .json(
+                Method::POST,
+                &path,
+                Some(body.to_string().into_bytes()),
+                "query",
+                true,
+                |_| None,
+            )
+            .await?;
+        Ok(answer["ids"][0]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|id| id.as_str().map(|s| RecordId::String(s.to_owned())))
+            .collect())
+    }
+
     fn scan<'a>(
         &'a self,
         spec: &'a CollectionSpec,

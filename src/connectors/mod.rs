@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::mapping::MetadataRules;
-use crate::model::{CollectionSpec, CollectionSummary, IdKind, Metric, Record};
+use crate::model::{CollectionSpec, CollectionSummary, IdKind, Metric, Record, RecordId};
 
 pub mod chroma;
 pub mod floats;
@@ -94,6 +94,23 @@ pub trait Source: Endpoint {
         spec: &'a CollectionSpec,
         options: ScanOptions,
     ) -> BoxStream<'a, Result<Page>>;
+    /// The ids of the `k` records nearest to `vector` in the dense field
+    /// `field` (within `namespace`), nearest first, by the database's own
+    /// nearest-neighbour search; ids as [`Source::scan`] gives them.
+    async fn search(
+        &self,
+        spec: &CollectionSpec,
+        field: &str,
+        vector: &[f32],
+        k: usize,
+        namespace: Option<&str>,
+    ) -> Result<Vec<RecordId>> {
+        let _ = (spec, field, vector, k, namespace);
+        Err(Error::not_supported(
+            self.name(),
+            "nearest-neighbour search",
+        ))
+    }
 }
 
 /// What a sink can store; the pipeline refuses a snapshot that needs more

@@ -602,6 +602,41 @@ impl Source for Pinecone {
         Ok(spec)
     }
 
+    async fn search(
+        &self,
+        spec: &CollectionSpec,
+        _field: &str,
+        vector: &[f32],
+        k: usize,
+        namespace: Option<&str>,
+    ) -> Result<Vec<RecordId>> {
+        let model = self.index_model(&spec.name).await?;
+        let data = self.data_for(&model)?;
+        let body = json!({
+            "vector": vector,
+            "topK": k,
+            "namespace": namespace.unwrap_or(""),
+            "includeValues": false,
+            "includeMetadata": false,
+        });
+        let answer: Value = data
+            .json(
+                Method::POST,
+                "/query",
+                Some(body.to_string().into_bytes()),
+                "query",
+                true,
+                |_| None,
+            )
+            .await?;
+        Ok(answer["matches"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["id"].as_str().map(|s| RecordId::String(s.to_owned())))
+            .collect())
+    }
+
     fn scan<'a>(
         &'a self,
         spec: &'a CollectionSpec,

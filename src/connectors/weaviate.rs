@@ -803,6 +803,56 @@ impl Source for Weaviate {
         })
     }
 
+    async fn search(
+        &self,
+        spec: &CollectionSpec,
+        field: &str,
+        vector: &[f32],
+        k: usize,
+        namespace: Option<&str>,
+    ) -> Result<Vec<RecordId>> {
+        let class = self
+            .class(&spec.name)
+            .await?
+            .ok_or_else(|| self.not_found(&spec.name))?;
+        let lift = Lift::of(&class, None);
+        let mut near = format!("vector: {}", json!(vector));
+        if !field.is_empty() {
+            near.push_str(&format!(", targetVectors: [{}]", json!(field)));
+        }
+        let multi = class["multiTenancyConfig"]["enabled"].as_bool() == Some(true);
+        let tenant = match (multi, namespace) {
+            (true, ns) => format!(", tenant: {}", json!(ns.unwrap_or(DEFAULT_TENANT))),
+            (false, _) => String::new(),
+        };
+        let original = lift.id.clone().unwrap_or_default();
+        let query = format!(
+            "{{ Get {{ {}(nearVector: {{{near}}}, limit: {k}{tenant}) {{ {original} _additional {{ id }} }} }} }}",
+            spec.name
+        );
+        let answer = self.graphql(query, "search").await?;
+        answer["data"]["Get"][spec.name.as_str()]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| {
+                let uuid = o["_additional"]["id"]
+                    .as_str()
+                    .and_then(|s| uuid::Uuid::try_parse(s).ok())
+                    .ok_or_else(|| Error::Protocol {
+                        endpoint: self.http.base().to_owned(),
+                        operation: "search".into(),
+                        message: format!("no UUID in {o}"),
+                    })?;
+                let kept = o
+                    .get(original.as_str())
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                Ok(record_id(uuid, kept))
+            })
+            .collect()
+    }
+
     fn scan<'a>(
         &'a self,
         spec: &'a CollectionSpec,

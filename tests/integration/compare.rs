@@ -196,3 +196,146 @@ async fn a_database_compares_with_its_snapshot_stating_why_vectors_moved() {
                 .and(predicate::str::contains("result: equal")),
         );
 }
+
+#[test]
+fn a_different_metric_is_a_difference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let records = data::records(50, 4, 1, FULL);
+    write_snapshot(&a, &data::spec("docs", 4, Metric::Cosine), records.clone());
+    write_snapshot(&b, &data::spec("docs", 4, Metric::L2), records);
+    vecport()
+        .args(["compare", a.to_str().unwrap(), b.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::contains("setting differs: vector \"\": metric cosine in A, l2 in B")
+                .and(predicate::str::contains("0 differing"))
+                .and(predicate::str::contains("result: DIFFERENT")),
+        );
+}
+
+/// Records of `n` random unit-range vectors (no ties, no extremes).
+fn plain_records(n: usize, dim: usize, seed: u64) -> Vec<vecport::model::Record> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    data::records(n, dim, seed, data::WEAVIATE)
+        .into_iter()
+        .map(|mut r| {
+            r.vectors[0] = Some(Vector::Dense(
+                (0..dim).map(|_| rng.f32() * 2.0 - 1.0).collect(),
+            ));
+            r
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_parity_against_exact_neighbours_of_a_snapshot() {
+    use crate::emulators::qdrant::{QdrantOptions, start};
+    let e = start(QdrantOptions::default()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("s");
+    write_snapshot(
+        &snap,
+        &data::spec("docs", 12, Metric::L2),
+        plain_records(800, 12, 6),
+    );
+    let url = format!("qdrant://{}/docs", e.addr());
+    vecport()
+        .args(["import", snap.to_str().unwrap(), &url, "-q"])
+        .assert()
+        .success();
+    // The emulator searches by brute force: its neighbours are the exact ones.
+    let output = vecport()
+        .args([
+            "compare",
+            snap.to_str().unwrap(),
+            &url,
+            "--queries",
+            "25",
+            "--k",
+            "10",
+            "--min-recall",
+            "1.0",
+            "--float-ulps",
+            "2",
+            "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let result: Value = serde_json::from_slice(&output).unwrap();
+    let p = &result["collections"][0]["search"];
+    assert_eq!(p["queries"], 25);
+    assert_eq!(p["b_vs_exact"], 1.0, "{p}");
+    assert_eq!(p["b_vs_a"], Value::Null, "a snapshot has no search");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_parity_after_a_chroma_to_chroma_migration() {
+    let Some(chroma_url) = crate::support::server_url("CHROMA_URL") else {
+        return;
+    };
+    let host = chroma_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("s");
+    let (source, target) = (
+        crate::support::unique_name("parity-src"),
+        crate::support::unique_name("parity-dst"),
+    );
+    write_snapshot(
+        &snap,
+        &data::spec(&source, 32, Metric::L2),
+        plain_records(3000, 32, 8),
+    );
+    vecport()
+        .args([
+            "import",
+            snap.to_str().unwrap(),
+            &format!("chroma://{host}"),
+            "-q",
+        ])
+        .assert()
+        .success();
+    vecport()
+        .current_dir(tmp.path())
+        .args([
+            "migrate",
+            &format!("chroma://{host}/{source}"),
+            &format!("chroma://{host}/{target}"),
+            "-q",
+        ])
+        .assert()
+        .success();
+    let output = vecport()
+        .current_dir(tmp.path())
+        .args([
+            "compare",
+            &format!("chroma://{host}/{source}"),
+            &format!("chroma://{host}/{target}"),
+            "--queries",
+            "50",
+            "--min-recall",
+            "0.99",
+            "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let result: Value = serde_json::from_slice(&output).unwrap();
+    let c = &result["collections"][0];
+    assert_eq!(c["differing"]["count"], 0);
+    let p = &c["search"];
+    assert!(p["b_vs_a"].as_f64().unwrap() >= 0.99, "{p}");
+    assert!(
+        p["a_vs_exact"].as_f64().is_some() && p["b_vs_exact"].as_f64().is_some(),
+        "{p}"
+    );
+}

@@ -140,6 +140,24 @@ fn every_database_migrates_into_every_other() {
                 .unwrap_or_else(|e| panic!("{pair}: {e}"));
                 assert_eq!(manifest.collections[0].record_count, 300, "{pair}");
                 assert_eq!(report.collections[0].target_count, 300, "{pair}");
+                // compare: same records, and the same neighbours from both searches.
+                let result = vecport::compare::compare(
+                    &vecport::compare::Side::Database(source.clone()),
+                    &vecport::compare::Side::Database(target.clone()),
+                    &vecport::compare::CompareOptions {
+                        float_ulps: 4,
+                        queries: 5,
+                        k: 5,
+                        work_dir: tmp.path().to_owned(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{pair}, compare: {e}"));
+                let c = &result.collections[0];
+                assert!(result.equal, "{pair}: {c:#?}");
+                let recall = c.search.as_ref().and_then(|p| p.b_vs_a).unwrap();
+                assert!(recall >= 0.9, "{pair}: recall@5 {recall}");
                 // Out of the target again: the records the source was seeded with.
                 let out = tmp.path().join(format!("{}-{}-out", from.name, to.name));
                 pipeline::export(

@@ -447,6 +447,39 @@ impl Source for Qdrant {
         })
     }
 
+    async fn search(
+        &self,
+        spec: &CollectionSpec,
+        field: &str,
+        vector: &[f32],
+        k: usize,
+        _namespace: Option<&str>,
+    ) -> Result<Vec<RecordId>> {
+        let path = format!("/collections/{}/points/query", seg(&spec.name));
+        let mut body = json!({"query": vector, "limit": k, "with_payload": [ORIGINAL_ID_KEY]});
+        if !field.is_empty() {
+            body["using"] = json!(field);
+        }
+        let result: Value = self.call(Method::POST, &path, Some(body), "query").await?;
+        let points = result["points"].as_array().cloned().unwrap_or_default();
+        points
+            .iter()
+            .map(|p| {
+                match (&p["payload"][ORIGINAL_ID_KEY], &p["id"]) {
+                    (Value::String(s), _) => Some(RecordId::String(s.clone())),
+                    (_, Value::Number(n)) => n.as_u64().map(RecordId::Uint),
+                    (_, Value::String(s)) => uuid::Uuid::try_parse(s).ok().map(RecordId::Uuid),
+                    _ => None,
+                }
+                .ok_or_else(|| Error::Protocol {
+                    endpoint: self.http.base().to_owned(),
+                    operation: "query".into(),
+                    message: format!("point id {} is neither an integer nor a UUID", p["id"]),
+                })
+            })
+            .collect()
+    }
+
     fn scan<'a>(
         &'a self,
         spec: &'a CollectionSpec,
