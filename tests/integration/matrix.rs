@@ -264,4 +264,40 @@ async fn migrate_on_the_command_line_keeps_the_snapshot_only_when_asked() {
             predicate::str::contains("migration from").and(predicate::str::contains("missing")),
         );
     assert!(w.state().class_schema("Never").is_none());
+    // Many collections into one named target: refused before any export.
+    vecport()
+        .args([
+            "import",
+            base.to_str().unwrap(),
+            &format!("qdrant://{}/second", q.addr()),
+            "-q",
+        ])
+        .assert()
+        .success();
+    vecport()
+        .args([
+            "migrate",
+            &format!("qdrant://{}", q.addr()),
+            &format!("weaviate://{}/One", w.addr()),
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "the target URL names one collection but the source has 2",
+        ));
+    // A vector field to drop that no collection has.
+    vecport()
+        .args([
+            "import",
+            base.to_str().unwrap(),
+            &format!("weaviate://{}/Dropped", w.addr()),
+            "--drop-vector",
+            "nope",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--drop-vector names \"nope\", which no imported collection has",
+        ));
+    assert!(w.state().class_schema("One").is_none() && w.state().class_schema("Dropped").is_none());
 }
