@@ -18,6 +18,56 @@ use crate::model::Metadata;
 pub const ID_NAMESPACE: uuid::Uuid =
     uuid::Uuid::from_u128(0x6f1c_2a9e_53d4_4b7a_9a0e_51c3_d8e2_7b10);
 
+/// Which normalised index settings a target creates its index with.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexCounterparts {
+    /// HNSW links per node.
+    pub m: bool,
+    /// HNSW build-time candidates.
+    pub ef_construction: bool,
+    /// HNSW query-time candidates.
+    pub ef_search: bool,
+    /// IVF lists.
+    pub lists: bool,
+    /// Quantization (from another database: never, its forms differ).
+    pub quantization: bool,
+}
+
+/// What a target from another database does not keep of `spec`'s index
+/// settings, one note per vector field, for the import to say.
+pub fn unkept_settings(
+    target: &str,
+    spec: &crate::model::CollectionSpec,
+    keeps: IndexCounterparts,
+) -> Vec<String> {
+    spec.vectors
+        .iter()
+        .filter_map(|f| {
+            let ix = f.index.as_ref()?;
+            let mut lost = Vec::new();
+            let mut param = |kept: bool, name: &str, v: Option<u64>| {
+                if let (false, Some(v)) = (kept, v) {
+                    lost.push(format!("{name}={v}"));
+                }
+            };
+            param(keeps.m, "m", ix.m);
+            param(keeps.ef_construction, "ef_construction", ix.ef_construction);
+            param(keeps.ef_search, "ef_search", ix.ef_search);
+            param(keeps.lists, "lists", ix.lists);
+            if let (false, Some(q)) = (keeps.quantization, &ix.quantization) {
+                lost.push(format!("quantization {q}"));
+            }
+            (!lost.is_empty()).then(|| {
+                format!(
+                    "vector {:?}: {target} has no counterpart for the source's {} (kept in the snapshot's raw configuration)",
+                    f.name,
+                    lost.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
 /// Which arrays a target's metadata holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arrays {

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
 use crate::error::{Error, Result};
-use crate::mapping::{Arrays, Integers, MetadataRules};
+use crate::mapping::{Arrays, IndexCounterparts, Integers, MetadataRules, unkept_settings};
 use crate::model::{
     CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
     StoredValues, Vector, VectorField, VectorKind,
@@ -587,6 +587,16 @@ impl Sink for Chroma {
         let mut notes = vec![FLOAT_NOTE.to_owned()];
         if spec.vectors.first().and_then(|v| v.metric) == Some(Metric::Cosine) {
             notes.push(COSINE_NOTE.to_owned());
+        }
+        if spec.raw_config.get("configuration_json").is_none() {
+            let keeps = IndexCounterparts {
+                m: true,
+                ef_construction: true,
+                ef_search: true,
+                lists: false,
+                quantization: false,
+            };
+            notes.extend(unkept_settings("chroma", spec, keeps));
         }
         notes
     }

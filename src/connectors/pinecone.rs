@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::mapping::{Arrays, Integers, MetadataRules};
+use crate::mapping::{Arrays, IndexCounterparts, Integers, MetadataRules, unkept_settings};
 use crate::model::{
     CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
     SparseVector, Vector, VectorField, VectorKind,
@@ -873,6 +873,15 @@ impl Sink for Pinecone {
         if spec.id_kind.is_some_and(|k| k != IdKind::String) {
             notes.push("ids are stored as their text (pinecone ids are strings)".into());
         }
+        // Pinecone manages its index: no setting of another database carries over.
+        let keeps = IndexCounterparts {
+            m: false,
+            ef_construction: false,
+            ef_search: false,
+            lists: false,
+            quantization: false,
+        };
+        notes.extend(unkept_settings("pinecone", spec, keeps));
         notes
     }
 

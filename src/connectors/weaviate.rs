@@ -22,7 +22,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::mapping::{Arrays, ID_NAMESPACE, Integers, MetadataRules};
+use crate::mapping::{
+    Arrays, ID_NAMESPACE, IndexCounterparts, Integers, MetadataRules, unkept_settings,
+};
 use crate::model::{
     CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
     StoredValues, Vector, VectorField, VectorKind,
@@ -1013,6 +1015,9 @@ fn class_body(class: &str, spec: &CollectionSpec, document_property: &str) -> Va
             if let Some(ef) = ix.ef_construction {
                 c.insert("efConstruction".into(), json!(ef));
             }
+            if let Some(ef) = ix.ef_search {
+                c.insert("ef".into(), json!(ef));
+            }
         }
         if f.kind == VectorKind::Multi {
             c.insert("multivector".into(), json!({"enabled": true}));
@@ -1094,6 +1099,16 @@ impl Sink for Weaviate {
 
     fn notes(&self, spec: &CollectionSpec) -> Vec<String> {
         let mut notes = Vec::new();
+        if spec.raw_config.get("class").is_none() {
+            let keeps = IndexCounterparts {
+                m: true,
+                ef_construction: true,
+                ef_search: true,
+                lists: false,
+                quantization: false,
+            };
+            notes.extend(unkept_settings("weaviate", spec, keeps));
+        }
         if spec.id_kind != Some(IdKind::Uuid) {
             notes.push(format!(
                 "weaviate ids are UUIDs: other ids get a deterministic UUID and the original is kept in the `{ORIGINAL_ID_PROPERTY}` property, restored on export"

@@ -630,3 +630,38 @@ async fn the_api_key_goes_as_a_bearer_token_and_never_into_output() {
     let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
     assert!(!manifest.contains("s3cret") && manifest.contains("\"weaviate\""));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_without_a_counterpart_are_named() {
+    let e = emu::start(WeaviateOptions::default()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("s");
+    let mut spec = data::spec("tuned", 4, Metric::L2);
+    spec.vectors[0].index = Some(vecport::model::IndexSettings {
+        kind: "hnsw".into(),
+        m: Some(24),
+        ef_construction: Some(80),
+        ef_search: Some(50),
+        quantization: Some(json!({"scalar": {"type": "int8"}})),
+        ..Default::default()
+    });
+    write_snapshot(&snap, &spec, data::records(10, 4, 1, WEAVIATE));
+    vecport()
+        .args(["import", snap.to_str().unwrap(), &format!("weaviate://{}/Tuned", e.addr())])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "vector \"\": weaviate has no counterpart for the source's quantization {\"scalar\":{\"type\":\"int8\"}}",
+        ));
+    let config = &e.state().class_schema("Tuned").unwrap()["vectorIndexConfig"];
+    assert_eq!(
+        (
+            &config["maxConnections"],
+            &config["efConstruction"],
+            &config["ef"],
+            &config["distance"]
+        ),
+        (&json!(24), &json!(80), &json!(50), &json!("l2-squared")),
+        "HNSW settings carried over"
+    );
+}

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::mapping::MetadataRules;
+use crate::mapping::{IndexCounterparts, MetadataRules, unkept_settings};
 use crate::model::{
     CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
     SparseVector, StoredValues, Vector, VectorField, VectorKind,
@@ -655,6 +655,21 @@ impl Sink for Qdrant {
         }
         if spec.id_kind.is_none_or(|k| k == IdKind::String) {
             notes.push(format!("string ids are kept in payload key `{ORIGINAL_ID_KEY}` (and exported back from it); the point id is the string when it is a UUID, else its UUIDv5"));
+        }
+        let same_database = spec
+            .raw_config
+            .get("config")
+            .is_some_and(|c| c.get("params").is_some());
+        if !same_database {
+            // ef is a search-time parameter in Qdrant, not a collection setting.
+            let keeps = IndexCounterparts {
+                m: true,
+                ef_construction: true,
+                ef_search: false,
+                lists: false,
+                quantization: false,
+            };
+            notes.extend(unkept_settings("qdrant", spec, keeps));
         }
         notes
     }
