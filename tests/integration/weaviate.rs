@@ -665,3 +665,85 @@ async fn settings_without_a_counterpart_are_named() {
         "HNSW settings carried over"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_of_what_the_official_client_wrote_equals_it() {
+    let e = emu::start(WeaviateOptions::default()).await.unwrap();
+    let Some(summary) =
+        crate::weaviate_emulator::run_weaviate_sdk_scenario(e.base_url(), None).await
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("sdk");
+    vecport()
+        .args([
+            "export",
+            &format!("weaviate://{}", e.addr()),
+            snap.to_str().unwrap(),
+            "-q",
+        ])
+        .assert()
+        .success();
+    let exported: std::collections::BTreeMap<String, Vec<Record>> =
+        collections(&snap).into_iter().collect();
+    let mut seen = 0;
+    for (key, objects) in summary["objects"].as_object().unwrap() {
+        let (class, tenant) = match key.split_once('/') {
+            Some((c, t)) => (c, Some(t.to_owned())),
+            None => (key.as_str(), None),
+        };
+        let s = vecport::snapshot::Snapshot::open(&snap).unwrap();
+        let c = s
+            .collection(class)
+            .unwrap_or_else(|| panic!("{class} exported"));
+        let slot = |name: &str| c.vectors.iter().position(|v| v.field.name == name).unwrap();
+        let records = &exported[class];
+        for o in objects.as_array().unwrap() {
+            seen += 1;
+            let id = RecordId::Uuid(uuid::Uuid::parse_str(o["id"].as_str().unwrap()).unwrap());
+            let r = records
+                .iter()
+                .find(|r| r.id == id && r.namespace == tenant)
+                .unwrap_or_else(|| panic!("{key}/{id} missing"));
+            let f32s = |v: &Value| -> Vec<f32> {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap() as f32)
+                    .collect()
+            };
+            if let Some(v) = o
+                .get("vector")
+                .filter(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+            {
+                assert_eq!(
+                    r.vectors[slot("")],
+                    Some(Vector::Dense(f32s(v))),
+                    "{key}/{id}"
+                );
+            }
+            for (name, v) in o
+                .get("vectors")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                assert_eq!(
+                    r.vectors[slot(name)],
+                    Some(Vector::Dense(f32s(v))),
+                    "{key}/{id} {name}"
+                );
+            }
+            let props = o["properties"].as_object().cloned();
+            assert!(
+                vecport::compare::metadata_equal(r.metadata.as_ref(), props.as_ref(), 0),
+                "{key}/{id}: {:?} != {props:?}",
+                r.metadata
+            );
+        }
+    }
+    let total: usize = exported.values().map(Vec::len).sum();
+    assert_eq!(total, seen, "nothing more, nothing less");
+    assert!(seen >= 190, "the client wrote {seen} objects");
+}
