@@ -86,6 +86,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
         .with_context(|| format!("export from {} failed", source.endpoint()))?;
     if !quiet {
         summarize(&manifest, started, &args.snapshot);
+        super::report_retries();
     }
     Ok(0)
 }

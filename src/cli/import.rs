@@ -143,6 +143,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
         })?;
     if !quiet {
         summarize(&report, started);
+        super::report_retries();
     }
     Ok(0)
 }

@@ -125,6 +125,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
     if !quiet {
         super::export::summarize(&manifest, started, &via);
         super::import::summarize(&report, started);
+        super::report_retries();
         if args.via.is_none() {
             eprintln!("vecport: the temporary snapshot was removed (keep one with --via DIR)");
         }

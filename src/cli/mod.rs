@@ -133,6 +133,16 @@ fn init_logging(verbose: u8, quiet: bool) {
         .try_init();
 }
 
+/// Says how many requests were retried so far, if any.
+pub(crate) fn report_retries() {
+    let n = crate::connectors::http::requests_retried();
+    if n > 0 {
+        eprintln!(
+            "vecport: {n} request(s) were retried (rate limits, server errors, dropped connections)"
+        );
+    }
+}
+
 /// Writes a line to stdout, reporting a closed pipe as an error the caller
 /// turns into exit 0.
 pub(crate) fn out(line: impl AsRef<str>) -> anyhow::Result<()> {

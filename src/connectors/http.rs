@@ -14,6 +14,15 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::redact::Secret;
 
+/// Requests retried by every client of this process.
+static RETRIED: AtomicU64 = AtomicU64::new(0);
+
+/// How many requests every client of this process has retried so far (rate
+/// limits, server errors, dropped connections), for the user to see.
+pub fn requests_retried() -> u64 {
+    RETRIED.load(Ordering::Relaxed)
+}
+
 /// How requests are retried.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -169,6 +178,7 @@ impl HttpClient {
             {
                 attempt += 1;
                 self.retries.fetch_add(1, Ordering::Relaxed);
+                RETRIED.fetch_add(1, Ordering::Relaxed);
                 let wait = retry_after
                     .unwrap_or_else(|| self.backoff(attempt))
                     .min(self.retry.max);

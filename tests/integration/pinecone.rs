@@ -235,14 +235,12 @@ async fn faults_are_retried_without_losing_or_duplicating_records() {
         .success();
     let during_export = e.faults().counts();
     vecport()
-        .args([
-            "import",
-            a.to_str().unwrap(),
-            &format!("{url}/flaky-copy"),
-            "-q",
-        ])
+        .args(["import", a.to_str().unwrap(), &format!("{url}/flaky-copy")])
         .assert()
-        .success();
+        .success()
+        .stderr(
+            predicate::str::is_match(r"vecport: [1-9][0-9]* request\(s\) were retried").unwrap(),
+        );
     let counts = e.faults().counts();
     e.faults().clear();
     assert!(
