@@ -186,7 +186,7 @@ impl Default for CompareOptions {
             float_ulps: 0,
             max_ids: 100,
             work_dir: std::env::temp_dir(),
-            partition_records: 100_000,
+            partition_records: 20_000,
             queries: 0,
             k: 10,
             min_recall: None,
