@@ -312,8 +312,13 @@ fn check_capabilities(
     if !caps.named_vectors && kept().any(|v| !v.field.name.is_empty()) {
         return feature("named vectors".into());
     }
-    if !caps.namespaces && c.namespaces.iter().any(|n| n.name.is_some()) {
-        return feature("namespaces".into());
+    // With --skip-invalid, records outside the default namespace are left
+    // out one by one (the sink's check refuses them) and reported.
+    if !caps.namespaces && !options.skip_invalid && c.namespaces.iter().any(|n| n.name.is_some()) {
+        return feature(
+            "namespaces (--skip-invalid leaves out the records outside the default namespace)"
+                .into(),
+        );
     }
     if !caps.documents && c.has_documents {
         return feature("documents".into());

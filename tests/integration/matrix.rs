@@ -301,3 +301,197 @@ async fn migrate_on_the_command_line_keeps_the_snapshot_only_when_asked() {
         ));
     assert!(w.state().class_schema("One").is_none() && w.state().class_schema("Dropped").is_none());
 }
+
+/// The records `db` holds as they are: `records` with the metadata values
+/// its rules refuse dropped (and namespaces only where it has them).
+fn native(db: &dyn Connector, records: &[Record]) -> Vec<Record> {
+    let caps = db.capabilities();
+    records
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            if let Some(m) = &mut r.metadata {
+                vecport::mapping::conform(
+                    &caps.metadata,
+                    vecport::mapping::MetadataPolicy::Drop,
+                    m,
+                )
+                .unwrap();
+            }
+            if !caps.namespaces {
+                r.namespace = None;
+            }
+            r
+        })
+        .collect()
+}
+
+/// `(id, key)` of every change a report lists; `(id, "")` for a skipped record.
+fn reported(path: &std::path::Path) -> std::collections::BTreeSet<(String, String)> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Default::default();
+    };
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let key = v["key"].as_str().unwrap_or("").to_owned();
+            (v["id"].as_str().unwrap().to_owned(), key)
+        })
+        .collect()
+}
+
+#[test]
+fn there_and_back_keeps_everything_but_what_the_reports_list() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dbs = databases();
+    let tmp = tempfile::tempdir().unwrap();
+    // Every metadata type (nested objects, nulls, empty arrays, huge
+    // integers), awkward ids, documents, URIs and three namespaces.
+    let everything: Vec<Record> = data::records(240, 8, 17, data::FULL)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            r.namespace = [None, Some("n1".to_owned()), Some("n2".to_owned())][i % 3].clone();
+            r
+        })
+        .collect();
+    runtime.block_on(async {
+        for from in &dbs {
+            let seed = native(from.open(None).as_ref(), &everything);
+            let base = tmp.path().join(format!("base-{}", from.name));
+            write_snapshot(&base, &data::spec("base", 8, Metric::L2), seed.clone());
+            let source_name = unique_name("rt");
+            pipeline::import(
+                &base,
+                from.open(Some(&source_name)).as_ref() as &dyn Sink,
+                &ImportOptions::default(),
+                &Quiet,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("seeding {}: {e}", from.name));
+            for to in &dbs {
+                let pair = format!("{} → {} → {}", from.name, to.name, from.name);
+                let (there, back) = (unique_name("rt"), unique_name("rt"));
+                let report_there = tmp
+                    .path()
+                    .join(format!("{}-{}-there.jsonl", from.name, to.name));
+                let report_back = tmp
+                    .path()
+                    .join(format!("{}-{}-back.jsonl", from.name, to.name));
+                let fit = |report: &std::path::Path| ImportOptions {
+                    metadata: vecport::mapping::MetadataPolicy::Encode,
+                    skip_invalid: true,
+                    changes: Some(report.to_owned()),
+                    ..ImportOptions::default()
+                };
+                let hop = |a: &Database,
+                           an: &str,
+                           b: &Database,
+                           bn: &str,
+                           report: &std::path::Path,
+                           via: &str| {
+                    let (source, target) = (a.open(Some(an)), b.open(Some(bn)));
+                    let via = tmp.path().join(via);
+                    let options = fit(report);
+                    async move {
+                        pipeline::migrate(
+                            source.as_ref() as &dyn Source,
+                            target.as_ref() as &dyn Sink,
+                            &via,
+                            &ExportOptions::default(),
+                            &options,
+                            &Quiet,
+                        )
+                        .await
+                    }
+                };
+                hop(
+                    from,
+                    &source_name,
+                    to,
+                    &there,
+                    &report_there,
+                    &format!("{}-{}-1", from.name, to.name),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{pair}, there: {e}"));
+                hop(
+                    to,
+                    &there,
+                    from,
+                    &back,
+                    &report_back,
+                    &format!("{}-{}-2", from.name, to.name),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{pair}, back: {e}"));
+                let out = tmp.path().join(format!("{}-{}-out", from.name, to.name));
+                pipeline::export(
+                    from.open(Some(&back)).as_ref() as &dyn Source,
+                    &out,
+                    &ExportOptions::default(),
+                    &Quiet,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{pair}, export: {e}"));
+                let (_, got) = read_snapshot(&out);
+                let listed: std::collections::BTreeSet<(String, String)> = reported(&report_there)
+                    .into_iter()
+                    .chain(reported(&report_back))
+                    .collect();
+                let skipped = |id: &str| listed.contains(&(id.to_owned(), String::new()));
+                let got: std::collections::HashMap<(Option<String>, String), &Record> = got
+                    .iter()
+                    .map(|r| ((r.namespace.clone(), r.id.to_string()), r))
+                    .collect();
+                let mut unexplained = Vec::new();
+                for want in &seed {
+                    let id = want.id.to_string();
+                    let Some(have) = got.get(&(want.namespace.clone(), id.clone())) else {
+                        if !skipped(&id) {
+                            unexplained.push(format!("{id}: missing, not reported"));
+                        }
+                        continue;
+                    };
+                    if have.vectors.iter().flatten().next() != want.vectors[0].as_ref() {
+                        unexplained.push(format!("{id}: vector changed"));
+                    }
+                    if (&have.document, &have.uri) != (&want.document, &want.uri) {
+                        unexplained.push(format!("{id}: document or uri changed"));
+                    }
+                    let empty = vecport::model::Metadata::new();
+                    let (w, h) = (
+                        want.metadata.as_ref().unwrap_or(&empty),
+                        have.metadata.as_ref().unwrap_or(&empty),
+                    );
+                    for key in w.keys().chain(h.keys()) {
+                        let one = |m: &vecport::model::Metadata| {
+                            m.get(key)
+                                .cloned()
+                                .map(|v| serde_json::Map::from_iter([(key.clone(), v)]))
+                        };
+                        let same =
+                            vecport::compare::metadata_equal(one(w).as_ref(), one(h).as_ref(), 4);
+                        if !same && !listed.contains(&(id.clone(), key.clone())) {
+                            unexplained.push(format!(
+                                "{id}: metadata `{key}` {:?} → {:?}, not reported",
+                                w.get(key),
+                                h.get(key)
+                            ));
+                        }
+                    }
+                }
+                assert!(got.len() <= seed.len(), "{pair}: records appeared");
+                assert!(
+                    unexplained.is_empty(),
+                    "{pair}: {} unexplained changes, first: {:?}",
+                    unexplained.len(),
+                    &unexplained[..unexplained.len().min(5)]
+                );
+            }
+        }
+    });
+}
