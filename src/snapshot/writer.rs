@@ -544,8 +544,12 @@ impl CollectionWriter {
     /// Hands the cut row groups to the rayon pool. The first ones wait until
     /// enough are buffered to resolve undeclared dimensions (or `force`).
     fn dispatch_groups(&mut self, force: bool) -> Result<()> {
-        if self.groups.is_empty()
-            || (self.encoder.is_none() && !force && self.groups.len() < self.parallelism())
+        let resolving = self.encoder.is_none()
+            && self
+                .vectors
+                .iter()
+                .any(|v| v.field.kind != VectorKind::Sparse && v.field.dimension.is_none());
+        if self.groups.is_empty() || (resolving && !force && self.groups.len() < self.parallelism())
         {
             return Ok(());
         }
@@ -866,6 +870,32 @@ fn encode_arrow(
     Ok(())
 }
 
+/// Starts writing back a range just written, so that the final `fsync` finds
+/// little left to do (Linux; elsewhere the `fsync` does it all).
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    unsafe extern "C" {
+        // glibc and musl, LP64: off64_t is 64-bit.
+        fn sync_file_range(fd: i32, offset: i64, nbytes: i64, flags: u32) -> i32;
+    }
+    const SYNC_FILE_RANGE_WRITE: u32 = 2;
+    // SAFETY: a valid open descriptor; the call only starts asynchronous
+    // writeback of pages already written, and its failure changes nothing
+    // (the file is synced with `fsync` before it is renamed).
+    let _ = unsafe {
+        sync_file_range(
+            file.as_raw_fd(),
+            offset as i64,
+            len as i64,
+            SYNC_FILE_RANGE_WRITE,
+        )
+    };
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+
 /// Bytes handed from [`HashingFile`] to its threads at a time.
 const HASH_BLOCK: usize = 4 << 20;
 
@@ -900,9 +930,12 @@ impl HashingFile {
         });
         let writer = std::thread::spawn(move || {
             let mut file = file;
+            let mut offset = 0u64;
             for mut block in write_rx {
                 // Stop at the first error; the hashing thread then stops too.
                 file.write_all(&block)?;
+                start_writeback(&file, offset, block.len() as u64);
+                offset += block.len() as u64;
                 block.clear();
                 let _ = free_tx.send(block);
             }
