@@ -523,20 +523,25 @@ impl Read for PartRead {
     }
 }
 
+/// Reads `length` bytes at `start` (into memory that is not zeroed first).
 fn read_exact_at(file: &PartFile, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-    let mut buf = vec![0u8; length];
-    let mut done = 0;
-    while done < length {
-        match file.read_at(&mut buf[done..], start + done as u64) {
-            Ok(0) => {
-                return Err(parquet::errors::ParquetError::EOF(format!(
-                    "expected {length} bytes at offset {start}, the file ends after {done}"
-                )));
-            }
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(parquet::errors::ParquetError::External(Box::new(e))),
+    struct At<'a>(&'a PartFile, u64);
+    impl Read for At<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read_at(buf, self.1)?;
+            self.1 += n as u64;
+            Ok(n)
         }
+    }
+    let mut buf = Vec::with_capacity(length);
+    let read = At(file, start)
+        .take(length as u64)
+        .read_to_end(&mut buf)
+        .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+    if read != length {
+        return Err(parquet::errors::ParquetError::EOF(format!(
+            "expected {length} bytes at offset {start}, the file ends after {read}"
+        )));
     }
     Ok(Bytes::from(buf))
 }
