@@ -72,6 +72,16 @@ pub fn to_batch(
     vectors: &[VectorColumn],
     records: &[Record],
 ) -> Result<RecordBatch> {
+    let mut columns = fixed_columns(records);
+    for (i, v) in vectors.iter().enumerate() {
+        columns.push(vector_array(v, i, records)?);
+    }
+    RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| Error::InvalidData(format!("cannot build a record batch: {e}")))
+}
+
+/// The five fixed columns (`id`, `namespace`, `metadata`, `document`, `uri`).
+pub(crate) fn fixed_columns(records: &[Record]) -> Vec<ArrayRef> {
     let ids = StringArray::from_iter_values(records.iter().map(|r| r.id.to_string()));
     let namespaces: StringArray = records.iter().map(|r| r.namespace.as_deref()).collect();
     let metadata: StringArray = records
@@ -80,18 +90,13 @@ pub fn to_batch(
         .collect();
     let documents: StringArray = records.iter().map(|r| r.document.as_deref()).collect();
     let uris: StringArray = records.iter().map(|r| r.uri.as_deref()).collect();
-    let mut columns: Vec<ArrayRef> = vec![
+    vec![
         Arc::new(ids),
         Arc::new(namespaces),
         Arc::new(metadata),
         Arc::new(documents),
         Arc::new(uris),
-    ];
-    for (i, v) in vectors.iter().enumerate() {
-        columns.push(vector_array(v, i, records)?);
-    }
-    RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| Error::InvalidData(format!("cannot build a record batch: {e}")))
+    ]
 }
 
 /// Metadata as the JSON text of the `metadata` column (§4.3).
@@ -112,7 +117,35 @@ fn wrong_shape(r: &Record, v: &VectorColumn, what: String) -> Error {
     ))
 }
 
-fn vector_array(v: &VectorColumn, i: usize, records: &[Record]) -> Result<ArrayRef> {
+/// The values of dense slot `i` of `r`, checked against dimension `dim`;
+/// `None` when the record has no value for it.
+pub(crate) fn dense_value<'a>(
+    v: &VectorColumn,
+    i: usize,
+    r: &'a Record,
+    dim: usize,
+) -> Result<Option<&'a [f32]>> {
+    match slot(r, i) {
+        Some(Vector::Dense(d)) if d.len() == dim => Ok(Some(d)),
+        Some(Vector::Dense(d)) => Err(wrong_shape(
+            r,
+            v,
+            format!(
+                "has {} values, the collection's dimension is {dim}",
+                d.len()
+            ),
+        )),
+        Some(other) => Err(wrong_shape(
+            r,
+            v,
+            format!("is {:?}, expected dense", other.kind()),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The Arrow array of vector slot `i` of `records`.
+pub(crate) fn vector_array(v: &VectorColumn, i: usize, records: &[Record]) -> Result<ArrayRef> {
     let item = Arc::new(Field::new("item", DataType::Float32, false));
     match v.field.kind {
         VectorKind::Dense => {
@@ -120,27 +153,10 @@ fn vector_array(v: &VectorColumn, i: usize, records: &[Record]) -> Result<ArrayR
             let mut values = Vec::with_capacity(records.len() * dim);
             let mut valid = Vec::with_capacity(records.len());
             for r in records {
-                match slot(r, i) {
-                    Some(Vector::Dense(d)) if d.len() == dim => {
+                match dense_value(v, i, r, dim)? {
+                    Some(d) => {
                         values.extend_from_slice(d);
                         valid.push(true);
-                    }
-                    Some(Vector::Dense(d)) => {
-                        return Err(wrong_shape(
-                            r,
-                            v,
-                            format!(
-                                "has {} values, the collection's dimension is {dim}",
-                                d.len()
-                            ),
-                        ));
-                    }
-                    Some(other) => {
-                        return Err(wrong_shape(
-                            r,
-                            v,
-                            format!("is {:?}, expected dense", other.kind()),
-                        ));
                     }
                     None => {
                         values.resize(values.len() + dim, 0.0);
@@ -291,6 +307,27 @@ pub fn from_batch(
     id_kind: IdKind,
     at: &str,
 ) -> Result<Vec<Record>> {
+    decode_batch(
+        batch,
+        vectors,
+        id_kind,
+        at,
+        &mut vec![None; vectors.len()],
+        0,
+    )
+}
+
+/// [`from_batch`] where the values of some dense columns were decoded
+/// already: `direct[i]`, when set, holds vector field `i` of the rows, the
+/// batch's first row at `offset`; the values are taken out of it.
+pub(crate) fn decode_batch(
+    batch: &RecordBatch,
+    vectors: &[VectorColumn],
+    id_kind: IdKind,
+    at: &str,
+    direct: &mut [Option<Vec<Option<Vec<f32>>>>],
+    offset: usize,
+) -> Result<Vec<Record>> {
     let bad = |msg: String| Error::InvalidSnapshot {
         file: at.into(),
         message: msg,
@@ -309,7 +346,11 @@ pub fn from_batch(
     let opt = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_owned());
 
     let mut decoders = Vec::with_capacity(vectors.len());
-    for v in vectors {
+    for (i, v) in vectors.iter().enumerate() {
+        if direct[i].is_some() {
+            decoders.push(None);
+            continue;
+        }
         let col = batch
             .column_by_name(&v.column)
             .ok_or_else(|| bad(format!("vector column `{}` is missing", v.column)))?;
@@ -321,7 +362,18 @@ pub fn from_batch(
                 col.data_type()
             )));
         }
-        decoders.push(col.clone());
+        decoders.push(Some(col.clone()));
+    }
+    if let Some(short) = direct
+        .iter()
+        .flatten()
+        .find(|d| d.len() < offset + batch.num_rows())
+    {
+        return Err(bad(format!(
+            "a vector column has {} rows, the other columns {}",
+            short.len(),
+            offset + batch.num_rows()
+        )));
     }
 
     let mut out = Vec::with_capacity(batch.num_rows());
@@ -341,7 +393,12 @@ pub fn from_batch(
             })?),
         };
         let mut vecs = Vec::with_capacity(vectors.len());
-        for (v, col) in vectors.iter().zip(&decoders) {
+        for (i, (v, col)) in vectors.iter().zip(&decoders).enumerate() {
+            let Some(col) = col else {
+                let values = direct[i].as_mut().expect("decoded directly");
+                vecs.push(values[offset + row].take().map(Vector::Dense));
+                continue;
+            };
             vecs.push(if col.is_null(row) {
                 None
             } else {

@@ -3,6 +3,7 @@
 //! database; it turns neutral [`crate::model::Record`]s into files and back.
 
 pub mod columns;
+mod dense;
 pub mod layout;
 pub mod manifest;
 pub mod reader;

@@ -8,15 +8,26 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::mpsc::{TryRecvError, channel};
+
+use bytes::Bytes;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::serialized_reader::SerializedPageReader;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::model::Record;
+use crate::model::{IdKind, Record, VectorKind};
 
-use super::columns::{arrow_schema, from_batch};
+use super::columns::{arrow_schema, decode_batch};
+use super::dense;
 use super::layout::{MANIFEST, MANIFEST_CHECKSUM};
-use super::manifest::{CollectionManifest, Manifest, PartManifest, limits};
+use super::manifest::{CollectionManifest, Manifest, PartManifest, VectorColumn, limits};
 
 /// An opened snapshot whose manifest passed its checksum and validation.
 #[derive(Debug, Clone)]
@@ -175,8 +186,7 @@ impl Snapshot {
                 actual,
             });
         }
-        let reader = self.part_reader(c, p, 1024)?;
-        let rows = reader.rows;
+        let rows = self.open_part_checked(c, p)?.rows;
         Ok((len, rows))
     }
 
@@ -206,21 +216,19 @@ impl Snapshot {
         Ok(())
     }
 
-    fn part_reader(
-        &self,
-        c: &CollectionManifest,
-        p: &PartManifest,
-        batch_rows: usize,
-    ) -> Result<PartReader> {
+    /// Opens a part and checks its footer against the manifest: row count and
+    /// the type of every column the manifest implies.
+    fn open_part_checked(&self, c: &CollectionManifest, p: &PartManifest) -> Result<OpenPart> {
         self.check_directories(c)?;
         let path = self.part_path(c, p);
-        let file = open_part(&path)?;
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::Parquet {
+        let file = PartFile::new(open_part(&path)?).map_err(|e| Error::io(&path, e))?;
+        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| {
+            Error::Parquet {
                 path: path.clone(),
                 message: format!("cannot read the Parquet footer: {e}"),
-            })?;
-        let rows = builder.metadata().file_metadata().num_rows() as u64;
+            }
+        })?;
+        let rows = meta.metadata().file_metadata().num_rows() as u64;
         if rows != p.rows {
             return Err(Error::invalid(
                 &path,
@@ -228,7 +236,7 @@ impl Snapshot {
             ));
         }
         let expected = arrow_schema(&c.vectors);
-        let found = builder.schema();
+        let found = meta.schema();
         for field in expected.fields() {
             match found.field_with_name(field.name()) {
                 Ok(f) if f.data_type() == field.data_type() => {}
@@ -251,52 +259,115 @@ impl Snapshot {
                 }
             }
         }
-        let reader = builder
-            .with_batch_size(batch_rows)
-            .build()
-            .map_err(|e| Error::Parquet {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-        Ok(PartReader { path, reader, rows })
+        Ok(OpenPart {
+            path,
+            file: Arc::new(file),
+            meta,
+            rows,
+        })
     }
 
-    /// Streams a collection's records in batches of about `batch_rows`.
+    /// Streams a collection's records in batches of at most `batch_rows`.
+    ///
+    /// Row groups are decoded on the rayon pool, a few ahead of the one being
+    /// returned, and handed out in order; dense vector columns are decoded
+    /// straight from their pages where they have the layout vecport writes.
     pub fn records<'a>(
         &'a self,
         collection: &'a CollectionManifest,
         batch_rows: usize,
     ) -> impl Iterator<Item = Result<Vec<Record>>> + Send + 'a {
+        let batch_rows = batch_rows.max(1);
+        let ahead = rayon::current_num_threads().max(1) + 1;
+        let context = Arc::new(GroupContext {
+            vectors: collection.vectors.clone(),
+            id_kind: collection.id_kind,
+        });
         let mut parts = collection.parts.iter();
-        let mut current: Option<PartReader> = None;
+        let mut part: Option<(Arc<OpenPart>, usize)> = None;
+        let (tx, rx) = channel::<(u64, Result<Vec<Record>>)>();
+        let mut done: BTreeMap<u64, Result<Vec<Record>>> = BTreeMap::new();
+        let (mut next, mut taken) = (0u64, 0u64);
+        let mut exhausted = false;
+        let mut current: std::vec::IntoIter<Record> = Vec::new().into_iter();
         let mut failed = false;
         std::iter::from_fn(move || {
             loop {
                 if failed {
                     return None;
                 }
-                if let Some(part) = current.as_mut() {
-                    match part.reader.next() {
-                        Some(Ok(batch)) => {
-                            let at = part.path.display().to_string();
-                            let r =
-                                from_batch(&batch, &collection.vectors, collection.id_kind, &at);
-                            failed = r.is_err();
-                            return Some(r);
-                        }
-                        Some(Err(e)) => {
-                            failed = true;
-                            return Some(Err(Error::Parquet {
-                                path: part.path.clone(),
-                                message: e.to_string(),
-                            }));
-                        }
-                        None => current = None,
-                    }
+                if !current.as_slice().is_empty() {
+                    let batch: Vec<Record> = current.by_ref().take(batch_rows).collect();
+                    return Some(Ok(batch));
                 }
-                let p = parts.next()?;
-                match self.part_reader(collection, p, batch_rows) {
-                    Ok(r) => current = Some(r),
+                // Keep `ahead` row groups in flight.
+                while !exhausted && next - taken < ahead as u64 {
+                    if part
+                        .as_ref()
+                        .is_none_or(|(p, g)| *g >= p.meta.metadata().num_row_groups())
+                    {
+                        match parts.next() {
+                            None => {
+                                exhausted = true;
+                                break;
+                            }
+                            Some(p) => match self.open_part_checked(collection, p) {
+                                Ok(open) => part = Some((Arc::new(open), 0)),
+                                Err(e) => {
+                                    done.insert(next, Err(e));
+                                    next += 1;
+                                    exhausted = true;
+                                    break;
+                                }
+                            },
+                        }
+                        continue;
+                    }
+                    let (open, group) = part.as_mut().expect("checked above");
+                    let (open, index) = (open.clone(), *group);
+                    *group += 1;
+                    let context = context.clone();
+                    let tx = tx.clone();
+                    let seq = next;
+                    next += 1;
+                    rayon::spawn(move || {
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            read_group(&open, index, &context)
+                        }))
+                        .unwrap_or_else(|_| {
+                            Err(Error::InvalidData(format!(
+                                "{}: decoding row group {index} failed unexpectedly",
+                                open.path.display()
+                            )))
+                        });
+                        let _ = tx.send((seq, r));
+                    });
+                }
+                if taken == next {
+                    return None;
+                }
+                let group = loop {
+                    if let Some(g) = done.remove(&taken) {
+                        break g;
+                    }
+                    let received = if rayon::current_thread_index().is_none() {
+                        rx.recv().ok()
+                    } else {
+                        match rx.try_recv() {
+                            Ok(m) => Some(m),
+                            Err(TryRecvError::Empty) => {
+                                rayon::yield_now();
+                                continue;
+                            }
+                            Err(TryRecvError::Disconnected) => None,
+                        }
+                    };
+                    let (seq, g) = received.expect("a sender is held here");
+                    done.insert(seq, g);
+                };
+                taken += 1;
+                match group {
+                    Ok(records) => current = records.into_iter(),
                     Err(e) => {
                         failed = true;
                         return Some(Err(e));
@@ -307,10 +378,264 @@ impl Snapshot {
     }
 }
 
-struct PartReader {
+/// A part opened for reading, its footer checked.
+struct OpenPart {
     path: PathBuf,
-    reader: ParquetRecordBatchReader,
+    file: Arc<PartFile>,
+    meta: ArrowReaderMetadata,
     rows: u64,
+}
+
+/// What decoding a row group needs besides the part.
+struct GroupContext {
+    vectors: Vec<VectorColumn>,
+    id_kind: IdKind,
+}
+
+/// Decodes row group `index` of `part` into records.
+fn read_group(part: &OpenPart, index: usize, cx: &GroupContext) -> Result<Vec<Record>> {
+    let at = part.path.display().to_string();
+    let parquet_err = |e: parquet::errors::ParquetError| Error::Parquet {
+        path: part.path.clone(),
+        message: e.to_string(),
+    };
+    let metadata = part.meta.metadata();
+    let group = metadata.row_group(index);
+    let rows = group.num_rows() as usize;
+    let descr = part.meta.parquet_schema();
+    // Dense columns with the direct layout; the rest goes through Arrow.
+    let mut direct: Vec<Option<Vec<Option<Vec<f32>>>>> = vec![None; cx.vectors.len()];
+    let mut skip = HashSet::new();
+    for (i, v) in cx.vectors.iter().enumerate() {
+        if v.field.kind != VectorKind::Dense {
+            continue;
+        }
+        let leaves: Vec<usize> = (0..descr.num_columns())
+            .filter(|&c| descr.column(c).path().parts()[0] == v.column)
+            .collect();
+        let [leaf] = leaves[..] else { continue };
+        let chunk = group.column(leaf);
+        let (start, len) = chunk.byte_range();
+        let bytes = part
+            .file
+            .get_bytes(start, len as usize)
+            .map_err(parquet_err)?;
+        let slice = ChunkSlice { start, bytes };
+        let mut pages =
+            SerializedPageReader::new(Arc::new(slice), chunk, rows, None).map_err(parquet_err)?;
+        let dim = v.field.dimension.unwrap_or(0) as usize;
+        if let Some(values) = dense::decode(&mut pages, &descr.column(leaf), dim, rows)? {
+            direct[i] = Some(values);
+            skip.insert(v.column.as_str());
+        }
+    }
+    let roots: Vec<usize> = part
+        .meta
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !skip.contains(f.name().as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(descr, roots);
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+        PartFileRef(part.file.clone()),
+        part.meta.clone(),
+    )
+    .with_row_groups(vec![index])
+    .with_projection(mask)
+    .with_batch_size(rows.max(1))
+    .build()
+    .map_err(parquet_err)?;
+    let mut out = Vec::with_capacity(rows);
+    let mut offset = 0;
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::Parquet {
+            path: part.path.clone(),
+            message: e.to_string(),
+        })?;
+        let n = batch.num_rows();
+        out.extend(decode_batch(
+            &batch,
+            &cx.vectors,
+            cx.id_kind,
+            &at,
+            &mut direct,
+            offset,
+        )?);
+        offset += n;
+    }
+    Ok(out)
+}
+
+/// A part file read with positioned reads, so row groups can be read from
+/// several threads at once.
+struct PartFile {
+    file: File,
+    len: u64,
+}
+
+impl PartFile {
+    fn new(file: File) -> std::io::Result<PartFile> {
+        let len = file.metadata()?.len();
+        advise_sequential(&file);
+        Ok(PartFile { file, len })
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::FileExt::read_at(&self.file, buf, offset)
+        }
+        #[cfg(windows)]
+        {
+            std::os::windows::fs::FileExt::seek_read(&self.file, buf, offset)
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn advise_sequential(file: &File) {
+    use std::os::fd::AsRawFd;
+    unsafe extern "C" {
+        fn posix_fadvise(fd: i32, offset: i64, len: i64, advice: i32) -> i32;
+    }
+    const POSIX_FADV_SEQUENTIAL: i32 = 2;
+    // SAFETY: a valid open descriptor; the call only advises the kernel.
+    let _ = unsafe { posix_fadvise(file.as_raw_fd(), 0, 0, POSIX_FADV_SEQUENTIAL) };
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn advise_sequential(_file: &File) {}
+
+/// Reads from `offset` on, advancing its own position.
+struct PartRead {
+    file: Arc<PartFile>,
+    offset: u64,
+}
+
+impl Read for PartRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads `length` bytes at `start` (into memory that is not zeroed first).
+fn read_exact_at(file: &PartFile, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+    struct At<'a>(&'a PartFile, u64);
+    impl Read for At<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read_at(buf, self.1)?;
+            self.1 += n as u64;
+            Ok(n)
+        }
+    }
+    let mut buf = Vec::with_capacity(length);
+    let read = At(file, start)
+        .take(length as u64)
+        .read_to_end(&mut buf)
+        .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+    if read != length {
+        return Err(parquet::errors::ParquetError::EOF(format!(
+            "expected {length} bytes at offset {start}, the file ends after {read}"
+        )));
+    }
+    Ok(Bytes::from(buf))
+}
+
+impl Length for PartFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for PartFile {
+    type T = std::io::BufReader<PartRead>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        // Only the footer is read through here (by `ArrowReaderMetadata::load`).
+        let file = PartFile {
+            file: self.file.try_clone()?,
+            len: self.len,
+        };
+        Ok(std::io::BufReader::new(PartRead {
+            file: Arc::new(file),
+            offset: start,
+        }))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        read_exact_at(self, start, length)
+    }
+}
+
+/// A shared [`PartFile`] as a [`ChunkReader`].
+struct PartFileRef(Arc<PartFile>);
+
+impl Length for PartFileRef {
+    fn len(&self) -> u64 {
+        self.0.len
+    }
+}
+
+impl ChunkReader for PartFileRef {
+    type T = std::io::BufReader<PartRead>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(std::io::BufReader::with_capacity(
+            1 << 20,
+            PartRead {
+                file: self.0.clone(),
+                offset: start,
+            },
+        ))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        read_exact_at(&self.0, start, length)
+    }
+}
+
+/// A column chunk read into memory, addressed by file offsets.
+struct ChunkSlice {
+    start: u64,
+    bytes: Bytes,
+}
+
+impl Length for ChunkSlice {
+    fn len(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
+}
+
+impl ChunkReader for ChunkSlice {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        let from = start
+            .checked_sub(self.start)
+            .filter(|&f| f <= self.bytes.len() as u64)
+            .ok_or_else(|| {
+                parquet::errors::ParquetError::EOF(format!("offset {start} is outside the chunk"))
+            })?;
+        Ok(bytes::Buf::reader(self.bytes.slice(from as usize..)))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let from = start
+            .checked_sub(self.start)
+            .map(|f| f as usize)
+            .filter(|&f| f.checked_add(length).is_some_and(|e| e <= self.bytes.len()))
+            .ok_or_else(|| {
+                parquet::errors::ParquetError::EOF(format!(
+                    "{length} bytes at offset {start} are outside the chunk"
+                ))
+            })?;
+        Ok(self.bytes.slice(from..from + length))
+    }
 }
 
 /// Opens a part, refusing anything but a regular file (no symlinks out of the snapshot).

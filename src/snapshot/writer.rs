@@ -5,26 +5,31 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::mem;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::arrow_writer::{
-    ArrowColumnChunk, ArrowRowGroupWriterFactory, ArrowWriterOptions, compute_leaves,
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, ArrowWriterOptions,
+    compute_leaves,
 };
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
-use rayon::prelude::*;
+use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::model::{CollectionSpec, EmbeddingModel, IdKind, Record, VectorKind};
 
-use super::columns::{arrow_schema, to_batch};
+use super::columns::{arrow_schema, fixed_columns, vector_array};
+use super::dense::{self, DenseChunk};
 use super::layout::{self, COLLECTIONS_DIR, MANIFEST, MANIFEST_CHECKSUM, TEMP_SUFFIX};
 use super::manifest::{
     CollectionManifest, DimensionSource, FORMAT_MAJOR, FORMAT_MINOR, FORMAT_NAME, Manifest,
@@ -235,6 +240,7 @@ pub struct CollectionWriter {
     pending: Vec<Record>,
     pending_bytes: usize,
     groups: Vec<Vec<Record>>,
+    pipeline: Pipeline,
     part: Option<PartFile>,
     parts: Vec<PartManifest>,
     // observed statistics
@@ -246,14 +252,96 @@ pub struct CollectionWriter {
     has_uris: bool,
 }
 
+/// One encoded column chunk.
+enum Chunk {
+    Arrow(ArrowColumnChunk),
+    Dense(DenseChunk),
+}
+
 /// A row group encoded off the file: its column chunks, row count and id kind.
-type EncodedGroup = (Vec<ArrowColumnChunk>, usize, Option<IdKind>);
+struct EncodedGroup {
+    chunks: Vec<Chunk>,
+    rows: usize,
+    kind: Option<IdKind>,
+}
 
 /// Schema and properties shared by every part of a collection.
 struct Encoder {
     schema: SchemaRef,
     props: WriterProperties,
     factory: Option<ArrowRowGroupWriterFactory>,
+    /// What every encoding job needs.
+    job: Arc<JobContext>,
+}
+
+/// The shared, read-only inputs of row group encoding.
+struct JobContext {
+    schema: SchemaRef,
+    vectors: Vec<VectorColumn>,
+    /// Per vector field, its leaf column when it is encoded directly
+    /// ([`dense`]) rather than through Arrow.
+    direct: Vec<Option<ColumnDescPtr>>,
+    page_bytes: usize,
+    /// Buffers of written dense chunks, reused so that each group does not
+    /// fault in fresh memory.
+    buffers: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Row groups being encoded on the rayon pool, and those encoded but not yet
+/// written (they are written in order as they complete).
+struct Pipeline {
+    tx: Sender<(u64, Result<EncodedGroup>)>,
+    rx: Receiver<(u64, Result<EncodedGroup>)>,
+    /// Sequence number of the next group dispatched.
+    next: u64,
+    /// Sequence number of the next group to write.
+    written: u64,
+    done: BTreeMap<u64, Result<EncodedGroup>>,
+}
+
+impl Pipeline {
+    fn new() -> Pipeline {
+        let (tx, rx) = channel();
+        Pipeline {
+            tx,
+            rx,
+            next: 0,
+            written: 0,
+            done: BTreeMap::new(),
+        }
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.next - self.written
+    }
+
+    /// The next group in order, waiting for it when `block`.
+    fn next_in_order(&mut self, block: bool) -> Option<Result<EncodedGroup>> {
+        loop {
+            if let Some(g) = self.done.remove(&self.written) {
+                self.written += 1;
+                return Some(g);
+            }
+            if self.written == self.next {
+                return None;
+            }
+            let received = if block && rayon::current_thread_index().is_none() {
+                self.rx.recv().ok()
+            } else {
+                match self.rx.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(TryRecvError::Empty) if block => {
+                        // On a pool thread: help the pool instead of blocking it.
+                        rayon::yield_now();
+                        continue;
+                    }
+                    Err(_) => None,
+                }
+            };
+            let (seq, group) = received?;
+            self.done.insert(seq, group);
+        }
+    }
 }
 
 struct PartFile {
@@ -293,6 +381,7 @@ impl CollectionWriter {
             pending: Vec::new(),
             pending_bytes: 0,
             groups: Vec::new(),
+            pipeline: Pipeline::new(),
             part: None,
             parts: Vec::new(),
             records: 0,
@@ -344,9 +433,8 @@ impl CollectionWriter {
                 || self.pending_bytes >= self.options.row_group_bytes
             {
                 self.cut_group();
-                if self.groups.len() >= self.parallelism() {
-                    self.flush_groups()?;
-                }
+                self.dispatch_groups(false)?;
+                self.write_encoded(false)?;
             }
         }
         Ok(())
@@ -408,18 +496,61 @@ impl CollectionWriter {
         if self.encoder.is_none() {
             self.resolve_dimensions()?;
             let schema = arrow_schema(&self.vectors);
-            let props = writer_properties(&schema, &self.vectors, &self.options, &self.dir)?;
+            let descr = ArrowSchemaConverter::new()
+                .convert(&schema)
+                .map_err(|e| parquet_error(&self.dir, e))?;
+            let zstd = ZstdLevel::try_new(self.options.zstd_level).map_err(|e| {
+                Error::Usage(format!("zstd level {}: {e}", self.options.zstd_level))
+            })?;
+            let props = writer_properties(&descr, &self.vectors, &self.options, zstd);
+            let direct = self
+                .vectors
+                .iter()
+                .map(|v| {
+                    if v.field.kind != VectorKind::Dense
+                        || v.field.dimension.unwrap_or(0) == 0
+                        || self.options.vector_compression != VectorCompression::None
+                    {
+                        return None;
+                    }
+                    let leaves: Vec<&ColumnDescPtr> = descr
+                        .columns()
+                        .iter()
+                        .filter(|c| c.path().parts()[0] == v.column)
+                        .collect();
+                    match leaves.as_slice() {
+                        [leaf] if dense::fits(leaf) => Some((*leaf).clone()),
+                        _ => None,
+                    }
+                })
+                .collect();
+            let job = Arc::new(JobContext {
+                schema: schema.clone(),
+                vectors: self.vectors.clone(),
+                direct,
+                page_bytes: props.data_page_size_limit(),
+                buffers: Mutex::new(Vec::new()),
+            });
             self.encoder = Some(Encoder {
                 schema,
                 props,
                 factory: None,
+                job,
             });
         }
         Ok(self.encoder.as_mut().expect("set above"))
     }
 
-    fn flush_groups(&mut self) -> Result<()> {
-        if self.groups.is_empty() {
+    /// Hands the cut row groups to the rayon pool. The first ones wait until
+    /// enough are buffered to resolve undeclared dimensions (or `force`).
+    fn dispatch_groups(&mut self, force: bool) -> Result<()> {
+        let resolving = self.encoder.is_none()
+            && self
+                .vectors
+                .iter()
+                .any(|v| v.field.kind != VectorKind::Sparse && v.field.dimension.is_none());
+        if self.groups.is_empty() || (resolving && !force && self.groups.len() < self.parallelism())
+        {
             return Ok(());
         }
         self.encoder()?;
@@ -432,69 +563,85 @@ impl CollectionWriter {
             .factory
             .as_ref()
             .expect("created with the first part");
-        let mut jobs = Vec::with_capacity(groups.len());
-        for (i, g) in groups.into_iter().enumerate() {
+        for records in groups {
             let writers = factory
-                .create_column_writers(i)
-                .map_err(|e| self.parquet_err(e))?;
-            jobs.push((g, writers));
-        }
-        let schema = encoder.schema.clone();
-        let vectors = &self.vectors;
-        let encoded: Vec<Result<EncodedGroup>> = jobs
-            .into_par_iter()
-            .map(|(records, mut writers)| {
-                let batch = to_batch(&schema, vectors, &records)?;
-                let mut w = writers.iter_mut();
-                for (field, column) in schema.fields().iter().zip(batch.columns()) {
-                    for leaf in compute_leaves(field, column)
-                        .map_err(|e| Error::InvalidData(e.to_string()))?
-                    {
-                        w.next()
-                            .expect("one writer per leaf")
-                            .write(&leaf)
-                            .map_err(|e| Error::InvalidData(e.to_string()))?;
-                    }
-                }
-                let chunks = writers
-                    .into_iter()
-                    .map(|w| w.close().map_err(|e| Error::InvalidData(e.to_string())))
-                    .collect::<Result<Vec<_>>>()?;
-                let kind = records.iter().map(|r| r.id.kind()).reduce(IdKind::union);
-                Ok((chunks, records.len(), kind))
-            })
-            .collect();
-        for group in encoded {
-            let (chunks, rows, kind) = group?;
-            if self.part.is_none() {
-                self.open_part()?;
-            }
-            let part = self.part.as_mut().expect("opened above");
-            let mut rg = part
-                .writer
-                .next_row_group()
+                .create_column_writers(self.pipeline.next as usize)
                 .map_err(|e| parquet_error(&self.dir, e))?;
-            for c in chunks {
-                c.append_to_row_group(&mut rg)
-                    .map_err(|e| parquet_error(&self.dir, e))?;
-            }
-            rg.close().map_err(|e| parquet_error(&self.dir, e))?;
-            part.rows += rows as u64;
-            part.id_kind = match (part.id_kind, kind) {
-                (Some(a), Some(b)) => Some(a.union(b)),
-                (a, b) => a.or(b),
-            };
-            if part.rows >= self.options.part_max_rows
-                || part.writer.bytes_written() as u64 >= self.options.part_max_bytes
-            {
-                self.close_part()?;
-            }
+            let job = encoder.job.clone();
+            let tx = self.pipeline.tx.clone();
+            let seq = self.pipeline.next;
+            self.pipeline.next += 1;
+            rayon::spawn(move || {
+                let group = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    encode_group(&job, records, writers)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(Error::InvalidData(
+                        "encoding a row group failed unexpectedly".into(),
+                    ))
+                });
+                // The receiver is gone only when writing already failed.
+                let _ = tx.send((seq, group));
+            });
         }
         Ok(())
     }
 
-    fn parquet_err(&self, e: parquet::errors::ParquetError) -> Error {
-        parquet_error(&self.dir, e)
+    /// Writes the encoded row groups that are next in order. Waits while more
+    /// groups than allowed are in flight, or for all of them when `all`.
+    fn write_encoded(&mut self, all: bool) -> Result<()> {
+        let limit = if all {
+            0
+        } else {
+            2 * self.parallelism() as u64
+        };
+        loop {
+            let block = self.pipeline.in_flight() > limit;
+            let Some(group) = self.pipeline.next_in_order(block) else {
+                return Ok(());
+            };
+            self.write_group(group?)?;
+        }
+    }
+
+    fn write_group(&mut self, group: EncodedGroup) -> Result<()> {
+        if self.part.is_none() {
+            self.open_part()?;
+        }
+        let keep = 2 * self.parallelism() + 2;
+        let part = self.part.as_mut().expect("opened above");
+        let mut rg = part
+            .writer
+            .next_row_group()
+            .map_err(|e| parquet_error(&self.dir, e))?;
+        for c in group.chunks {
+            match c {
+                Chunk::Arrow(c) => c.append_to_row_group(&mut rg),
+                Chunk::Dense(d) => {
+                    let r = rg.append_column(&d.bytes, d.close);
+                    if let Some(e) = &self.encoder {
+                        let mut pool = e.job.buffers.lock().unwrap_or_else(|p| p.into_inner());
+                        if pool.len() < keep {
+                            pool.push(Vec::from(d.bytes));
+                        }
+                    }
+                    r
+                }
+            }
+            .map_err(|e| parquet_error(&self.dir, e))?;
+        }
+        rg.close().map_err(|e| parquet_error(&self.dir, e))?;
+        part.rows += group.rows as u64;
+        part.id_kind = match (part.id_kind, group.kind) {
+            (Some(a), Some(b)) => Some(a.union(b)),
+            (a, b) => a.or(b),
+        };
+        if part.rows >= self.options.part_max_rows
+            || part.writer.bytes_written() as u64 >= self.options.part_max_bytes
+        {
+            self.close_part()?;
+        }
+        Ok(())
     }
 
     fn open_part(&mut self) -> Result<()> {
@@ -566,7 +713,8 @@ impl CollectionWriter {
     /// Writes what is buffered, closes the last part and describes the collection.
     pub fn finish(mut self) -> Result<CollectionManifest> {
         self.cut_group();
-        self.flush_groups()?;
+        self.dispatch_groups(true)?;
+        self.write_encoded(true)?;
         self.close_part()?;
         sync_dir(&self.dir)?;
         let mut notes = self.spec.notes.clone();
@@ -627,13 +775,11 @@ fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
 /// Parquet writer properties (§4.6): zstd for ids, metadata and text; vector
 /// columns plain and without statistics unless compression is asked for.
 fn writer_properties(
-    schema: &SchemaRef,
+    descr: &SchemaDescriptor,
     vectors: &[VectorColumn],
     options: &WriteOptions,
-    dir: &Path,
-) -> Result<WriterProperties> {
-    let zstd = ZstdLevel::try_new(options.zstd_level)
-        .map_err(|e| Error::Usage(format!("zstd level {}: {e}", options.zstd_level)))?;
+    zstd: ZstdLevel,
+) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(zstd))
         .set_data_page_size_limit(1 << 20)
@@ -641,9 +787,6 @@ fn writer_properties(
         .set_statistics_truncate_length(Some(64))
         .set_column_index_truncate_length(Some(64))
         .set_created_by(format!("vecport {}", env!("CARGO_PKG_VERSION")));
-    let descr = ArrowSchemaConverter::new()
-        .convert(schema)
-        .map_err(|e| parquet_error(dir, e))?;
     let vector_columns: HashSet<&str> = vectors.iter().map(|v| v.column.as_str()).collect();
     for col in descr.columns() {
         let path = col.path().clone();
@@ -668,42 +811,207 @@ fn writer_properties(
             }
         };
     }
-    Ok(b.build())
+    b.build()
 }
 
-/// A buffered file that hashes and counts every byte written through it.
+/// Encodes one row group (on a rayon thread).
+fn encode_group(
+    job: &JobContext,
+    records: Vec<Record>,
+    writers: Vec<ArrowColumnWriter>,
+) -> Result<EncodedGroup> {
+    let mut writers = writers.into_iter();
+    let mut chunks = Vec::with_capacity(writers.len());
+    let fields = job.schema.fields();
+    for (field, column) in fields.iter().zip(fixed_columns(&records)) {
+        encode_arrow(field, &column, &mut writers, &mut chunks)?;
+    }
+    for (i, (v, field)) in job.vectors.iter().zip(&fields[5..]).enumerate() {
+        match &job.direct[i] {
+            Some(descr) => {
+                // Its Arrow writer goes unused.
+                writers.next();
+                let buffer = job
+                    .buffers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop()
+                    .unwrap_or_default();
+                let chunk = dense::encode(descr, v, i, &records, job.page_bytes, buffer)?;
+                chunks.push(Chunk::Dense(chunk));
+            }
+            None => {
+                let column = vector_array(v, i, &records)?;
+                encode_arrow(field, &column, &mut writers, &mut chunks)?;
+            }
+        }
+    }
+    let kind = records.iter().map(|r| r.id.kind()).reduce(IdKind::union);
+    Ok(EncodedGroup {
+        chunks,
+        rows: records.len(),
+        kind,
+    })
+}
+
+/// Encodes one Arrow column with the next writers, one per leaf.
+fn encode_arrow(
+    field: &arrow::datatypes::FieldRef,
+    column: &arrow::array::ArrayRef,
+    writers: &mut impl Iterator<Item = ArrowColumnWriter>,
+    chunks: &mut Vec<Chunk>,
+) -> Result<()> {
+    let invalid = |e: parquet::errors::ParquetError| Error::InvalidData(e.to_string());
+    for leaf in compute_leaves(field, column).map_err(invalid)? {
+        let mut w = writers.next().expect("one writer per leaf");
+        w.write(&leaf).map_err(invalid)?;
+        chunks.push(Chunk::Arrow(w.close().map_err(invalid)?));
+    }
+    Ok(())
+}
+
+/// Starts writing back a range just written, so that the final `fsync` finds
+/// little left to do (Linux; elsewhere the `fsync` does it all).
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    unsafe extern "C" {
+        // glibc and musl, LP64: off64_t is 64-bit.
+        fn sync_file_range(fd: i32, offset: i64, nbytes: i64, flags: u32) -> i32;
+    }
+    const SYNC_FILE_RANGE_WRITE: u32 = 2;
+    // SAFETY: a valid open descriptor; the call only starts asynchronous
+    // writeback of pages already written, and its failure changes nothing
+    // (the file is synced with `fsync` before it is renamed).
+    let _ = unsafe {
+        sync_file_range(
+            file.as_raw_fd(),
+            offset as i64,
+            len as i64,
+            SYNC_FILE_RANGE_WRITE,
+        )
+    };
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+
+/// Bytes handed from [`HashingFile`] to its threads at a time.
+const HASH_BLOCK: usize = 4 << 20;
+
+/// A file written through two threads: bytes are gathered into large
+/// blocks, which one thread hashes (BLAKE3) and passes on to a second that
+/// writes them, so neither hashing nor the `write` calls hold up encoding.
 struct HashingFile {
-    out: BufWriter<File>,
-    hasher: blake3::Hasher,
+    block: Vec<u8>,
     bytes: u64,
+    /// To the hashing thread; `None` once finished.
+    to_hash: Option<SyncSender<Vec<u8>>>,
+    /// Emptied blocks coming back from the writing thread.
+    free: Receiver<Vec<u8>>,
+    hasher: Option<JoinHandle<blake3::Hasher>>,
+    writer: Option<JoinHandle<io::Result<File>>>,
 }
 
 impl HashingFile {
     fn new(file: File) -> HashingFile {
+        let (to_hash, hash_rx) = sync_channel::<Vec<u8>>(2);
+        let (to_write, write_rx) = sync_channel::<Vec<u8>>(2);
+        let (free_tx, free) = channel::<Vec<u8>>();
+        let hasher = std::thread::spawn(move || {
+            let mut hasher = blake3::Hasher::new();
+            for block in hash_rx {
+                hasher.update(&block);
+                if to_write.send(block).is_err() {
+                    break;
+                }
+            }
+            hasher
+        });
+        let writer = std::thread::spawn(move || {
+            let mut file = file;
+            let mut offset = 0u64;
+            for mut block in write_rx {
+                // Stop at the first error; the hashing thread then stops too.
+                file.write_all(&block)?;
+                start_writeback(&file, offset, block.len() as u64);
+                offset += block.len() as u64;
+                block.clear();
+                let _ = free_tx.send(block);
+            }
+            Ok(file)
+        });
         HashingFile {
-            out: BufWriter::with_capacity(1 << 20, file),
-            hasher: blake3::Hasher::new(),
+            block: Vec::with_capacity(HASH_BLOCK),
             bytes: 0,
+            to_hash: Some(to_hash),
+            free,
+            hasher: Some(hasher),
+            writer: Some(writer),
         }
     }
 
-    /// Flushes and syncs the file; returns its size and BLAKE3.
-    fn finish(self) -> io::Result<(u64, String)> {
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+    /// Passes the gathered block on. Fails when the threads have stopped (a
+    /// write failed); [`HashingFile::finish`] then reports why.
+    fn send_block(&mut self) -> io::Result<()> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let next = self
+            .free
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(HASH_BLOCK));
+        let block = mem::replace(&mut self.block, next);
+        let sent = self.to_hash.as_ref().map(|tx| tx.send(block));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            _ => Err(io::Error::other("writing the part failed")),
+        }
+    }
+
+    /// Writes out what is left, syncs the file; returns its size and BLAKE3.
+    fn finish(mut self) -> io::Result<(u64, String)> {
+        let sent = self.send_block();
+        self.to_hash = None;
+        let hasher = self.hasher.take().expect("joined once").join();
+        let file = self.writer.take().expect("joined once").join();
+        let file = match file {
+            Ok(f) => f?,
+            Err(_) => return Err(io::Error::other("the part writing thread panicked")),
+        };
+        let hasher = hasher.map_err(|_| io::Error::other("the hashing thread panicked"))?;
+        sent?;
         file.sync_all()?;
-        Ok((self.bytes, self.hasher.finalize().to_hex().to_string()))
+        Ok((self.bytes, hasher.finalize().to_hex().to_string()))
+    }
+}
+
+impl Drop for HashingFile {
+    fn drop(&mut self) {
+        // Abandoned (an error elsewhere): stop the threads.
+        self.to_hash = None;
+        if let Some(h) = self.hasher.take() {
+            let _ = h.join();
+        }
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
     }
 }
 
 impl Write for HashingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.out.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        let n = buf.len().min(HASH_BLOCK - self.block.len());
+        self.block.extend_from_slice(&buf[..n]);
         self.bytes += n as u64;
+        if self.block.len() == HASH_BLOCK {
+            self.send_block()?;
+        }
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        // Blocks are written as they fill; `finish` writes the rest.
+        Ok(())
     }
 }
