@@ -1418,8 +1418,25 @@ impl Sink for Pgvector {
             .filter(|c| *c != ID && *c != NAMESPACE)
             .map(|c| format!("{0} = EXCLUDED.{0}", ident(c)))
             .collect();
+        // Rows that are already as the snapshot has them are left alone (no new
+        // row versions, no index insertions): re-imports are cheap. Compared as
+        // text, which tells -0.0 from 0.0 where `=` does not.
+        let compared: Vec<&String> = cols
+            .iter()
+            .filter(|c| *c != ID && *c != NAMESPACE)
+            .collect();
+        let old_values = compared
+            .iter()
+            .map(|c| format!("t.{}::text", ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let new_values = compared
+            .iter()
+            .map(|c| format!("EXCLUDED.{}::text", ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
         let upsert = format!(
-            "INSERT INTO {table} ({col_list}) SELECT {col_list} FROM {STAGE} ON CONFLICT ({key}) DO UPDATE SET {}",
+            "INSERT INTO {table} AS t ({col_list}) SELECT {col_list} FROM {STAGE} ON CONFLICT ({key}) DO UPDATE SET {} WHERE ROW({old_values}) IS DISTINCT FROM ROW({new_values})",
             updates.join(", ")
         );
         // Sessions, each with its staging table.
