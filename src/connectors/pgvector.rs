@@ -1488,9 +1488,9 @@ impl Sink for Pgvector {
                 ));
                 continue;
             }
-            if *ty != VecType::SparseVec && dim.is_none() {
+            if dim.is_none() {
                 notes.push(format!(
-                    "column `{column}` has no dimension (the snapshot gives none), so it has no index and its metric ({metric}) is not kept"
+                    "column `{column}` has no dimension (the snapshot gives none and no record has a value), so it has no index and its metric ({metric}) is not kept"
                 ));
                 continue;
             }
