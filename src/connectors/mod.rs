@@ -16,6 +16,7 @@ pub mod chroma;
 pub mod floats;
 pub mod http;
 pub mod memory;
+pub mod pgvector;
 pub mod pinecone;
 pub mod qdrant;
 pub mod url;
@@ -194,6 +195,11 @@ pub trait CollectionWriter: Send + Sync {
     fn limits(&self) -> BatchLimits;
     /// Upserts records; writing the same records again changes nothing.
     async fn write(&self, records: Vec<Record>) -> Result<()>;
+    /// Called once after the last write, before the count: builds what is
+    /// better built over the loaded data (pgvector's indexes).
+    async fn finish(&self) -> Result<()> {
+        Ok(())
+    }
     /// Records now in the collection, counted exactly.
     async fn count(&self) -> Result<u64>;
     /// What the target made of the collection that the user should know
@@ -218,6 +224,7 @@ pub const SCHEMES: &[&str] = &[
     "pinecone+https",
     "weaviate",
     "weaviate+https",
+    "pgvector",
     "memory",
 ];
 
@@ -229,6 +236,7 @@ pub fn open(url: &str) -> Result<Arc<dyn Connector>> {
         "qdrant" => Ok(Arc::new(qdrant::Qdrant::new(&parsed)?)),
         "pinecone" => Ok(Arc::new(pinecone::Pinecone::new(&parsed)?)),
         "weaviate" => Ok(Arc::new(weaviate::Weaviate::new(&parsed)?)),
+        "pgvector" => Ok(Arc::new(pgvector::Pgvector::new(&parsed)?)),
         "memory" => Ok(Arc::new(memory::Memory::open(&parsed)?)),
         other => Err(Error::UnknownScheme {
             scheme: other.to_owned(),

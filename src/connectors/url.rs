@@ -1,5 +1,7 @@
 //! Database URLs: `SCHEME[+https|+http]://HOST[:PORT][/COLLECTION][?key=value…]`.
-//! The scheme picks the connector; credentials never come from the URL.
+//! The scheme picks the connector; passwords never come from the URL.
+//! `pgvector://USER@HOST:PORT/DATABASE[/TABLE]` alone takes a user name
+//! (not a secret) and a two-segment path.
 
 use std::collections::BTreeMap;
 
@@ -14,8 +16,12 @@ pub struct ConnectorUrl {
     transport: Option<String>,
     url: url::Url,
     collection: Option<String>,
+    path_database: Option<String>,
     query: BTreeMap<String, String>,
 }
+
+/// Schemes whose URL names a user (`USER@HOST`) and a database before the collection.
+const USER_AND_DATABASE_SCHEMES: &[&str] = &["pgvector"];
 
 impl ConnectorUrl {
     /// Parses `text`. Refuses URLs that carry a password, so that secrets only
@@ -33,9 +39,10 @@ impl ConnectorUrl {
                 redact_userinfo(text)
             ))
         })?;
-        if !url.username().is_empty() || url.password().is_some() {
+        let with_user = USER_AND_DATABASE_SCHEMES.contains(&url.scheme());
+        if url.password().is_some() || (!with_user && !url.username().is_empty()) {
             return Err(Error::Usage(format!(
-                "`{}` carries credentials in the URL; pass them in the connector's environment variable instead (e.g. CHROMA_TOKEN)",
+                "`{}` carries credentials in the URL; pass them in the connector's environment variable instead (e.g. CHROMA_TOKEN, PGPASSWORD)",
                 redact_userinfo(text)
             )));
         }
@@ -62,6 +69,11 @@ impl ConnectorUrl {
                 segments.push(decoded.into_owned());
             }
         }
+        let path_database = if with_user && !segments.is_empty() {
+            Some(segments.remove(0))
+        } else {
+            None
+        };
         if segments.len() > 1 {
             return Err(Error::Usage(format!(
                 "`{text}`: the path names more than one collection; percent-encode a `/` inside a name as %2F"
@@ -75,6 +87,7 @@ impl ConnectorUrl {
             database,
             transport,
             collection: segments.pop(),
+            path_database,
             url,
             query,
         })
@@ -98,6 +111,17 @@ impl ConnectorUrl {
     /// Host, when the URL has one.
     pub fn host(&self) -> Option<&str> {
         self.url.host_str()
+    }
+
+    /// The user named before `@` (only `pgvector://` URLs have one), percent-decoded.
+    pub fn user(&self) -> Option<String> {
+        let u = self.url.username();
+        (!u.is_empty()).then(|| percent_decode_str(u).decode_utf8_lossy().into_owned())
+    }
+
+    /// The database named in the path before the collection (`pgvector://`).
+    pub fn path_database(&self) -> Option<&str> {
+        self.path_database.as_deref()
     }
 
     /// Port, when the URL has one.
@@ -194,6 +218,12 @@ mod tests {
             ("chroma+ftp://h:1", "transport `ftp`"),
             ("chroma://user:hunter2@h:1/c", "carries credentials"),
             ("chroma://h:99999", "not a valid URL"),
+            ("chroma://user@h:1/c", "carries credentials"),
+            (
+                "pgvector://postgres:hunter2@h:1/db/t",
+                "carries credentials",
+            ),
+            ("pgvector://u@h:1/db/t/x", "more than one collection"),
         ] {
             let err = ConnectorUrl::parse(bad).unwrap_err().to_string();
             assert!(err.contains(needle), "{bad}: {err}");
@@ -206,6 +236,22 @@ mod tests {
                 .to_string()
                 .contains("tenat")
         );
+    }
+
+    #[test]
+    fn pgvector_urls_name_user_database_and_table() {
+        let u =
+            ConnectorUrl::parse("pgvector://postgres@127.0.0.1:5433/app/items?schema=s").unwrap();
+        assert_eq!(u.user().as_deref(), Some("postgres"));
+        assert_eq!(u.path_database(), Some("app"));
+        assert_eq!(u.collection(), Some("items"));
+        assert_eq!(u.param("schema"), Some("s"));
+        let u = ConnectorUrl::parse("pgvector://h/app").unwrap();
+        assert_eq!(
+            (u.user(), u.path_database(), u.collection()),
+            (None, Some("app"), None)
+        );
+        assert!(!u.public().contains('@'));
     }
 
     #[test]

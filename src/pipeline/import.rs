@@ -153,6 +153,7 @@ pub async fn import(
         let writer = sink.prepare(&target, &spec, options.existing).await?;
         let written =
             write_collection(&snapshot, &c, sink, fit, writer.clone(), options, observer).await?;
+        writer.finish().await?;
         let target_count = writer.count().await?;
         let fresh = options.existing != ExistingTarget::Append;
         let skipped = changes.get(&ChangeKind::Skipped).copied().unwrap_or(0);

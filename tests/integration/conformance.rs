@@ -565,3 +565,31 @@ fn weaviate_fixture() -> Fixture {
 }
 
 conformance!(weaviate, Some(weaviate_fixture()));
+
+fn pgvector_fixture() -> Option<Fixture> {
+    let url = crate::support::pgvector_url()?;
+    let open = move || connectors::open(&url).unwrap();
+    Some(Fixture {
+        open: Box::new(open.clone()),
+        // jsonb holds any JSON (it writes -0.0 as 0.0, which compares equal).
+        flavor: data::FULL,
+        // pgvector keeps vectors as they are whatever the operator class.
+        metric: Metric::Cosine,
+        // One dense and sparse fields, but no multivectors.
+        rich: false,
+        namespaces: true,
+        float_ulps: 0,
+        ints_as_floats: false,
+        _server: None,
+        // Multivectors: pgvector has none.
+        unsupported: Box::new(move || {
+            (
+                open(),
+                data::rich_spec("needs-multi"),
+                data::rich_records(10, 1),
+            )
+        }),
+    })
+}
+
+conformance!(pgvector, pgvector_fixture());

@@ -1,7 +1,7 @@
 //! vecport's integration tests: one binary, one module per area.
 //!
 //! Tests that need a real server read its URL from the environment
-//! (`CHROMA_URL`); without it they are skipped, except under CI (`CI=true`),
+//! (`CHROMA_URL`, `DATABASE_URL`); without it they are skipped, except under CI (`CI=true`),
 //! where a missing server is a failure.
 
 mod support;
@@ -15,6 +15,7 @@ mod compare;
 mod conformance;
 mod fixtures;
 mod matrix;
+mod pgvector;
 mod pinecone;
 mod pinecone_emulator;
 mod pyarrow;

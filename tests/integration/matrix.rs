@@ -1,7 +1,8 @@
 //! Any database to any database: every source migrates a collection into
 //! every target through a snapshot, and the target gives back the records
 //! the source was seeded with. Chroma is real (when `CHROMA_URL` is set,
-//! always in CI); Qdrant, Pinecone and Weaviate are the emulators.
+//! always in CI), and so is PostgreSQL + pgvector (`DATABASE_URL`); Qdrant,
+//! Pinecone and Weaviate are the emulators.
 
 use std::sync::Arc;
 
@@ -63,6 +64,13 @@ fn databases() -> Vec<Database> {
         out.push(Database {
             name: "chroma",
             url: format!("chroma://{host}"),
+            _server: None,
+        });
+    }
+    if let Some(url) = crate::support::pgvector_url() {
+        out.push(Database {
+            name: "pgvector",
+            url,
             _server: None,
         });
     }

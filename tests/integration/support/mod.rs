@@ -31,3 +31,17 @@ pub fn unique_name(prefix: &str) -> String {
         .unwrap_or(0);
     format!("{prefix}-{}-{nanos}-{n}", std::process::id())
 }
+
+/// The `pgvector://` URL (no table) of the PostgreSQL server in
+/// `DATABASE_URL` (`postgres://USER@HOST:PORT/DATABASE`), when it is set;
+/// see [`server_url`].
+pub fn pgvector_url() -> Option<String> {
+    let url = server_url("DATABASE_URL")?;
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or_else(|| {
+        panic!("DATABASE_URL {url:?} is not postgres://USER@HOST:PORT/DATABASE")
+    });
+    Some(format!(
+        "pgvector://{}",
+        rest.split('?').next().unwrap_or(rest)
+    ))
+}
