@@ -243,12 +243,17 @@ struct Layout {
 }
 
 impl Layout {
-    fn select_list(&self) -> String {
-        let mut out = vec![match self.id {
+    /// The id column as it is selected (first in every select list).
+    fn id_select(&self) -> String {
+        match self.id {
             IdColumn::BigInt => format!("{}::bigint", ident(&self.id_column)),
             IdColumn::Text => format!("{}::text", ident(&self.id_column)),
             IdColumn::Uuid => ident(&self.id_column),
-        }];
+        }
+    }
+
+    fn select_list(&self) -> String {
+        let mut out = vec![self.id_select()];
         for (c, role) in &self.columns {
             out.push(match role {
                 Role::Key => format!("to_jsonb({})", ident(c)),
@@ -697,8 +702,9 @@ impl Endpoint for Pgvector {
 }
 
 /// One record from a row selected with [`Layout::select_list`].
-fn record_of(row: &Row, layout: &Layout) -> std::result::Result<Record, String> {
-    let id = match layout.id {
+/// The id in the first column of `row`.
+fn id_of(row: &Row, layout: &Layout) -> std::result::Result<RecordId, String> {
+    Ok(match layout.id {
         IdColumn::Text => RecordId::String(row.try_get(0).map_err(|e| e.to_string())?),
         IdColumn::Uuid => RecordId::Uuid(row.try_get(0).map_err(|e| e.to_string())?),
         IdColumn::BigInt => {
@@ -707,7 +713,11 @@ fn record_of(row: &Row, layout: &Layout) -> std::result::Result<Record, String> 
                 format!("id {n} is negative; vecport's integer ids are unsigned (export a text copy of the key instead)")
             })?)
         }
-    };
+    })
+}
+
+fn record_of(row: &Row, layout: &Layout) -> std::result::Result<Record, String> {
+    let id = id_of(row, layout)?;
     let mut record = Record {
         id,
         namespace: None,
@@ -869,6 +879,78 @@ impl Source for Pgvector {
             .get(0);
         spec.count_hint = Some(count as u64);
         Ok(spec)
+    }
+
+    async fn search(
+        &self,
+        spec: &CollectionSpec,
+        field: &str,
+        vector: &[f32],
+        k: usize,
+        namespace: Option<&str>,
+    ) -> Result<Vec<RecordId>> {
+        let client = self.connect().await?;
+        let (_, layout) = self.inspect(&client, &spec.name).await?;
+        let f = spec
+            .vectors
+            .iter()
+            .find(|f| f.name == field && f.kind == VectorKind::Dense)
+            .ok_or_else(|| Error::NotFound {
+                what: format!("dense vector field {field:?} of table `{}`", spec.name),
+                hint: None,
+            })?;
+        // pgvector's distance operators; the metric comes from the column's index.
+        let op = match f.metric {
+            Some(Metric::Cosine) => "<=>",
+            Some(Metric::L2) => "<->",
+            Some(Metric::Dot) => "<#>",
+            Some(Metric::Manhattan) => "<+>",
+            other => {
+                return Err(Error::not_supported(
+                    "pgvector",
+                    format!(
+                        "search on column `{}` with metric {other:?} (an HNSW or IVFFlat index names the metric)",
+                        column_of(f)
+                    ),
+                ));
+            }
+        };
+        // The query as pgvector's text form: Rust prints the shortest f32 that reads back exactly.
+        let text = format!(
+            "[{}]",
+            vector
+                .iter()
+                .map(f32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let filter = layout
+            .namespace_column()
+            .map(|c| format!(" WHERE {} = $2", ident(c)))
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT {} FROM {}{filter} ORDER BY {} {op} $1::text::{} LIMIT {k}",
+            layout.id_select(),
+            self.qualified(&spec.name),
+            ident(&column_of(f)),
+            VecType::of(f).name()
+        );
+        let ns = namespace.unwrap_or("").to_owned();
+        let rows = if filter.is_empty() {
+            client.query(&sql, &[&text]).await
+        } else {
+            client.query(&sql, &[&text, &ns]).await
+        }
+        .map_err(|e| self.fail("search", e))?;
+        rows.iter()
+            .map(|row| {
+                id_of(row, &layout).map_err(|message| Error::Protocol {
+                    endpoint: self.public.clone(),
+                    operation: "search".into(),
+                    message,
+                })
+            })
+            .collect()
     }
 
     fn scan<'a>(
