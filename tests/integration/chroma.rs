@@ -115,7 +115,8 @@ fn vecport() -> Command {
     Command::cargo_bin("vecport").unwrap()
 }
 
-fn host(url: &str) -> String {
+/// `HOST:PORT` of a Chroma server URL, as `chroma://` URLs take it.
+pub fn host(url: &str) -> String {
     url.trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned()

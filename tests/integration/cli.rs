@@ -148,7 +148,7 @@ fn non_empty_output_directory_is_refused() {
     let Some(url) = server_url("CHROMA_URL") else {
         return;
     };
-    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let host = crate::chroma::host(&url);
     vecport()
         .args([
             "export",
@@ -170,7 +170,7 @@ fn missing_collection_exits_6() {
     let Some(url) = server_url("CHROMA_URL") else {
         return;
     };
-    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let host = crate::chroma::host(&url);
     let tmp = tempfile::tempdir().unwrap();
     let name = unique_name("absent");
     vecport()
@@ -192,7 +192,7 @@ fn import_refuses_records_chroma_cannot_take_before_writing() {
     let Some(url) = server_url("CHROMA_URL") else {
         return;
     };
-    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let host = crate::chroma::host(&url);
     let tmp = tempfile::tempdir().unwrap();
     let snap = tmp.path().join("snap");
     // Nested objects and nulls: Chroma's metadata is flat.

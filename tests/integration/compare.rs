@@ -278,10 +278,7 @@ async fn search_parity_after_a_chroma_to_chroma_migration() {
     let Some(chroma_url) = crate::support::server_url("CHROMA_URL") else {
         return;
     };
-    let host = chroma_url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let host = crate::chroma::host(&chroma_url);
     let tmp = tempfile::tempdir().unwrap();
     let snap = tmp.path().join("s");
     let (source, target) = (

@@ -444,10 +444,7 @@ fn memory_fixture() -> Fixture {
 
 fn chroma_fixture() -> Option<Fixture> {
     let url = server_url("CHROMA_URL")?;
-    let host = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let host = crate::chroma::host(&url);
     let open_url = format!("chroma://{host}");
     let open = {
         let u = open_url.clone();

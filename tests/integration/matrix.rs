@@ -57,10 +57,7 @@ fn databases() -> Vec<Database> {
         },
     ];
     if let Some(chroma) = server_url("CHROMA_URL") {
-        let host = chroma
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
+        let host = crate::chroma::host(&chroma);
         out.push(Database {
             name: "chroma",
             url: format!("chroma://{host}"),

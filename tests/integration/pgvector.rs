@@ -235,10 +235,7 @@ async fn chroma_to_pgvector_and_back_restores_ids_metadata_and_documents() {
     let Some((client, base)) = sql().await else {
         return;
     };
-    let chroma_host = chroma_url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let chroma_host = crate::chroma::host(&chroma_url);
     let chroma = RawChroma::new(&chroma_url);
     let source = unique_name("to-pgvector");
     let id = chroma

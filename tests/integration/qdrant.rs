@@ -289,10 +289,7 @@ async fn chroma_to_qdrant_and_back_restores_string_ids() {
     let Some(chroma_url) = server_url("CHROMA_URL") else {
         return;
     };
-    let chroma_host = chroma_url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let chroma_host = crate::chroma::host(&chroma_url);
     let chroma = RawChroma::new(&chroma_url);
     let source = unique_name("to-qdrant");
     let id = chroma

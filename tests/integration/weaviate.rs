@@ -306,10 +306,7 @@ async fn chroma_to_weaviate_and_back_restores_ids_metadata_and_documents() {
     let Some(chroma_url) = server_url("CHROMA_URL") else {
         return;
     };
-    let chroma_host = chroma_url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let chroma_host = crate::chroma::host(&chroma_url);
     let chroma = RawChroma::new(&chroma_url);
     let source = unique_name("to-weaviate");
     let id = chroma
