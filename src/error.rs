@@ -149,6 +149,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A run failed after saving progress that `--resume` continues from.
+    #[error("{cause}; {hint}")]
+    Stopped {
+        /// Why it stopped.
+        cause: Box<Error>,
+        /// Where the progress is and how to continue.
+        hint: String,
+    },
+
     /// Parquet encoding or decoding failed.
     #[error("{}: {message}", path.display())]
     Parquet {
@@ -157,6 +166,20 @@ pub enum Error {
         /// Cause.
         message: String,
     },
+}
+
+impl Error {
+    /// `self`, saying that the progress saved in `state` lets the same
+    /// command continue with `--resume`.
+    pub fn resumable(self, state: &std::path::Path) -> Error {
+        Error::Stopped {
+            cause: Box::new(self),
+            hint: format!(
+                "the progress so far is kept in {}: run the same command with --resume to continue",
+                state.display()
+            ),
+        }
+    }
 }
 
 /// Broad classes of errors, each with its own exit code in the CLI.
@@ -197,6 +220,7 @@ impl Error {
                 Category::Data
             }
             Error::Io { .. } => Category::Io,
+            Error::Stopped { cause, .. } => cause.category(),
         }
     }
 

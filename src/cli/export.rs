@@ -47,6 +47,11 @@ pub struct Args {
     /// for Pinecone pod indexes, which cannot list ids.
     #[arg(long, value_name = "FILE")]
     pub ids_from: Option<PathBuf>,
+    /// Continue the unfinished export in SNAPSHOT_DIR after its last completed
+    /// part (page size and concurrency may differ from the first run); start
+    /// one when the directory is new or empty.
+    #[arg(long)]
+    pub resume: bool,
     /// Output dimension of --embedding-model.
     #[arg(long, value_name = "N", requires = "embedding_model")]
     pub embedding_dimension: Option<u32>,
@@ -79,6 +84,11 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
             name,
             dimension: args.embedding_dimension,
         }),
+        resume: if args.resume {
+            pipeline::Resume::IfStarted
+        } else {
+            pipeline::Resume::No
+        },
     };
     let started = Instant::now();
     let manifest = pipeline::export(source.as_ref(), &args.snapshot, &options, &Bars::new(quiet))

@@ -51,6 +51,15 @@ pub struct Args {
     /// Write requests in flight at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: u32,
+    /// Continue the unfinished import of this snapshot into this target
+    /// after the records it completed (concurrency may differ from the first
+    /// run); start one when there is none.
+    #[arg(long)]
+    pub resume: bool,
+    /// Keep the import's progress in DIR [default: SNAPSHOT_DIR/.vecport-state],
+    /// e.g. when the snapshot is on read-only storage.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     #[command(flatten)]
     pub fit: FitArgs,
 }
@@ -127,6 +136,12 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
         renames: args.renames,
         existing: args.if_exists.into(),
         concurrency: args.concurrency as usize,
+        resume: if args.resume {
+            pipeline::Resume::IfStarted
+        } else {
+            pipeline::Resume::No
+        },
+        state_dir: args.state_dir,
         ..ImportOptions::default()
     };
     args.fit

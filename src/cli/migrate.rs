@@ -20,10 +20,16 @@ pub struct Args {
     /// The target database, e.g. qdrant://localhost:6333 or qdrant://localhost:6333/new-name.
     pub target: String,
     /// Keep the snapshot the migration goes through in DIR (new or empty), to
-    /// replay (`vecport import DIR TARGET`) or audit it. Without it, a
-    /// temporary snapshot in the current directory is removed afterwards.
+    /// replay (`vecport import DIR TARGET`) or audit it. Without it, the
+    /// snapshot goes into `.vecport-migrate-<hash>` in the current directory,
+    /// removed once the migration succeeds.
     #[arg(long, value_name = "DIR")]
     pub via: Option<PathBuf>,
+    /// Continue a migration that stopped (same URLs, and the same --via if
+    /// one was given): the export after its last completed part, the import
+    /// after the records it completed.
+    #[arg(long)]
+    pub resume: bool,
     /// Migrate only this collection (repeatable).
     #[arg(long = "collection", value_name = "NAME")]
     pub collections: Vec<String>,
@@ -70,18 +76,18 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
             )));
         }
     }
-    let (via, _temporary) = match &args.via {
-        Some(dir) => (dir.clone(), None),
-        None => {
-            let tmp = tempfile::Builder::new()
-                .prefix(".vecport-migrate-")
-                .tempdir_in(".")
-                .context(
-                    "cannot create a temporary snapshot directory here; give one with --via",
-                )?;
-            (tmp.path().join("snapshot"), Some(tmp))
-        }
+    let via = match &args.via {
+        Some(dir) => dir.clone(),
+        None => default_via(&args, source.as_ref(), sink.as_ref()),
     };
+    if args.via.is_none() && !args.resume && via.exists() {
+        anyhow::bail!(crate::Error::Usage(format!(
+            "an earlier migration from {} to {} stopped and kept its progress in {}; continue it with --resume, or remove that directory to start over",
+            source.endpoint(),
+            sink.endpoint(),
+            via.display()
+        )));
+    }
     let default_changes = match &args.via {
         Some(dir) => default_changes_path(dir),
         None => default_changes_path(std::path::Path::new("vecport-migrate")),
@@ -96,17 +102,19 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
             ids_from: args.ids_from.clone(),
         },
         embedding_model: None,
+        resume: resume(args.resume),
     };
     let mut import = ImportOptions {
         renames: args.renames.clone(),
         existing: args.if_exists.into(),
         concurrency: args.write_concurrency as usize,
+        resume: resume(args.resume),
         ..ImportOptions::default()
     };
     args.fit.apply(&mut import, default_changes);
     let started = Instant::now();
     let bars = Bars::new(quiet);
-    let (manifest, report) = pipeline::migrate(
+    let migrated = pipeline::migrate(
         source.as_ref(),
         sink.as_ref(),
         &via,
@@ -114,14 +122,25 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
         &import,
         &bars,
     )
-    .await
-    .with_context(|| {
-        format!(
-            "migration from {} to {} failed",
-            source.endpoint(),
-            sink.endpoint()
-        )
-    })?;
+    .await;
+    let (manifest, report) = match migrated {
+        Ok(done) => done,
+        Err(e) => {
+            // A temporary snapshot goes, unless it holds progress to resume from.
+            if args.via.is_none() && !matches!(e, crate::Error::Stopped { .. }) {
+                let _ = std::fs::remove_dir_all(&via);
+            }
+            return Err(anyhow::Error::new(e).context(format!(
+                "migration from {} to {} failed",
+                source.endpoint(),
+                sink.endpoint()
+            )));
+        }
+    };
+    if args.via.is_none() {
+        std::fs::remove_dir_all(&via)
+            .with_context(|| format!("cannot remove the temporary snapshot {}", via.display()))?;
+    }
     if !quiet {
         super::export::summarize(&manifest, started, &via);
         super::import::summarize(&report, started);
@@ -131,4 +150,30 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+fn resume(asked: bool) -> pipeline::Resume {
+    if asked {
+        pipeline::Resume::IfStarted
+    } else {
+        pipeline::Resume::No
+    }
+}
+
+/// The snapshot directory of a migration without --via: in the current
+/// directory, named after what is migrated where, so that --resume finds it.
+fn default_via(
+    args: &Args,
+    source: &dyn connectors::Source,
+    sink: &dyn connectors::Sink,
+) -> PathBuf {
+    let key = format!(
+        "{}\n{}\n{:?}\n{:?}",
+        source.endpoint(),
+        sink.endpoint(),
+        (source.collection_in_url(), &args.collections),
+        (sink.collection_in_url(), &args.renames)
+    );
+    let hash = blake3::hash(key.as_bytes()).to_hex();
+    PathBuf::from(format!(".vecport-migrate-{}", &hash[..16]))
 }

@@ -651,16 +651,19 @@ impl Source for Pinecone {
         let setup = async move {
             let model = self.index_model(&spec.name).await?;
             let data = Arc::new(self.data_for(&model)?);
-            let namespaces = Pinecone::namespaces(&data).await?;
+            let mut namespaces = Pinecone::namespaces(&data).await?;
+            // In a fixed order, so that a cursor names a place in it.
+            namespaces.sort();
             Ok::<_, Error>((data, namespaces))
         };
+        let start = options.start.clone();
         stream::once(setup)
             .map(move |setup| match setup {
                 Err(e) => stream::once(futures::future::ready(Err(e))).boxed(),
                 Ok((data, namespaces)) => {
                     let pages = match options.ids_from.clone() {
-                        Some(path) => ids_from_file(path, namespaces),
-                        None => listed_ids(data.clone(), namespaces),
+                        Some(path) => ids_from_file(path, namespaces, start.as_ref()),
+                        None => listed_ids(data.clone(), namespaces, start.as_ref()),
                     };
                     pages
                         .map(move |page| {
@@ -692,12 +695,36 @@ impl Source for Pinecone {
 /// A namespace, ids in it, and the cursor after them.
 type IdPage = (String, Vec<String>, Option<Value>);
 
-/// Pages of ids listed by the index, namespace by namespace.
+/// Where a scan starts: the index of the namespace a cursor names (or of
+/// the first one after it, if it is gone), and the cursor's `key` in it.
+fn start_in(namespaces: &[String], start: Option<&Value>, key: &str) -> (usize, Value) {
+    let Some(name) = start.and_then(|c| c["namespace"].as_str()) else {
+        return (0, Value::Null);
+    };
+    match namespaces.binary_search_by(|n| n.as_str().cmp(name)) {
+        Ok(i) => (i, start.map(|c| c[key].clone()).unwrap_or_default()),
+        Err(i) => (i, Value::Null),
+    }
+}
+
+/// The cursor after a page: namespace `ns_index` of `namespaces` from
+/// `position`, or the start of the next namespace; `None` after the last.
+fn cursor_at(namespaces: &[String], ns_index: usize, key: &str, position: Value) -> Option<Value> {
+    namespaces
+        .get(ns_index)
+        .map(|ns| json!({"namespace": ns, key: position}))
+}
+
+/// Pages of ids listed by the index, namespace by namespace, from `start`
+/// (a cursor of an earlier page).
 fn listed_ids(
     data: Arc<HttpClient>,
     namespaces: Vec<String>,
+    start: Option<&Value>,
 ) -> BoxStream<'static, Result<IdPage>> {
-    stream::unfold(Some((0usize, None::<String>)), move |state| {
+    let (first, token) = start_in(&namespaces, start, "token");
+    let token = token.as_str().map(str::to_owned);
+    stream::unfold(Some((first, token)), move |state| {
         let data = data.clone();
         let namespaces = namespaces.clone();
         async move {
@@ -706,14 +733,12 @@ fn listed_ids(
             match Pinecone::list_ids(&data, &ns, token.as_deref()).await {
                 Err(e) => Some((Err(e), None)),
                 Ok((ids, next)) => {
-                    let state = match &next {
-                        Some(t) => Some((ns_index, Some(t.clone()))),
-                        None => Some((ns_index + 1, None)),
+                    let (i, t) = match &next {
+                        Some(t) => (ns_index, Some(t.clone())),
+                        None => (ns_index + 1, None),
                     };
-                    let cursor = state
-                        .clone()
-                        .map(|(i, t)| json!({"namespace": i, "token": t}));
-                    Some((Ok((ns, ids, cursor)), state))
+                    let cursor = cursor_at(&namespaces, i, "token", json!(t));
+                    Some((Ok((ns, ids, cursor)), Some((i, t))))
                 }
             }
         }
@@ -727,6 +752,7 @@ fn listed_ids(
 fn ids_from_file(
     path: std::path::PathBuf,
     namespaces: Vec<String>,
+    start: Option<&Value>,
 ) -> BoxStream<'static, Result<IdPage>> {
     use std::io::BufRead;
     type Lines = std::io::Lines<std::io::BufReader<std::fs::File>>;
@@ -735,8 +761,9 @@ fn ids_from_file(
             .map(|f| std::io::BufReader::new(f).lines())
             .map_err(|e| Error::io(&path, e))
     };
+    let (first, line) = start_in(&namespaces, start, "line");
     stream::unfold(
-        (0usize, 0u64, None::<Lines>),
+        (first, line.as_u64().unwrap_or(0), None::<Lines>),
         move |(ns_index, mut line_no, lines)| {
             let namespaces = namespaces.clone();
             let open = open.clone();
@@ -744,8 +771,16 @@ fn ids_from_file(
                 let ns = namespaces.get(ns_index)?.clone();
                 let mut lines = match lines {
                     Some(l) => l,
+                    // Resuming inside a namespace: past the lines read before.
                     None => match open() {
-                        Ok(l) => l,
+                        Ok(mut l) => {
+                            for _ in 0..line_no {
+                                if l.next().is_none() {
+                                    break;
+                                }
+                            }
+                            l
+                        }
                         Err(e) => return Some((Err(e), (usize::MAX, 0, None))),
                     },
                 };
@@ -769,16 +804,13 @@ fn ids_from_file(
                             ));
                         }
                         None => {
-                            let cursor = json!({"namespace": ns_index + 1, "line": 0});
-                            return Some((Ok((ns, ids, Some(cursor))), (ns_index + 1, 0, None)));
+                            let cursor = cursor_at(&namespaces, ns_index + 1, "line", json!(0));
+                            return Some((Ok((ns, ids, cursor)), (ns_index + 1, 0, None)));
                         }
                     }
                 }
-                let cursor = json!({"namespace": ns_index, "line": line_no});
-                Some((
-                    Ok((ns, ids, Some(cursor))),
-                    (ns_index, line_no, Some(lines)),
-                ))
+                let cursor = cursor_at(&namespaces, ns_index, "line", json!(line_no));
+                Some((Ok((ns, ids, cursor)), (ns_index, line_no, Some(lines))))
             }
         },
     )

@@ -889,10 +889,19 @@ impl Source for Weaviate {
                 .position(|t| *t == first_tenant)
                 .filter(|_| start.is_some())
                 .unwrap_or(0);
-            stream::iter(tenants.into_iter().enumerate().skip(skip))
-                .map(move |(i, tenant)| {
+            // Each tenant's last page points at the next tenant, so that a
+            // scan can resume from any page's cursor.
+            let following: Vec<Option<Option<String>>> = tenants
+                .iter()
+                .skip(1)
+                .cloned()
+                .map(Some)
+                .chain([None])
+                .collect();
+            stream::iter(tenants.into_iter().zip(following).enumerate().skip(skip))
+                .map(move |(i, (tenant, following))| {
                     let after = if i == skip { first_after.clone() } else { None };
-                    self.scan_tenant(spec, tenant, after, limit, lift.clone())
+                    self.scan_tenant(spec, tenant, following, after, limit, lift.clone())
                 })
                 .flatten()
                 .boxed()
@@ -908,12 +917,14 @@ impl Weaviate {
         &'a self,
         spec: &'a CollectionSpec,
         tenant: Option<String>,
+        following: Option<Option<String>>,
         after: Option<String>,
         limit: usize,
         lift: Arc<Lift>,
     ) -> BoxStream<'a, Result<Page>> {
         stream::unfold(Some(after), move |state| {
             let tenant = tenant.clone();
+            let following = following.clone();
             let lift = lift.clone();
             async move {
                 let after = state?;
@@ -958,9 +969,11 @@ impl Weaviate {
                 };
                 // A page shorter than the limit is the last one.
                 let next_after = last.filter(|_| n == limit);
-                let next = next_after
-                    .as_ref()
-                    .map(|a| json!({"tenant": tenant, "after": a}));
+                let next = match (&next_after, &following) {
+                    (Some(a), _) => Some(json!({"tenant": tenant, "after": a})),
+                    (None, Some(t)) => Some(json!({"tenant": t, "after": null})),
+                    (None, None) => None,
+                };
                 Some((Ok(Page { records, next }), next_after.map(Some)))
             }
         })

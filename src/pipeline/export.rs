@@ -2,17 +2,25 @@
 //! the runtime while a blocking thread encodes Parquet; a bounded channel
 //! between them keeps memory flat.
 
+use std::collections::VecDeque;
 use std::fs;
-use std::path::Path;
+use std::mem;
+use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
 
-use crate::connectors::{ScanOptions, Source};
+use crate::connectors::{Cursor, ScanOptions, Source};
 use crate::error::{Error, Result};
-use crate::model::{EmbeddingModel, Record};
-use crate::snapshot::{Manifest, SnapshotWriter, SourceInfo, WriteOptions};
+use crate::model::{CollectionSpec, EmbeddingModel, Record};
+use crate::snapshot::layout::{COLLECTIONS_DIR, MANIFEST};
+use crate::snapshot::{
+    CollectionManifest, Manifest, Snapshot, SnapshotWriter, SourceInfo, WriteOptions,
+};
 
-use super::Observer;
+use super::state::{
+    ExportCheckpoint, ExportState, STATE_DIR, export_state_path, remove as remove_state,
+};
+use super::{Observer, Resume};
 
 /// What to export and how.
 #[derive(Debug, Clone, Default)]
@@ -25,19 +33,38 @@ pub struct ExportOptions {
     pub scan: ScanOptions,
     /// An embedding model to record in the manifest.
     pub embedding_model: Option<EmbeddingModel>,
+    /// Whether to continue an unfinished export in the directory.
+    pub resume: Resume,
 }
 
 /// Pages buffered between the network and the encoder.
 const CHANNEL_PAGES: usize = 8;
 
-/// Exports collections of `source` into a new snapshot at `dir`. On failure
-/// the partial snapshot is removed, so no half-written snapshot is left.
+/// Exports collections of `source` into a new snapshot at `dir`.
+///
+/// Progress is saved in `dir` each time a part is completed (see
+/// [`ExportState`]); with [`ExportOptions::resume`] an export that stopped
+/// — failed, killed, or the machine went down — continues after its last
+/// completed part. A failure before any part was completed removes what was
+/// written, so no half-written snapshot is left.
 pub async fn export(
     source: &dyn Source,
     dir: &Path,
     options: &ExportOptions,
     observer: &dyn Observer,
 ) -> Result<Manifest> {
+    let empty = fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
+    match options.resume {
+        Resume::Required => return resume(source, dir, options, observer).await,
+        Resume::IfStarted if !empty => return resume(source, dir, options, observer).await,
+        _ => {}
+    }
+    if ExportState::load(dir)?.is_some() {
+        return Err(Error::Usage(format!(
+            "{} holds an unfinished export; continue it with --resume, or remove the directory to start over",
+            dir.display()
+        )));
+    }
     let description = source.describe().await?;
     let names = match (source.collection_in_url(), options.collections.is_empty()) {
         (_, false) => options.collections.clone(),
@@ -45,48 +72,286 @@ pub async fn export(
         (None, true) => source.list().await?.into_iter().map(|c| c.name).collect(),
     };
     // Describe every collection first, so a missing one fails before any file is written.
-    let mut specs = Vec::with_capacity(names.len());
+    let mut work = Vec::with_capacity(names.len());
     for name in &names {
-        specs.push(source.collection(name).await?);
+        work.push((source.collection(name).await?, None));
     }
     let existed = dir.exists();
     // Refuses a non-empty directory; from here on, everything in `dir` is ours.
     let writer = SnapshotWriter::create(dir, options.write.clone())?;
-    let result = write_snapshot(writer, source, options, observer, specs, description).await;
-    if result.is_err() {
-        remove_partial(dir, existed);
-    }
-    result
+    let state = ExportState::new(source.endpoint(), names, options.write.vector_compression);
+    let result = match state.save(dir) {
+        Ok(()) => {
+            write_snapshot(
+                writer,
+                source,
+                dir,
+                options,
+                observer,
+                work,
+                description,
+                state,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    result.map_err(|e| {
+        if has_progress(dir) {
+            e.resumable(&export_state_path(dir))
+        } else {
+            remove_partial(dir, existed);
+            e
+        }
+    })
 }
 
+/// Continues the unfinished export in `dir`.
+async fn resume(
+    source: &dyn Source,
+    dir: &Path,
+    options: &ExportOptions,
+    observer: &dyn Observer,
+) -> Result<Manifest> {
+    let complete = dir.join(MANIFEST).exists();
+    let Some(state) = ExportState::load(dir)? else {
+        if complete {
+            // Finished; only its progress file was left to remove.
+            return Ok(Snapshot::open(dir)?.manifest().clone());
+        }
+        return Err(Error::Usage(format!(
+            "{} holds no unfinished export to resume (no {}); start one without --resume",
+            dir.display(),
+            export_state_path(dir).display()
+        )));
+    };
+    if state.source != source.endpoint() {
+        return Err(Error::Usage(format!(
+            "{} holds an export from {}, not from {}; resume it with the same source URL",
+            dir.display(),
+            state.source,
+            source.endpoint()
+        )));
+    }
+    if !options.collections.is_empty() && options.collections != state.collections {
+        return Err(Error::Usage(format!(
+            "the unfinished export in {} is of the collections {:?}; resume it without --collection, or remove the directory to start over",
+            dir.display(),
+            state.collections
+        )));
+    }
+    if complete {
+        // It stopped after writing the manifest, before removing its progress file.
+        let manifest = Snapshot::open(dir)?.manifest().clone();
+        remove_state(&export_state_path(dir))?;
+        return Ok(manifest);
+    }
+    let description = source.describe().await?;
+    let mut work = Vec::new();
+    for name in &state.collections {
+        if state.done.iter().any(|c| &c.name == name) {
+            continue;
+        }
+        let spec = source.collection(name).await?;
+        let checkpoint = state.current.clone().filter(|c| &c.collection.name == name);
+        if let Some(c) = &checkpoint {
+            let fields = |v: &mut dyn Iterator<Item = &crate::model::VectorField>| {
+                v.map(|f| (f.name.clone(), f.kind)).collect::<Vec<_>>()
+            };
+            if fields(&mut spec.vectors.iter())
+                != fields(&mut c.collection.vectors.iter().map(|v| &v.field))
+            {
+                return Err(Error::Incompatible(format!(
+                    "the vector fields of collection `{name}` changed since the export began; remove {} and export again",
+                    dir.display()
+                )));
+            }
+        }
+        work.push((spec, checkpoint));
+    }
+    clean(dir, &state)?;
+    let write = WriteOptions {
+        vector_compression: state.vector_compression,
+        ..options.write.clone()
+    };
+    let writer = SnapshotWriter::resume(dir, write, state.done.clone())?;
+    write_snapshot(
+        writer,
+        source,
+        dir,
+        options,
+        observer,
+        work,
+        description,
+        state,
+    )
+    .await
+    .map_err(|e| e.resumable(&export_state_path(dir)))
+}
+
+/// Whether the export in `dir` completed a part worth resuming from.
+fn has_progress(dir: &Path) -> bool {
+    matches!(ExportState::load(dir), Ok(Some(s)) if !s.done.is_empty() || s.current.is_some())
+}
+
+/// Removes from `dir` whatever the progress file does not list: parts
+/// written after the last checkpoint, temporary files, collections begun
+/// later. The parts it lists must be there, whole.
+fn clean(dir: &Path, state: &ExportState) -> Result<()> {
+    let kept: Vec<&CollectionManifest> = state
+        .done
+        .iter()
+        .chain(state.current.iter().map(|c| &c.collection))
+        .collect();
+    for c in &kept {
+        for p in &c.parts {
+            let path = dir.join(&c.directory).join(&p.path);
+            let len = fs::metadata(&path).map(|m| m.len()).ok();
+            if len != Some(p.bytes) {
+                return Err(Error::InvalidSnapshot {
+                    file: path,
+                    message: format!(
+                        "the progress file lists this part with {} bytes, but it is {}; the export cannot be resumed: remove {} and export again",
+                        p.bytes,
+                        len.map_or("missing".to_owned(), |n| format!("{n} bytes")),
+                        dir.display()
+                    ),
+                });
+            }
+        }
+    }
+    let entries = |d: &Path| -> Result<Vec<PathBuf>> {
+        match fs::read_dir(d) {
+            Ok(it) => it
+                .map(|e| e.map(|e| e.path()).map_err(|e| Error::io(d, e)))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io(d, e)),
+        }
+    };
+    let remove = |p: &Path| {
+        if p.is_dir() {
+            fs::remove_dir_all(p)
+        } else {
+            fs::remove_file(p)
+        }
+        .map_err(|e| Error::io(p, e))
+    };
+    for path in entries(dir)? {
+        let name = path.file_name().unwrap_or_default();
+        if name != STATE_DIR && name != COLLECTIONS_DIR {
+            remove(&path)?;
+        }
+    }
+    for path in entries(&dir.join(COLLECTIONS_DIR))? {
+        let Some(c) = kept.iter().find(|c| dir.join(&c.directory) == path) else {
+            remove(&path)?;
+            continue;
+        };
+        for file in entries(&path)? {
+            let name = file.file_name().unwrap_or_default();
+            if !c.parts.iter().any(|p| name == p.path.as_str()) {
+                remove(&file)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A page on its way to the encoder, with where it can be read again: from
+/// `origin`, leaving out `skip` records.
+struct Sent {
+    records: Vec<Record>,
+    origin: Option<Cursor>,
+    skip: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn write_snapshot(
     mut writer: SnapshotWriter,
     source: &dyn Source,
+    dir: &Path,
     options: &ExportOptions,
     observer: &dyn Observer,
-    specs: Vec<crate::model::CollectionSpec>,
+    work: Vec<(CollectionSpec, Option<ExportCheckpoint>)>,
     description: crate::connectors::SourceDescription,
+    mut state: ExportState,
 ) -> Result<Manifest> {
-    for spec in specs {
+    for (spec, checkpoint) in work {
         observer.start(&spec.name, spec.count_hint);
-        let mut collection = writer.collection(&spec, options.embedding_model.clone())?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Record>>(CHANNEL_PAGES);
-        let encoder = tokio::task::spawn_blocking(move || {
-            while let Some(records) = rx.blocking_recv() {
-                collection.write(records)?;
+        let (mut collection, mut origin, mut skip) = match checkpoint {
+            Some(c) => {
+                observer.advance(c.collection.record_count);
+                (
+                    writer.resume_collection(&spec, c.collection)?,
+                    c.cursor,
+                    c.skip,
+                )
             }
-            collection.finish()
+            None => (
+                writer.collection(&spec, options.embedding_model.clone())?,
+                None,
+                0,
+            ),
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Sent>(CHANNEL_PAGES);
+        let root = dir.to_owned();
+        let encoder = tokio::task::spawn_blocking(move || {
+            // Where each page not yet wholly in a closed part begins: its
+            // position among the collection's records, and how to read it again.
+            let mut pages: VecDeque<(u64, Option<Cursor>, u64)> = VecDeque::new();
+            let mut saved = collection.closed_parts();
+            while let Some(sent) = rx.blocking_recv() {
+                pages.push_back((collection.records(), sent.origin, sent.skip));
+                collection.write(sent.records)?;
+                if collection.closed_parts() > saved {
+                    saved = collection.closed_parts();
+                    let closed = collection.checkpoint()?;
+                    let end = closed.record_count;
+                    // The last page that begins at or before the end of the closed parts.
+                    while pages.len() > 1 && pages[1].0 <= end {
+                        pages.pop_front();
+                    }
+                    let (begin, cursor, skip) = pages.front().cloned().expect("a page was pushed");
+                    state.current = Some(ExportCheckpoint {
+                        collection: closed,
+                        cursor,
+                        skip: skip + (end - begin),
+                    });
+                    state.save(&root)?;
+                }
+            }
+            let manifest = collection.finish()?;
+            Ok::<_, Error>((manifest, state))
         });
-        let mut pages = source.scan(&spec, options.scan.clone());
+        let mut pages = source.scan(
+            &spec,
+            ScanOptions {
+                start: origin.clone(),
+                ..options.scan.clone()
+            },
+        );
         let mut read_error = None;
         while let Some(page) = pages.next().await {
             match page {
                 Ok(page) => {
-                    let n = page.records.len() as u64;
-                    if tx.send(page.records).await.is_err() {
-                        break; // the encoder failed; its error is reported below
+                    let mut records = page.records;
+                    // Records already in the parts of an earlier run.
+                    let left_out = (skip.min(records.len() as u64)) as usize;
+                    records.drain(..left_out);
+                    skip -= left_out as u64;
+                    let n = records.len() as u64;
+                    let sent = Sent {
+                        records,
+                        origin: mem::replace(&mut origin, page.next),
+                        skip: left_out as u64,
+                    };
+                    if n > 0 {
+                        if tx.send(sent).await.is_err() {
+                            break; // the encoder failed; its error is reported below
+                        }
+                        observer.advance(n);
                     }
-                    observer.advance(n);
                 }
                 Err(e) => {
                     read_error = Some(e);
@@ -102,7 +367,8 @@ async fn write_snapshot(
         if let Some(e) = read_error {
             return Err(e);
         }
-        let mut manifest = encoded?;
+        let (mut manifest, returned) = encoded?;
+        state = returned;
         if let Some(expected) = spec.count_hint
             && expected != manifest.record_count
         {
@@ -114,14 +380,19 @@ async fn write_snapshot(
             manifest.notes.push(note);
         }
         observer.finish(&spec.name);
+        state.done.push(manifest.clone());
+        state.current = None;
+        state.save(dir)?;
         writer.add(manifest);
     }
-    writer.finish(SourceInfo {
+    let manifest = writer.finish(SourceInfo {
         kind: source.name().to_owned(),
         server_version: description.server_version,
         endpoint: Some(source.endpoint()),
         location: description.location,
-    })
+    })?;
+    remove_state(&export_state_path(dir))?;
+    Ok(manifest)
 }
 
 /// Removes what a failed export wrote: the whole directory when the export

@@ -5,8 +5,10 @@
 //! the target's count is compared at the end. Every change made to a record on
 //! the way is written to the change report.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
@@ -17,7 +19,9 @@ use crate::model::{CollectionSpec, Record, VectorKind};
 use crate::snapshot::{CollectionManifest, MetadataSchema, Snapshot};
 
 use super::changes::{ChangeCounts, ChangeLog};
-use super::{Batcher, Observer};
+use super::state::{ImportState, STATE_DIR, import_state_path, remove as remove_state};
+use super::{Batcher, Observer, Resume};
+use crate::snapshot::layout::MANIFEST;
 
 /// What to import and how.
 #[derive(Debug, Clone)]
@@ -43,6 +47,11 @@ pub struct ImportOptions {
     /// Vector fields to leave out, by name (`""` is the unnamed field): for
     /// a target that cannot store them (sparse vectors into Weaviate).
     pub drop_vectors: Vec<String>,
+    /// Whether to continue an unfinished import of this snapshot into this target.
+    pub resume: Resume,
+    /// Where to keep the import's progress; `None`: in the snapshot
+    /// directory's `.vecport-state/`.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for ImportOptions {
@@ -57,6 +66,8 @@ impl Default for ImportOptions {
             skip_invalid: false,
             changes: None,
             drop_vectors: Vec::new(),
+            resume: Resume::No,
+            state_dir: None,
         }
     }
 }
@@ -91,7 +102,16 @@ pub struct ImportedCollection {
 /// Most offending records named in one error.
 const NAMED_RECORDS: usize = 10;
 
+/// How often an import's progress is saved at most.
+const SAVE_EVERY: Duration = Duration::from_millis(500);
+
 /// Imports the snapshot at `dir` into `sink`.
+///
+/// Once writing begins, progress is saved (see [`ImportState`]): the rows of
+/// each collection, in snapshot order, that are all in the target. With
+/// [`ImportOptions::resume`] an import that stopped continues after them;
+/// rows written past that point are written again, which changes nothing
+/// because every sink upserts.
 pub async fn import(
     dir: &Path,
     sink: &dyn Sink,
@@ -104,7 +124,51 @@ pub async fn import(
             .into_iter()
             .map(|(c, t)| (c.clone(), t))
             .collect();
-
+    let state_path = import_state_path(
+        &options
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| dir.join(STATE_DIR)),
+        &format!(
+            "{}\n{}",
+            sink.endpoint(),
+            chosen
+                .iter()
+                .map(|(_, t)| t.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    );
+    let manifest_hash = {
+        let path = dir.join(MANIFEST);
+        let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        blake3::hash(&bytes).to_hex().to_string()
+    };
+    let mut state = match (ImportState::load(&state_path)?, options.resume) {
+        (Some(s), Resume::Required | Resume::IfStarted) if s.snapshot == manifest_hash => s,
+        (Some(_), Resume::Required | Resume::IfStarted) => {
+            return Err(Error::Usage(format!(
+                "{} records an import of another snapshot; remove it to start over without --resume",
+                state_path.display()
+            )));
+        }
+        (None, Resume::Required) => {
+            return Err(Error::Usage(format!(
+                "there is no unfinished import of {} into {} to resume (no {}); start one without --resume",
+                dir.display(),
+                sink.endpoint(),
+                state_path.display()
+            )));
+        }
+        (Some(_), Resume::No) if options.existing == ExistingTarget::Refuse => {
+            return Err(Error::Usage(format!(
+                "an earlier import of {} into {} stopped before it finished; continue it with --resume, or start over with --if-exists replace",
+                dir.display(),
+                sink.endpoint()
+            )));
+        }
+        _ => ImportState::new(manifest_hash, sink.endpoint()),
+    };
     for name in &options.drop_vectors {
         if !chosen
             .iter()
@@ -141,50 +205,115 @@ pub async fn import(
         changes: log.finish()?,
         ..ImportReport::default()
     };
-    // 3. Write.
-    for ((c, target), (changes, checked)) in chosen.into_iter().zip(counts) {
-        let mut fit = Fit::new(sink, &c, options);
-        if let Some(content) = &mut fit.spec.content {
-            content.metadata_types = checked.metadata_types;
-            content.renamed_keys = checked.renamed_keys;
-        }
-        let spec = fit.spec.clone();
-        observer.start(&target, Some(c.record_count));
-        let writer = sink.prepare(&target, &spec, options.existing).await?;
-        let written =
-            write_collection(&snapshot, &c, sink, fit, writer.clone(), options, observer).await?;
-        writer.finish().await?;
-        let target_count = writer.count().await?;
-        let fresh = options.existing != ExistingTarget::Append;
-        let skipped = changes.get(&ChangeKind::Skipped).copied().unwrap_or(0);
-        let expected = c.record_count - skipped;
-        if fresh && target_count != expected {
-            return Err(Error::InvalidData(format!(
-                "after the import `{target}` holds {target_count} records, the snapshot's collection `{}` has {}{} (duplicate ids in the snapshot, or records changed on the target during the import)",
-                c.name,
-                c.record_count,
-                if skipped > 0 {
-                    format!(" of which {skipped} were skipped")
-                } else {
-                    String::new()
+    // 3. Write. From the first save on, a failure leaves progress to resume from.
+    let wrote: Result<()> = async {
+        for ((c, target), (changes, checked)) in chosen.into_iter().zip(counts) {
+            let mut fit = Fit::new(sink, &c, options);
+            if let Some(content) = &mut fit.spec.content {
+                content.metadata_types = checked.metadata_types;
+                content.renamed_keys = checked.renamed_keys;
+            }
+            let spec = fit.spec.clone();
+            observer.start(&target, Some(c.record_count));
+            // A collection an earlier run began is used as it is.
+            let begun = state.progress(&c.name).cloned();
+            let existing = match &begun {
+                Some(_) => ExistingTarget::Append,
+                None => options.existing,
+            };
+            let progress = state.progress_mut(&c.name, &target, existing != ExistingTarget::Append);
+            let (fresh, rows_done, complete) = (progress.fresh, progress.rows_done, progress.complete);
+            // Saved before the target is touched, so that a stop right
+            // after creating it still resumes into it.
+            state.save(&state_path)?;
+            let writer = match sink.prepare(&target, &spec, existing).await {
+                Ok(w) => w,
+                Err(e) => {
+                    // Nothing of this collection was written: forget it.
+                    if begun.is_none() {
+                        state.collections.retain(|p| p.source != c.name);
+                        if state.collections.is_empty() {
+                            remove_state(&state_path)?;
+                        } else {
+                            state.save(&state_path)?;
+                        }
+                    }
+                    return Err(e);
                 }
-            )));
+            };
+            let written = if complete {
+                0
+            } else {
+                observer.advance(rows_done);
+                let mut last_save = Instant::now();
+                let mut save = |rows: u64| -> Result<()> {
+                    if last_save.elapsed() >= SAVE_EVERY {
+                        state.progress_mut(&c.name, &target, fresh).rows_done = rows;
+                        state.save(&state_path)?;
+                        last_save = Instant::now();
+                    }
+                    Ok(())
+                };
+                let written = write_collection(
+                    &snapshot,
+                    &c,
+                    sink,
+                    fit,
+                    writer.clone(),
+                    options,
+                    observer,
+                    rows_done,
+                    &mut save,
+                )
+                .await?;
+                writer.finish().await?;
+                written
+            };
+            let target_count = writer.count().await?;
+            let skipped = changes.get(&ChangeKind::Skipped).copied().unwrap_or(0);
+            let expected = c.record_count - skipped;
+            if fresh && target_count != expected {
+                return Err(Error::InvalidData(format!(
+                    "after the import `{target}` holds {target_count} records, the snapshot's collection `{}` has {}{} (duplicate ids in the snapshot, or records changed on the target during the import)",
+                    c.name,
+                    c.record_count,
+                    if skipped > 0 {
+                        format!(" of which {skipped} were skipped")
+                    } else {
+                        String::new()
+                    }
+                )));
+            }
+            let progress = state.progress_mut(&c.name, &target, fresh);
+            progress.rows_done = c.record_count;
+            progress.complete = true;
+            state.save(&state_path)?;
+            observer.finish(&target);
+            out.collections.push(ImportedCollection {
+                source: c.name.clone(),
+                target,
+                records: written,
+                target_count,
+                notes: writer
+                    .notes()
+                    .into_iter()
+                    .chain(sink.notes(&spec))
+                    .chain(dropped_note(&c, options, checked.dropped_values))
+                    .collect(),
+                changes,
+            });
         }
-        observer.finish(&target);
-        out.collections.push(ImportedCollection {
-            source: c.name.clone(),
-            target,
-            records: written,
-            target_count,
-            notes: writer
-                .notes()
-                .into_iter()
-                .chain(sink.notes(&spec))
-                .chain(dropped_note(&c, options, checked.dropped_values))
-                .collect(),
-            changes,
+        Ok(())
+    }
+    .await;
+    if let Err(e) = wrote {
+        return Err(if state_path.exists() {
+            e.resumable(&state_path)
+        } else {
+            e
         });
     }
+    remove_state(&state_path)?;
     Ok(out)
 }
 
@@ -416,8 +545,8 @@ async fn check_records(
     log: &mut ChangeLog,
 ) -> Result<Checked> {
     let fit = Fit::new(sink, c, options);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Record>>>(4);
-    let reader = spawn_reader(snapshot.clone(), c.name.clone(), 4096, tx, None);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Positioned>>(4);
+    let reader = spawn_reader(snapshot.clone(), c.name.clone(), 4096, tx, None, 0);
     let mut problems = Vec::new();
     let mut dropped_values = 0u64;
     let mut fitted_schema = MetadataSchema::default();
@@ -425,7 +554,7 @@ async fn check_records(
     let mut failure = None;
     'read: while let Some(batch) = rx.recv().await {
         let records = match batch {
-            Ok(records) => records,
+            Ok(batch) => batch.records,
             Err(e) => {
                 failure = Some(e);
                 break;
@@ -539,24 +668,61 @@ struct Checked {
     renamed_keys: std::collections::BTreeMap<String, String>,
 }
 
-/// Streams a collection's records from a blocking thread into `tx`, fitted
-/// to the sink by `fit` when given (records whose metadata cannot be made to
-/// fit are left out: they were reported as skipped by the check pass).
+/// Records read from a snapshot, each with its row position in the
+/// collection (in part order).
+struct Positioned {
+    records: Vec<Record>,
+    positions: Vec<u64>,
+}
+
+/// Streams a collection's records from row `start` on, from a blocking
+/// thread into `tx`, fitted to the sink by `fit` when given (records whose
+/// metadata cannot be made to fit are left out: they were reported as
+/// skipped by the check pass).
 fn spawn_reader(
     snapshot: Arc<Snapshot>,
     collection: String,
     batch_rows: usize,
-    tx: tokio::sync::mpsc::Sender<Result<Vec<Record>>>,
+    tx: tokio::sync::mpsc::Sender<Result<Positioned>>,
     fit: Option<Fit>,
+    start: u64,
 ) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
         let Some(c) = snapshot.collection(&collection) else {
             return;
         };
-        for mut batch in snapshot.records(c, batch_rows) {
-            if let (Ok(records), Some(fit)) = (batch.as_mut(), &fit) {
-                records.retain_mut(|r| fit.apply(r).is_ok());
-            }
+        // Whole parts before `start` are not read at all.
+        let mut position = 0u64;
+        let mut rest = c.clone();
+        let skipped = c
+            .parts
+            .iter()
+            .take_while(|p| {
+                let whole = position + p.rows <= start;
+                if whole {
+                    position += p.rows;
+                }
+                whole
+            })
+            .count();
+        rest.parts.drain(..skipped);
+        for batch in snapshot.records(&rest, batch_rows) {
+            let batch = batch.map(|records| {
+                let first = position;
+                position += records.len() as u64;
+                let mut out = Positioned {
+                    records: Vec::with_capacity(records.len()),
+                    positions: Vec::with_capacity(records.len()),
+                };
+                for (at, mut r) in (first..).zip(records) {
+                    if at < start || fit.as_ref().is_some_and(|f| f.apply(&mut r).is_err()) {
+                        continue;
+                    }
+                    out.records.push(r);
+                    out.positions.push(at);
+                }
+                out
+            });
             if tx.blocking_send(batch).is_err() {
                 return;
             }
@@ -564,6 +730,10 @@ fn spawn_reader(
     })
 }
 
+/// Writes a collection's records from row `start` on. `save(rows)` is
+/// told, as writes complete, how many rows (in snapshot order) are all in
+/// the target.
+#[allow(clippy::too_many_arguments)]
 async fn write_collection(
     snapshot: &Arc<Snapshot>,
     c: &CollectionManifest,
@@ -572,8 +742,10 @@ async fn write_collection(
     writer: Arc<dyn CollectionWriter>,
     options: &ImportOptions,
     observer: &dyn Observer,
+    start: u64,
+    save: &mut dyn FnMut(u64) -> Result<()>,
 ) -> Result<u64> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<Record>>>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Positioned>>(4);
     let spec = fit.spec.clone();
     let reader = spawn_reader(
         snapshot.clone(),
@@ -581,59 +753,82 @@ async fn write_collection(
         options.read_batch_rows,
         tx,
         Some(fit),
+        start,
     );
     // Records the sink's check refuses were reported as skipped by the check
     // pass (or the import stopped there).
     let keep = |r: &Record| !options.skip_invalid || sink.check(&spec, r).is_ok();
     let limits = writer.limits();
-    // Cut the record stream into requests, then send several at once.
-    let batches = futures::stream::unfold(
-        (rx, Batcher::new(limits), false),
-        |(mut rx, mut batcher, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                match rx.recv().await {
-                    Some(Ok(records)) => {
-                        let mut full = Vec::new();
-                        for r in records.into_iter().filter(keep) {
-                            match batcher.push(r) {
-                                Ok(Some(b)) => full.push(Ok(b)),
-                                Ok(None) => {}
-                                Err(e) => {
-                                    full.push(Err(e));
-                                    return Some((
-                                        futures::stream::iter(full),
-                                        (rx, batcher, true),
-                                    ));
-                                }
+    // Cut the record stream into requests, each with the row position just
+    // after its last record, then send several at once.
+    struct Cutting {
+        rx: tokio::sync::mpsc::Receiver<Result<Positioned>>,
+        batcher: Batcher,
+        /// The position after the last record given to the batcher.
+        end: u64,
+        done: bool,
+    }
+    type Request = Result<(Vec<Record>, u64)>;
+    let cutting = Cutting {
+        rx,
+        batcher: Batcher::new(limits),
+        end: start,
+        done: false,
+    };
+    let batches = futures::stream::unfold(cutting, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            match st.rx.recv().await {
+                Some(Ok(batch)) => {
+                    let mut full: Vec<Request> = Vec::new();
+                    for (r, at) in batch.records.into_iter().zip(batch.positions) {
+                        if !keep(&r) {
+                            continue;
+                        }
+                        match st.batcher.push(r) {
+                            Ok(Some(b)) => full.push(Ok((b, st.end))),
+                            Ok(None) => {}
+                            Err(e) => {
+                                full.push(Err(e));
+                                st.done = true;
+                                return Some((futures::stream::iter(full), st));
                             }
                         }
-                        if !full.is_empty() {
-                            return Some((futures::stream::iter(full), (rx, batcher, false)));
-                        }
+                        st.end = at + 1;
                     }
-                    Some(Err(e)) => {
-                        return Some((futures::stream::iter(vec![Err(e)]), (rx, batcher, true)));
-                    }
-                    None => {
-                        let last: Vec<Result<Vec<Record>>> =
-                            batcher.finish().into_iter().map(Ok).collect();
-                        return Some((futures::stream::iter(last), (rx, batcher, true)));
+                    if !full.is_empty() {
+                        return Some((futures::stream::iter(full), st));
                     }
                 }
+                Some(Err(e)) => {
+                    st.done = true;
+                    return Some((futures::stream::iter(vec![Err(e)]), st));
+                }
+                None => {
+                    let end = st.end;
+                    let last: Vec<Request> = st
+                        .batcher
+                        .finish()
+                        .into_iter()
+                        .map(|b| Ok((b, end)))
+                        .collect();
+                    st.done = true;
+                    return Some((futures::stream::iter(last), st));
+                }
             }
-        },
-    )
+        }
+    })
     .flatten();
     let writes = batches
-        .map(|batch| {
+        .enumerate()
+        .map(|(seq, batch)| {
             let writer = writer.clone();
             async move {
-                let batch = batch?;
+                let (batch, end) = batch?;
                 let n = batch.len() as u64;
-                writer.write(batch).await.map(|()| n)
+                writer.write(batch).await.map(|()| (seq, n, end))
             }
         })
         .buffer_unordered(options.concurrency.max(1));
@@ -642,11 +837,27 @@ async fn write_collection(
     let mut writes = writes.boxed();
     let mut written = 0u64;
     let mut failure = None;
+    // Requests complete out of order: the rows done are those up to the end
+    // of the last request before which every request completed.
+    let mut completed = std::collections::BTreeMap::new();
+    let mut next_seq = 0usize;
     while let Some(r) = writes.next().await {
         match r {
-            Ok(n) => {
+            Ok((seq, n, end)) => {
                 written += n;
                 observer.advance(n);
+                completed.insert(seq, end);
+                let mut done = None;
+                while let Some(end) = completed.remove(&next_seq) {
+                    done = Some(end);
+                    next_seq += 1;
+                }
+                if let Some(rows) = done
+                    && let Err(e) = save(rows)
+                {
+                    failure = Some(e);
+                    break;
+                }
             }
             Err(e) => {
                 failure = Some(e);

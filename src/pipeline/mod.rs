@@ -9,6 +9,7 @@ mod batch;
 mod changes;
 mod export;
 mod import;
+pub mod state;
 
 pub use batch::Batcher;
 pub use changes::ChangeCounts;
@@ -25,6 +26,9 @@ use crate::snapshot::Manifest;
 /// a complete, verified export first, then the import — so every record is
 /// checked against the target before anything is written, memory stays
 /// bounded on both sides, and the snapshot can replay or audit the migration.
+/// Both halves keep their progress in `via`, so with [`Resume::IfStarted`]
+/// (or `Required`) in both options a stopped migration continues where it
+/// stopped.
 pub async fn migrate(
     source: &dyn Source,
     sink: &dyn Sink,
@@ -36,6 +40,18 @@ pub async fn migrate(
     let manifest = export(source, via, export_options, observer).await?;
     let report = import(via, sink, import_options, observer).await?;
     Ok((manifest, report))
+}
+
+/// Whether a run continues an earlier one that stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resume {
+    /// Start afresh (the default); refuse where an unfinished run is found.
+    #[default]
+    No,
+    /// Continue the unfinished run; refuse when there is none.
+    Required,
+    /// Continue an unfinished run if there is one, else start afresh.
+    IfStarted,
 }
 
 /// Receives progress; the CLI draws bars from it, tests ignore it.

@@ -3,7 +3,7 @@
 //! the rayon pool and appended in order; every file is written under a
 //! temporary name, synced and renamed, and the manifest is written last.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::mem;
@@ -37,7 +37,10 @@ use super::manifest::{
 };
 
 /// How vector columns are stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum VectorCompression {
     /// Plain encoding, no compression: fastest to write and read (the default).
     #[default]
@@ -119,6 +122,59 @@ impl SnapshotWriter {
         })
     }
 
+    /// Continues an unfinished snapshot in `root`: `done` are the
+    /// collections completed before it stopped. The caller has removed
+    /// whatever no checkpoint describes.
+    pub fn resume(
+        root: &Path,
+        options: WriteOptions,
+        done: Vec<CollectionManifest>,
+    ) -> Result<SnapshotWriter> {
+        let collections = root.join(COLLECTIONS_DIR);
+        fs::create_dir_all(&collections).map_err(|e| Error::io(&collections, e))?;
+        let mut taken = HashSet::new();
+        for c in &done {
+            taken.insert(dir_of(c).to_ascii_lowercase());
+        }
+        Ok(SnapshotWriter {
+            root: root.to_owned(),
+            options,
+            taken_dirs: taken,
+            collections: done,
+        })
+    }
+
+    /// Continues a collection from a [`CollectionWriter::checkpoint`]: its
+    /// closed parts are kept, and the next records go into the next part.
+    pub fn resume_collection(
+        &mut self,
+        spec: &CollectionSpec,
+        checkpoint: CollectionManifest,
+    ) -> Result<CollectionWriter> {
+        let dir_name = dir_of(&checkpoint).to_owned();
+        if !self.taken_dirs.insert(dir_name.to_ascii_lowercase()) {
+            return Err(Error::Usage(format!(
+                "collection {:?} is written twice into one snapshot",
+                spec.name
+            )));
+        }
+        let dir = self.root.join(COLLECTIONS_DIR).join(&dir_name);
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let mut writer = CollectionWriter::new(
+            dir,
+            checkpoint.directory.clone(),
+            spec,
+            checkpoint.embedding_model.clone(),
+            self.options.clone(),
+        );
+        // Dimensions resolved before the stop stay as they were.
+        writer.vectors = checkpoint.vectors.clone();
+        writer.closed = Observed::of(&checkpoint);
+        writer.accepted = checkpoint.record_count;
+        writer.parts = checkpoint.parts;
+        Ok(writer)
+    }
+
     /// Starts writing a collection.
     pub fn collection(
         &mut self,
@@ -171,6 +227,14 @@ impl SnapshotWriter {
         write_manifest(&self.root, &manifest)?;
         Ok(manifest)
     }
+}
+
+/// The directory name of a collection under `collections/`.
+fn dir_of(c: &CollectionManifest) -> &str {
+    c.directory
+        .strip_prefix(COLLECTIONS_DIR)
+        .and_then(|d| d.strip_prefix('/'))
+        .unwrap_or(&c.directory)
 }
 
 /// Writes `manifest.json` and `manifest.json.blake3` atomically: the checksum
@@ -243,13 +307,73 @@ pub struct CollectionWriter {
     pipeline: Pipeline,
     part: Option<PartFile>,
     parts: Vec<PartManifest>,
-    // observed statistics
+    /// Records accepted by [`CollectionWriter::write`].
+    accepted: u64,
+    /// What the buffered records (`pending`) add to the description.
+    pending_observed: Observed,
+    /// The same for each group cut, dispatched or not yet written, in order.
+    queued_observed: VecDeque<Observed>,
+    /// The same for the records in the open part.
+    part_observed: Observed,
+    /// The same for the records in closed parts: what a checkpoint describes.
+    closed: Observed,
+}
+
+/// What records contribute to a collection's description in the manifest.
+/// Kept per stage (buffered, in the open part, in closed parts), so that the
+/// description of the closed parts alone is known at any time.
+#[derive(Debug, Clone, Default)]
+struct Observed {
     records: u64,
     id_kind: Option<IdKind>,
     namespaces: BTreeMap<Option<String>, u64>,
     metadata_schema: MetadataSchema,
     has_documents: bool,
     has_uris: bool,
+}
+
+impl Observed {
+    fn observe(&mut self, r: &Record) {
+        self.records += 1;
+        self.id_kind = Some(match self.id_kind {
+            Some(k) => k.union(r.id.kind()),
+            None => r.id.kind(),
+        });
+        *self.namespaces.entry(r.namespace.clone()).or_insert(0) += 1;
+        self.metadata_schema.observe(r.metadata.as_ref());
+        self.has_documents |= r.document.is_some();
+        self.has_uris |= r.uri.is_some();
+    }
+
+    fn merge(&mut self, other: Observed) {
+        self.records += other.records;
+        self.id_kind = match (self.id_kind, other.id_kind) {
+            (Some(a), Some(b)) => Some(a.union(b)),
+            (a, b) => a.or(b),
+        };
+        for (ns, n) in other.namespaces {
+            *self.namespaces.entry(ns).or_insert(0) += n;
+        }
+        self.metadata_schema.merge(other.metadata_schema);
+        self.has_documents |= other.has_documents;
+        self.has_uris |= other.has_uris;
+    }
+
+    /// The description of a collection's closed parts, to resume from.
+    fn of(manifest: &CollectionManifest) -> Observed {
+        Observed {
+            records: manifest.record_count,
+            id_kind: Some(manifest.id_kind),
+            namespaces: manifest
+                .namespaces
+                .iter()
+                .map(|n| (n.name.clone(), n.records))
+                .collect(),
+            metadata_schema: manifest.metadata_schema.clone(),
+            has_documents: manifest.has_documents,
+            has_uris: manifest.has_uris,
+        }
+    }
 }
 
 /// One encoded column chunk.
@@ -384,18 +508,60 @@ impl CollectionWriter {
             pipeline: Pipeline::new(),
             part: None,
             parts: Vec::new(),
-            records: 0,
-            id_kind: spec.id_kind,
-            namespaces: BTreeMap::new(),
-            metadata_schema: MetadataSchema::default(),
-            has_documents: false,
-            has_uris: false,
+            accepted: 0,
+            pending_observed: Observed::default(),
+            queued_observed: VecDeque::new(),
+            part_observed: Observed::default(),
+            closed: Observed {
+                id_kind: spec.id_kind,
+                ..Observed::default()
+            },
         }
     }
 
-    /// Records written so far.
+    /// Records accepted so far.
     pub fn records(&self) -> u64 {
-        self.records
+        self.accepted
+    }
+
+    /// Parts closed so far: their files are complete, synced and renamed.
+    pub fn closed_parts(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Describes the closed parts alone, as a manifest entry: what an
+    /// interrupted export keeps, and [`SnapshotWriter::resume_collection`]
+    /// continues from. Records accepted but not yet in a closed part are not
+    /// in it. The collection directory is synced first, so the parts it
+    /// lists survive a crash.
+    pub fn checkpoint(&self) -> Result<CollectionManifest> {
+        sync_dir(&self.dir)?;
+        Ok(self.describe(self.closed.clone(), self.parts.clone()))
+    }
+
+    fn describe(&self, observed: Observed, parts: Vec<PartManifest>) -> CollectionManifest {
+        let mut notes = self.spec.notes.clone();
+        notes.dedup();
+        CollectionManifest {
+            name: self.spec.name.clone(),
+            directory: self.directory.clone(),
+            record_count: observed.records,
+            namespaces: observed
+                .namespaces
+                .into_iter()
+                .map(|(name, records)| NamespaceCount { name, records })
+                .collect(),
+            id_kind: observed.id_kind.unwrap_or(IdKind::String),
+            vectors: self.vectors.clone(),
+            metadata_schema: observed.metadata_schema,
+            has_documents: observed.has_documents,
+            has_uris: observed.has_uris,
+            collection_metadata: self.spec.collection_metadata.clone(),
+            raw_config: self.spec.raw_config.clone(),
+            embedding_model: self.embedding_model.clone(),
+            notes,
+            parts,
+        }
     }
 
     /// Adds records. They are encoded once a row group's worth is buffered.
@@ -418,15 +584,8 @@ impl CollectionWriter {
                     self.vectors.len()
                 )));
             }
-            self.records += 1;
-            self.id_kind = Some(match self.id_kind {
-                Some(k) => k.union(r.id.kind()),
-                None => r.id.kind(),
-            });
-            *self.namespaces.entry(r.namespace.clone()).or_insert(0) += 1;
-            self.metadata_schema.observe(r.metadata.as_ref());
-            self.has_documents |= r.document.is_some();
-            self.has_uris |= r.uri.is_some();
+            self.accepted += 1;
+            self.pending_observed.observe(&r);
             self.pending_bytes += r.binary_size_estimate();
             self.pending.push(r);
             if self.pending.len() >= self.options.row_group_rows
@@ -450,6 +609,8 @@ impl CollectionWriter {
     fn cut_group(&mut self) {
         if !self.pending.is_empty() {
             self.groups.push(mem::take(&mut self.pending));
+            self.queued_observed
+                .push_back(mem::take(&mut self.pending_observed));
             self.pending_bytes = 0;
         }
     }
@@ -632,6 +793,10 @@ impl CollectionWriter {
         }
         rg.close().map_err(|e| parquet_error(&self.dir, e))?;
         part.rows += group.rows as u64;
+        // Groups are written in the order they were cut.
+        if let Some(observed) = self.queued_observed.pop_front() {
+            self.part_observed.merge(observed);
+        }
         part.id_kind = match (part.id_kind, group.kind) {
             (Some(a), Some(b)) => Some(a.union(b)),
             (a, b) => a.or(b),
@@ -707,6 +872,7 @@ impl CollectionWriter {
             bytes,
             blake3: hash,
         });
+        self.closed.merge(mem::take(&mut self.part_observed));
         Ok(())
     }
 
@@ -717,28 +883,9 @@ impl CollectionWriter {
         self.write_encoded(true)?;
         self.close_part()?;
         sync_dir(&self.dir)?;
-        let mut notes = self.spec.notes.clone();
-        notes.dedup();
-        Ok(CollectionManifest {
-            name: self.spec.name.clone(),
-            directory: self.directory,
-            record_count: self.records,
-            namespaces: self
-                .namespaces
-                .into_iter()
-                .map(|(name, records)| NamespaceCount { name, records })
-                .collect(),
-            id_kind: self.id_kind.unwrap_or(IdKind::String),
-            vectors: self.vectors,
-            metadata_schema: self.metadata_schema,
-            has_documents: self.has_documents,
-            has_uris: self.has_uris,
-            collection_metadata: self.spec.collection_metadata.clone(),
-            raw_config: self.spec.raw_config.clone(),
-            embedding_model: self.embedding_model,
-            notes,
-            parts: self.parts,
-        })
+        let observed = mem::take(&mut self.closed);
+        let parts = mem::take(&mut self.parts);
+        Ok(self.describe(observed, parts))
     }
 }
 

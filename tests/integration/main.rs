@@ -21,6 +21,7 @@ mod pinecone_emulator;
 mod pyarrow;
 mod qdrant;
 mod qdrant_emulator;
+mod resume;
 mod snapshot_format;
 mod weaviate;
 mod weaviate_emulator;

@@ -1,0 +1,293 @@
+//! Progress files that let an interrupted export or import continue where it
+//! stopped (`--resume`). They live in `.vecport-state/` inside the snapshot
+//! directory (an import can be told to keep its own elsewhere), never in a
+//! database, and are replaced atomically (temporary file, sync, rename) at
+//! every checkpoint. Each is versioned: a newer major version is refused
+//! rather than misread.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::connectors::Cursor;
+use crate::error::{Error, Result};
+use crate::snapshot::CollectionManifest;
+use crate::snapshot::layout::TEMP_SUFFIX;
+use crate::snapshot::writer::write_atomic;
+
+/// The directory of progress files inside a snapshot directory.
+pub const STATE_DIR: &str = ".vecport-state";
+
+const EXPORT_FILE: &str = "export.json";
+const EXPORT_FORMAT: &str = "vecport-export-state";
+const IMPORT_FORMAT: &str = "vecport-import-state";
+/// The version written; a reader refuses a higher one.
+const VERSION: u32 = 1;
+
+/// Where an export keeps its progress.
+pub fn export_state_path(snapshot: &Path) -> PathBuf {
+    snapshot.join(STATE_DIR).join(EXPORT_FILE)
+}
+
+/// Where an import of a snapshot into `target` keeps its progress, inside
+/// `state_dir`: one file per target, named by a hash of its endpoint.
+pub fn import_state_path(state_dir: &Path, target: &str) -> PathBuf {
+    let key = blake3::hash(target.as_bytes()).to_hex();
+    state_dir.join(format!("import-{}.json", &key[..16]))
+}
+
+/// The progress of an export.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportState {
+    /// Always `vecport-export-state`.
+    pub format: String,
+    /// The version of this file's layout.
+    pub version: u32,
+    /// The source's endpoint (never with credentials).
+    pub source: String,
+    /// The collections to export, in order.
+    pub collections: Vec<String>,
+    /// How vector columns are stored; a resumed export keeps it, so that all
+    /// parts of a collection agree.
+    pub vector_compression: crate::snapshot::VectorCompression,
+    /// Collections completed, as they go into the manifest.
+    pub done: Vec<CollectionManifest>,
+    /// The collection under way, if a part of it was completed.
+    pub current: Option<ExportCheckpoint>,
+}
+
+/// How far a collection's export got: the parts completed, and where in the
+/// source the records after them start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportCheckpoint {
+    /// The collection's completed parts and what they hold.
+    pub collection: CollectionManifest,
+    /// The source cursor to scan from (`None`: from the start)…
+    pub cursor: Option<Cursor>,
+    /// …leaving out this many records first: they are in the parts already.
+    pub skip: u64,
+}
+
+impl ExportState {
+    /// A new state for an export of `collections` from `source`.
+    pub fn new(
+        source: String,
+        collections: Vec<String>,
+        vector_compression: crate::snapshot::VectorCompression,
+    ) -> ExportState {
+        ExportState {
+            format: EXPORT_FORMAT.into(),
+            version: VERSION,
+            source,
+            collections,
+            vector_compression,
+            done: Vec::new(),
+            current: None,
+        }
+    }
+
+    /// Reads the state of the unfinished export in `snapshot`, if any.
+    pub fn load(snapshot: &Path) -> Result<Option<ExportState>> {
+        load(&export_state_path(snapshot), EXPORT_FORMAT)
+    }
+
+    /// Replaces the state file atomically.
+    pub fn save(&self, snapshot: &Path) -> Result<()> {
+        save(&export_state_path(snapshot), self)
+    }
+}
+
+/// The progress of an import into one target.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportState {
+    /// Always `vecport-import-state`.
+    pub format: String,
+    /// The version of this file's layout.
+    pub version: u32,
+    /// BLAKE3 of the snapshot's manifest: a resume continues the same snapshot.
+    pub snapshot: String,
+    /// The target's endpoint (never with credentials).
+    pub target: String,
+    /// Collections started, in order.
+    pub collections: Vec<ImportProgress>,
+}
+
+/// How far the import of one collection got.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportProgress {
+    /// The collection's name in the snapshot.
+    pub source: String,
+    /// Its name in the target.
+    pub target: String,
+    /// Whether this import created (or replaced) the target collection, so
+    /// that its final count must equal the snapshot's.
+    pub fresh: bool,
+    /// Rows of the snapshot's collection, in part order, that are all in
+    /// the target: the import resumes after them.
+    pub rows_done: u64,
+    /// Whether the collection is complete and checked.
+    pub complete: bool,
+}
+
+impl ImportState {
+    /// A new state for importing the snapshot whose manifest hashes to
+    /// `snapshot` into `target`.
+    pub fn new(snapshot: String, target: String) -> ImportState {
+        ImportState {
+            format: IMPORT_FORMAT.into(),
+            version: VERSION,
+            snapshot,
+            target,
+            collections: Vec::new(),
+        }
+    }
+
+    /// Reads the state at `path`, if there is one.
+    pub fn load(path: &Path) -> Result<Option<ImportState>> {
+        load(path, IMPORT_FORMAT)
+    }
+
+    /// Replaces the state file atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        save(path, self)
+    }
+
+    /// The progress of collection `source`, if it was started.
+    pub fn progress(&self, source: &str) -> Option<&ImportProgress> {
+        self.collections.iter().find(|c| c.source == source)
+    }
+
+    /// The progress of collection `source`, added when missing.
+    pub fn progress_mut(&mut self, source: &str, target: &str, fresh: bool) -> &mut ImportProgress {
+        let i = match self.collections.iter().position(|c| c.source == source) {
+            Some(i) => i,
+            None => {
+                self.collections.push(ImportProgress {
+                    source: source.to_owned(),
+                    target: target.to_owned(),
+                    fresh,
+                    rows_done: 0,
+                    complete: false,
+                });
+                self.collections.len() - 1
+            }
+        };
+        &mut self.collections[i]
+    }
+}
+
+/// Removes a state file (and the temporary file of a save that was cut
+/// short), and its directory once empty.
+pub fn remove(path: &Path) -> Result<()> {
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(TEMP_SUFFIX);
+    for p in [path, Path::new(&temp)] {
+        match fs::remove_file(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(p, e)),
+        }
+    }
+    if let Some(dir) = path.parent()
+        && dir.file_name().is_some_and(|n| n == STATE_DIR)
+    {
+        // Fails while other state files remain, which is what we want.
+        let _ = fs::remove_dir(dir);
+    }
+    Ok(())
+}
+
+/// The fields every state file starts with.
+#[derive(Deserialize)]
+struct Header {
+    format: String,
+    version: u32,
+}
+
+fn load<T: DeserializeOwned>(path: &Path, format: &str) -> Result<Option<T>> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let damaged = |why: String| Error::InvalidSnapshot {
+        file: path.to_owned(),
+        message: format!(
+            "the progress file is damaged ({why}); remove it to start over without --resume"
+        ),
+    };
+    let header: Header = serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
+    if header.format != format {
+        return Err(damaged(format!(
+            "it is a `{}` file, expected `{format}`",
+            header.format
+        )));
+    }
+    if header.version > VERSION {
+        return Err(Error::UnsupportedVersion {
+            file: path.to_owned(),
+            found: header.version.to_string(),
+            supported: VERSION.to_string(),
+        });
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| damaged(e.to_string()))
+}
+
+fn save<T: Serialize>(path: &Path, state: &T) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut bytes = serde_json::to_vec_pretty(state)
+        .map_err(|e| Error::InvalidData(format!("cannot encode the progress file: {e}")))?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)?;
+    if let Ok(d) = fs::File::open(dir) {
+        d.sync_all().map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_newer_version_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = ImportState::new("abc".into(), "qdrant://h:1".into());
+        state.progress_mut("a", "b", true).rows_done = 42;
+        let path = import_state_path(&dir.path().join(STATE_DIR), &state.target);
+        state.save(&path).unwrap();
+        let back = ImportState::load(&path).unwrap().unwrap();
+        assert_eq!(back.progress("a").unwrap().rows_done, 42);
+        assert!(back.progress("b").is_none());
+
+        let mut raw: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        raw["version"] = 2.into();
+        fs::write(&path, raw.to_string()).unwrap();
+        let err = ImportState::load(&path).unwrap_err().to_string();
+        assert!(err.contains("version 2"), "{err}");
+
+        fs::write(
+            &path,
+            b"{\"format\": \"vecport-export-state\", \"version\": 1}",
+        )
+        .unwrap();
+        let err = ImportState::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("damaged") && err.contains("vecport-export-state"),
+            "{err}"
+        );
+
+        remove(&path).unwrap();
+        assert!(
+            !path.parent().unwrap().exists(),
+            "the empty state directory goes too"
+        );
+        assert!(ImportState::load(&path).unwrap().is_none());
+    }
+}

@@ -1,0 +1,393 @@
+//! Crash and resume: `vecport export`, `import` and `migrate` are killed
+//! with SIGKILL at random moments and resumed with `--resume` (and killed
+//! again while resuming), against real Chroma and the Qdrant emulator.
+//! Every time, the snapshot passes `verify` and holds exactly what an
+//! uninterrupted export holds, and the target holds exactly the source's
+//! records: `vecport compare` finds none missing, extra or different.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use vecport::connectors::{self, Sink};
+use vecport::model::{Metric, Record};
+use vecport::pipeline::{self, ImportOptions, Quiet};
+use vecport::snapshot::Snapshot;
+
+use crate::conformance::write_snapshot;
+use crate::emulators::qdrant::{self, QdrantOptions};
+use crate::support::data::{self, FLAT};
+use crate::support::{server_url, unique_name};
+
+/// Records per collection: enough for many parts, pages and batches.
+const RECORDS: usize = 3_000;
+const DIM: usize = 16;
+
+fn vecport(args: &[&str]) -> Command {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("vecport"));
+    c.args(args)
+        .env_remove("QDRANT_API_KEY")
+        .env_remove("CHROMA_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    vecport(args).output().expect("run vecport")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "vecport {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Kills runs with SIGKILL at random moments, and counts the kills.
+struct Crashes {
+    rng: fastrand::Rng,
+    kills: usize,
+}
+
+impl Crashes {
+    /// Runs `first`, then `resumed` (the same command with `--resume`),
+    /// killing each at a random moment within `span` (an uninterrupted
+    /// run's duration) until `kills` kills landed or a run finished; then
+    /// lets `resumed` run to the end, in `cwd`. Calls `killed` after each
+    /// kill; returns the stderr of the run that finished.
+    fn run(
+        &mut self,
+        first: &[&str],
+        resumed: &[&str],
+        span: Duration,
+        kills: usize,
+        cwd: &Path,
+        killed: &mut dyn FnMut(),
+    ) -> String {
+        let mut args = first;
+        let finished = |args: &[&str], out: Output| {
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "vecport {args:?} failed: {stderr}");
+            stderr
+        };
+        for _ in 0..kills {
+            let delay = span.mul_f64(0.02 + 0.6 * self.rng.f64());
+            let mut child: Child = vecport(args)
+                .current_dir(cwd)
+                .spawn()
+                .expect("spawn vecport");
+            let started = Instant::now();
+            loop {
+                if child.try_wait().unwrap().is_some() {
+                    return finished(args, child.wait_with_output().unwrap());
+                }
+                if started.elapsed() >= delay {
+                    child.kill().expect("SIGKILL");
+                    child.wait().unwrap();
+                    self.kills += 1;
+                    killed();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(3));
+            }
+            args = resumed;
+        }
+        finished(resumed, vecport(resumed).current_dir(cwd).output().unwrap())
+    }
+}
+
+/// The parts an export's progress file lists: (collection directory/part, blake3).
+fn parts_in_progress(dir: &Path) -> Vec<(String, String)> {
+    let Ok(bytes) = std::fs::read(dir.join(".vecport-state/export.json")) else {
+        return Vec::new();
+    };
+    let state: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    state["done"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(state["current"].get("collection"))
+        .flat_map(|c| {
+            let directory = c["directory"].as_str().unwrap().to_owned();
+            c["parts"].as_array().unwrap().iter().map(move |p| {
+                (
+                    format!("{directory}/{}", p["path"].as_str().unwrap()),
+                    p["blake3"].as_str().unwrap().to_owned(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The rows an import's progress file says are done.
+fn rows_in_progress(snapshot: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(snapshot.join(".vecport-state")) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("import-"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .flat_map(|s| s["collections"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["rows_done"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
+/// "N records written" from an import's summary.
+fn records_written(stderr: &str) -> u64 {
+    let at = stderr
+        .find(" records written")
+        .unwrap_or_else(|| panic!("no import summary in: {stderr}"));
+    stderr[..at]
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count before \"records written\" in: {stderr}"))
+}
+
+fn timed(args: &[&str]) -> Duration {
+    let started = Instant::now();
+    ok(args);
+    started.elapsed()
+}
+
+/// The records of a snapshot's only collection, sorted by id.
+fn records_of(dir: &Path) -> Vec<Record> {
+    let s = Snapshot::open(dir).unwrap();
+    let c = &s.manifest().collections[0];
+    let mut records: Vec<Record> = s.records(c, 1000).flat_map(Result::unwrap).collect();
+    records.sort_by(|a, b| a.id.cmp(&b.id));
+    records
+}
+
+/// `verify` passes and the content equals the uninterrupted export's.
+fn assert_same_snapshot(dir: &Path, reference: &Path, what: &str) {
+    let out = run(&["verify", dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{what}: verify failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (got, want) = (records_of(dir), records_of(reference));
+    assert_eq!(got.len(), want.len(), "{what}: record count");
+    if let Some(d) = data::first_difference(&want, &got) {
+        panic!("{what}: {d}");
+    }
+    let manifest = |d: &Path| Snapshot::open(d).unwrap().manifest().collections[0].clone();
+    let (a, b) = (manifest(dir), manifest(reference));
+    assert_eq!(a.record_count, b.record_count, "{what}");
+    assert_eq!(a.namespaces, b.namespaces, "{what}");
+    assert_eq!(a.metadata_schema, b.metadata_schema, "{what}");
+    assert_eq!(a.id_kind, b.id_kind, "{what}");
+    assert!(
+        !dir.join(".vecport-state").exists(),
+        "{what}: the progress file outlives the export"
+    );
+}
+
+/// `vecport compare A B` finds no difference.
+fn assert_same_content(a: &str, b: &str, what: &str) {
+    let out = run(&["compare", a, b]);
+    assert!(
+        out.status.success(),
+        "{what}: compare {a} {b}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn sigkilled_runs_resume_to_exactly_the_uninterrupted_result() {
+    let chroma = server_url("CHROMA_URL").map(|u| format!("chroma://{}", crate::chroma::host(&u)));
+    let emulator = qdrant::start_background(QdrantOptions::default()).unwrap();
+    let qdrant = format!("qdrant://{}", emulator.addr());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    write_snapshot(
+        &base,
+        &data::spec("base", DIM as u32, Metric::L2),
+        data::records(RECORDS, DIM, 97, FLAT),
+    );
+    let seed = std::env::var("VECPORT_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("crash points from seed {seed} (VECPORT_CRASH_SEED to repeat)");
+    let mut crashes = Crashes {
+        rng: fastrand::Rng::with_seed(seed),
+        kills: 0,
+    };
+
+    let mut databases = vec![("qdrant", qdrant)];
+    databases.extend(chroma.map(|c| ("chroma", c)));
+    // Seed a source collection in each database.
+    let sources: Vec<(&str, String)> = runtime.block_on(async {
+        let mut out = Vec::new();
+        for (name, url) in &databases {
+            let collection = unique_name("crash");
+            let target = format!("{url}/{collection}");
+            let sink = connectors::open(&target).unwrap();
+            pipeline::import(
+                &base,
+                sink.as_ref() as &dyn Sink,
+                &ImportOptions::default(),
+                &Quiet,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("seeding {name}: {e}"));
+            out.push((*name, target));
+        }
+        out
+    });
+
+    let here = tmp.path();
+    for (name, source) in &sources {
+        // Export: killed, then resumed with another page size.
+        let reference = tmp.path().join(format!("{name}-reference"));
+        let export = |dir: &Path, page: &str| -> Vec<String> {
+            [
+                "export",
+                source,
+                s(dir),
+                "--page-size",
+                page,
+                "--part-rows",
+                "200",
+                "--row-group-rows",
+                "50",
+            ]
+            .map(str::to_owned)
+            .to_vec()
+        };
+        let span = timed(&strs(&export(&reference, "100")));
+        for round in 0..2 {
+            let dir = tmp.path().join(format!("{name}-export-{round}"));
+            let mut resumed = export(&dir, "70");
+            resumed.push("--resume".into());
+            let mut kept = Vec::new();
+            crashes.run(
+                &strs(&export(&dir, "100")),
+                &strs(&resumed),
+                span,
+                3,
+                here,
+                &mut || kept.extend(parts_in_progress(&dir)),
+            );
+            let what = format!("export from {name}, round {round}");
+            assert_same_snapshot(&dir, &reference, &what);
+            // A resumed export continues after the parts it completed.
+            let manifest = Snapshot::open(&dir).unwrap().manifest().clone();
+            for (path, hash) in &kept {
+                let part = manifest.collections[0]
+                    .parts
+                    .iter()
+                    .find(|p| format!("{}/{}", manifest.collections[0].directory, p.path) == *path)
+                    .unwrap_or_else(|| panic!("{what}: part {path} was dropped on resume"));
+                assert_eq!(
+                    &part.blake3, hash,
+                    "{what}: part {path} was rewritten on resume"
+                );
+            }
+        }
+
+        // Import of the uninterrupted export into every database.
+        for (target_name, target_url) in &databases {
+            let target = format!("{target_url}/{}", unique_name("crash"));
+            let first = ["import", s(&reference), &target, "--concurrency", "3"];
+            let resumed = [
+                "import",
+                s(&reference),
+                &target,
+                "--concurrency",
+                "2",
+                "--resume",
+            ];
+            let probe = format!("{target_url}/{}", unique_name("probe"));
+            let span = timed(&["import", s(&reference), &probe]);
+            let mut done = 0;
+            let stderr = crashes.run(&first, &resumed, span, 4, here, &mut || {
+                done = rows_in_progress(&reference)
+            });
+            let what = format!("import from {name} into {target_name}");
+            // A resumed import continues after the rows it completed.
+            let written = records_written(&stderr);
+            assert!(
+                written <= RECORDS as u64 - done,
+                "{what}: {written} records written after {done} were done"
+            );
+            assert_same_content(s(&reference), &target, &what);
+            assert!(
+                !reference.join(".vecport-state").exists(),
+                "the import's progress file outlives it"
+            );
+        }
+    }
+
+    // Migrate from the first database into the last (Qdrant into itself
+    // without Chroma), through a kept snapshot.
+    let (from, to) = (&sources[0], &databases[databases.len() - 1]);
+    let via = tmp.path().join("via");
+    let span = timed(&[
+        "migrate",
+        &from.1,
+        &format!("{}/{}", to.1, unique_name("probe")),
+        "--via",
+        s(&tmp.path().join("probe-via")),
+    ]);
+    let target = format!("{}/{}", to.1, unique_name("crash"));
+    let first = [
+        "migrate",
+        &from.1,
+        &target,
+        "--via",
+        s(&via),
+        "--page-size",
+        "100",
+    ];
+    let resumed = ["migrate", &from.1, &target, "--via", s(&via), "--resume"];
+    crashes.run(&first, &resumed, span, 5, here, &mut || {});
+    assert_same_content(&from.1, &target, &format!("migrate {} → {}", from.0, to.0));
+    ok(&["verify", s(&via)]);
+
+    // Without --via: --resume finds the temporary snapshot again.
+    let target = format!("{}/{}", to.1, unique_name("crash"));
+    let cwd = tempfile::tempdir().unwrap();
+    let first = ["migrate", &from.1, &target, "--page-size", "100"];
+    let resumed = ["migrate", &from.1, &target, "--resume"];
+    crashes.run(&first, &resumed, span, 4, cwd.path(), &mut || {});
+    assert_same_content(&from.1, &target, "migrate without --via");
+    assert_eq!(
+        std::fs::read_dir(cwd.path()).unwrap().count(),
+        0,
+        "the temporary snapshot is removed once the migration succeeds"
+    );
+
+    eprintln!("{} runs were killed", crashes.kills);
+    if sources.len() > 1 {
+        assert!(
+            crashes.kills >= 20,
+            "only {} kills landed (seed {seed})",
+            crashes.kills
+        );
+    }
+    drop(emulator);
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
