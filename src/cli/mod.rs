@@ -27,6 +27,13 @@ pub struct Cli {
     /// No progress bars and no log output but errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Retries of a request that failed in a way retrying can fix (429,
+    /// 5xx, timeouts, dropped connections), with exponential backoff and jitter.
+    #[arg(long, global = true, value_name = "N", default_value_t = 8)]
+    pub retries: u32,
+    /// Longest wait between retries, in seconds (a longer `Retry-After` is cut to it).
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_backoff: u64,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -72,6 +79,11 @@ pub fn exit_code(category: Category) -> u8 {
 pub fn main() -> u8 {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    crate::connectors::http::RetryPolicy::configure(crate::connectors::http::RetryPolicy {
+        max_retries: cli.retries,
+        max: std::time::Duration::from_secs(cli.max_backoff),
+        ..Default::default()
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

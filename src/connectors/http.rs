@@ -44,6 +44,21 @@ impl Default for RetryPolicy {
     }
 }
 
+static CONFIGURED: std::sync::OnceLock<RetryPolicy> = std::sync::OnceLock::new();
+
+impl RetryPolicy {
+    /// Makes `policy` the one every client created afterwards uses (the CLI's
+    /// `--retries` and `--max-backoff`). Only the first call counts.
+    pub fn configure(policy: RetryPolicy) {
+        let _ = CONFIGURED.set(policy);
+    }
+
+    /// The policy set by [`RetryPolicy::configure`], else the default.
+    pub fn configured() -> RetryPolicy {
+        CONFIGURED.get().cloned().unwrap_or_default()
+    }
+}
+
 /// A response whose status the caller inspects.
 #[derive(Debug)]
 pub struct Response {
@@ -112,7 +127,7 @@ impl HttpClient {
         Ok(HttpClient {
             client,
             base: base.trim_end_matches('/').to_owned(),
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy::configured(),
             retries: Arc::new(AtomicU64::new(0)),
         })
     }

@@ -588,7 +588,9 @@ impl CollectionWriter {
             self.pending_observed.observe(&r);
             self.pending_bytes += r.binary_size_estimate();
             self.pending.push(r);
-            if self.pending.len() >= self.options.row_group_rows
+            // A row group never spans more rows than a part may hold.
+            if self.pending.len() as u64
+                >= (self.options.row_group_rows as u64).min(self.options.part_max_rows)
                 || self.pending_bytes >= self.options.row_group_bytes
             {
                 self.cut_group();

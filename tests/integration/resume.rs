@@ -391,3 +391,126 @@ fn sigkilled_runs_resume_to_exactly_the_uninterrupted_result() {
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
+
+/// A server that keeps failing: with no retries, each run stops at the
+/// first fault and says how to go on; the user reruns with `--resume` until
+/// it completes. The result equals a run against a healthy server.
+#[test]
+fn runs_stopped_by_a_failing_server_resume_to_the_same_result() {
+    use crate::emulators::Faults;
+    let emulator = qdrant::start_background(QdrantOptions::default()).unwrap();
+    let url = format!("qdrant://{}", emulator.addr());
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    write_snapshot(
+        &base,
+        &data::spec("base", DIM as u32, Metric::L2),
+        data::records(RECORDS, DIM, 5, FLAT),
+    );
+    let source = format!("{url}/source");
+    ok(&["import", s(&base), &source]);
+    let reference = tmp.path().join("reference");
+    let export = |dir: &Path| {
+        [
+            "export",
+            &source,
+            s(dir),
+            "--page-size",
+            "50",
+            "--part-rows",
+            "100",
+            "--retries",
+            "0",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    ok(&strs(&export(&reference)));
+
+    // Export: one scroll in five fails.
+    let dir = tmp.path().join("flaky-export");
+    let faults = |seed| Faults {
+        unavailable: 0.2,
+        seed: Some(seed),
+        ..Faults::none()
+    };
+    emulator
+        .faults()
+        .set(faults(7).under("/collections/source/points/scroll"))
+        .unwrap();
+    let (mut stopped, mut lost) = (0, 0);
+    let mut args = export(&dir);
+    for attempt in 0.. {
+        assert!(attempt < 200, "the export never completed");
+        let out = run(&strs(&args));
+        if out.status.success() {
+            break;
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{stderr}");
+        if stderr.contains("--resume") {
+            // It kept the parts it completed, and says so.
+            assert!(stderr.contains(".vecport-state"), "{stderr}");
+            assert!(dir.join(".vecport-state/export.json").exists());
+            stopped += 1;
+        } else {
+            // It stopped before completing a part: nothing is left behind.
+            assert!(!dir.exists(), "{stderr}");
+            lost += 1;
+        }
+        args = export(&dir);
+        args.push("--resume".into());
+    }
+    eprintln!("{stopped} runs stopped after completing parts, {lost} before completing one");
+    assert!(
+        stopped > 0,
+        "no run stopped after completing a part ({lost} before)"
+    );
+    assert_same_snapshot(&dir, &reference, "export from a failing server");
+
+    // Import: one upsert in five fails.
+    emulator
+        .faults()
+        .set(faults(11).under("/collections/target/points"))
+        .unwrap();
+    let target = format!("{url}/target");
+    let first = [
+        "import",
+        s(&reference),
+        &target,
+        "--retries",
+        "0",
+        "--concurrency",
+        "2",
+    ];
+    let out = run(&first);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    // Without --resume, the unfinished import is not silently started over.
+    let again = run(&first);
+    let stderr = String::from_utf8_lossy(&again.stderr).into_owned();
+    assert_eq!(again.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("stopped before it finished") && stderr.contains("--resume"),
+        "{stderr}"
+    );
+    let mut resumed = first.to_vec();
+    resumed.push("--resume");
+    for attempt in 0.. {
+        assert!(attempt < 200, "the import never completed");
+        let out = run(&resumed);
+        if out.status.success() {
+            break;
+        }
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    emulator.faults().clear();
+    assert_same_content(s(&reference), &target, "import into a failing server");
+    assert!(!reference.join(".vecport-state").exists());
+}
