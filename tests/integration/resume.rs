@@ -514,3 +514,113 @@ fn runs_stopped_by_a_failing_server_resume_to_the_same_result() {
     assert_same_content(s(&reference), &target, "import into a failing server");
     assert!(!reference.join(".vecport-state").exists());
 }
+
+/// Reruns `export` with `--resume` until it completes while one request in
+/// five fails, and checks the result against an export from the healthy
+/// server. Returns how many runs stopped after completing parts.
+fn export_through_faults(
+    source: &str,
+    tmp: &Path,
+    faults: &dyn Fn(Option<crate::emulators::Faults>),
+) -> usize {
+    let export = |dir: &Path| {
+        [
+            "export",
+            source,
+            s(dir),
+            "--page-size",
+            "40",
+            "--part-rows",
+            "100",
+            "--retries",
+            "0",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let reference = tmp.join("reference");
+    ok(&strs(&export(&reference)));
+    let dir = tmp.join("flaky");
+    faults(Some(crate::emulators::Faults {
+        unavailable: 0.2,
+        seed: Some(3),
+        ..crate::emulators::Faults::none()
+    }));
+    let mut stopped = 0;
+    let mut args = export(&dir);
+    for attempt in 0.. {
+        assert!(attempt < 300, "the export from {source} never completed");
+        let out = run(&strs(&args));
+        if out.status.success() {
+            break;
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{stderr}");
+        stopped += usize::from(stderr.contains("--resume"));
+        args = export(&dir);
+        args.push("--resume".into());
+    }
+    faults(None);
+    assert_same_snapshot(&dir, &reference, &format!("export from {source}"));
+    stopped
+}
+
+/// Cursors that cross namespaces (Pinecone) and tenants (Weaviate) resume
+/// where they stopped: a stop at a namespace's or tenant's last page goes on
+/// with the next one.
+#[test]
+fn exports_resume_across_namespaces_and_tenants() {
+    use crate::emulators::{pinecone, weaviate};
+    let tmp = tempfile::tempdir().unwrap();
+    let namespaced = |flavor| -> Vec<Record> {
+        let mut records = data::records(1_200, DIM, 13, flavor);
+        for (i, r) in records.iter_mut().enumerate() {
+            r.namespace = Some(["alpha", "beta", "gamma"][i % 3].to_owned());
+        }
+        records
+    };
+
+    let p = pinecone::start_background(pinecone::PineconeOptions::default()).unwrap();
+    p.set_stats_lag_reads(0);
+    let base = tmp.path().join("pinecone-base");
+    write_snapshot(
+        &base,
+        &data::spec("base", DIM as u32, Metric::L2),
+        namespaced(data::PINECONE),
+    );
+    let source = format!("pinecone+http://{}/ns-source", p.addr());
+    ok(&["import", s(&base), &source]);
+    let dir = tmp.path().join("pinecone");
+    std::fs::create_dir(&dir).unwrap();
+    let stopped = export_through_faults(&source, &dir, &|f| match f {
+        Some(f) => p
+            .faults()
+            .set(f.under("/__index/ns-source/vectors"))
+            .unwrap(),
+        None => p.faults().clear(),
+    });
+    assert!(
+        stopped > 0,
+        "no export from Pinecone stopped after completing a part"
+    );
+
+    let w = weaviate::start_background(weaviate::WeaviateOptions::default()).unwrap();
+    let base = tmp.path().join("weaviate-base");
+    write_snapshot(
+        &base,
+        &data::spec("base", DIM as u32, Metric::L2),
+        namespaced(data::WEAVIATE),
+    );
+    let source = format!("weaviate://{}/Tenanted", w.addr());
+    ok(&["import", s(&base), &source]);
+    let dir = tmp.path().join("weaviate");
+    std::fs::create_dir(&dir).unwrap();
+    let stopped = export_through_faults(&source, &dir, &|f| match f {
+        Some(f) => w.faults().set(f.under("/v1/objects")).unwrap(),
+        None => w.faults().clear(),
+    });
+    assert!(
+        stopped > 0,
+        "no export from Weaviate stopped after completing a part"
+    );
+}
