@@ -12,7 +12,7 @@ use futures::StreamExt;
 use crate::connectors::{Cursor, ScanOptions, Source};
 use crate::error::{Error, Result};
 use crate::model::{CollectionSpec, EmbeddingModel, Record};
-use crate::snapshot::layout::{COLLECTIONS_DIR, MANIFEST};
+use crate::snapshot::layout::{COLLECTIONS_DIR, MANIFEST, TEMP_SUFFIX};
 use crate::snapshot::{
     CollectionManifest, Manifest, Snapshot, SnapshotWriter, SourceInfo, WriteOptions,
 };
@@ -53,11 +53,16 @@ pub async fn export(
     options: &ExportOptions,
     observer: &dyn Observer,
 ) -> Result<Manifest> {
-    let empty = fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
     match options.resume {
         Resume::Required => return resume(source, dir, options, observer).await,
-        Resume::IfStarted if !empty => return resume(source, dir, options, observer).await,
-        _ => {}
+        Resume::IfStarted if !only_scaffolding(dir) => {
+            return resume(source, dir, options, observer).await;
+        }
+        Resume::IfStarted => {
+            // Stopped before its first save, or never begun: begin afresh.
+            remove_partial(dir, true);
+        }
+        Resume::No => {}
     }
     if ExportState::load(dir)?.is_some() {
         return Err(Error::Usage(format!(
@@ -114,10 +119,21 @@ async fn resume(
     observer: &dyn Observer,
 ) -> Result<Manifest> {
     let complete = dir.join(MANIFEST).exists();
+    let finished = || -> Result<Manifest> {
+        let manifest = Snapshot::open(dir)?.manifest().clone();
+        match &manifest.source.endpoint {
+            Some(e) if *e != source.endpoint() => Err(Error::Usage(format!(
+                "{} holds a finished export from {e}, not from {}",
+                dir.display(),
+                source.endpoint()
+            ))),
+            _ => Ok(manifest),
+        }
+    };
     let Some(state) = ExportState::load(dir)? else {
         if complete {
             // Finished; only its progress file was left to remove.
-            return Ok(Snapshot::open(dir)?.manifest().clone());
+            return finished();
         }
         return Err(Error::Usage(format!(
             "{} holds no unfinished export to resume (no {}); start one without --resume",
@@ -142,7 +158,7 @@ async fn resume(
     }
     if complete {
         // It stopped after writing the manifest, before removing its progress file.
-        let manifest = Snapshot::open(dir)?.manifest().clone();
+        let manifest = finished()?;
         remove_state(&export_state_path(dir))?;
         return Ok(manifest);
     }
@@ -187,6 +203,26 @@ async fn resume(
     )
     .await
     .map_err(|e| e.resumable(&export_state_path(dir)))
+}
+
+/// Whether `dir` holds nothing an export could continue from: it is missing,
+/// or holds only directories and temporary files (an export stopped before
+/// it saved its progress the first time).
+fn only_scaffolding(dir: &Path) -> bool {
+    fn walk(p: &Path) -> bool {
+        match fs::read_dir(p) {
+            Ok(entries) => entries.flatten().all(|e| {
+                let path = e.path();
+                if path.is_dir() {
+                    walk(&path)
+                } else {
+                    path.to_string_lossy().ends_with(TEMP_SUFFIX)
+                }
+            }),
+            Err(_) => true,
+        }
+    }
+    walk(dir)
 }
 
 /// Whether the export in `dir` completed a part worth resuming from.
