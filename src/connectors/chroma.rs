@@ -26,6 +26,7 @@ use crate::model::{
 use crate::redact::Secret;
 
 use super::http::{HttpClient, Response, decode_json};
+use super::json_cursor::JsonCursor;
 use super::{
     BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, Endpoint, ExistingTarget, Page,
     ScanOptions, Sink, Source, SourceDescription,
@@ -76,18 +77,56 @@ struct CollectionJson {
     dimension: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
-struct GetResult<'a> {
+/// A `/get` page, column by column.
+#[derive(Debug, Default)]
+struct GetResult {
     ids: Vec<String>,
-    /// Each embedding's JSON text, parsed by [`super::floats`].
-    #[serde(default, borrow)]
-    embeddings: Option<Vec<&'a serde_json::value::RawValue>>,
-    #[serde(default)]
+    embeddings: Option<Vec<Option<Vec<f32>>>>,
     documents: Option<Vec<Option<String>>>,
-    #[serde(default)]
     metadatas: Option<Vec<Option<Metadata>>>,
-    #[serde(default)]
     uris: Option<Vec<Option<String>>>,
+}
+
+impl GetResult {
+    /// Decodes a `/get` response in one pass: embeddings go straight into
+    /// `f32`s ([`JsonCursor::f32_array`]), the other columns through serde_json.
+    fn decode(body: &[u8]) -> std::result::Result<GetResult, String> {
+        let mut c = JsonCursor::new(body);
+        let mut page = GetResult::default();
+        let mut ids: Option<Vec<String>> = None;
+        c.object(|c, key| match &*key {
+            "ids" => c.value().map(|v| ids = Some(v)),
+            "embeddings" if c.null() => Ok(()),
+            "embeddings" => {
+                let mut rows = Vec::new();
+                let mut dimension = 0;
+                c.array(|c, i| {
+                    if c.null() {
+                        rows.push(None);
+                        return Ok(());
+                    }
+                    let row = c.f32_array(dimension).map_err(|e| {
+                        match ids.as_ref().and_then(|ids| ids.get(i)) {
+                            Some(id) => format!("embedding of {id:?}: {e}"),
+                            None => format!("embedding {i} of the page: {e}"),
+                        }
+                    })?;
+                    dimension = row.len();
+                    rows.push(Some(row));
+                    Ok(())
+                })?;
+                page.embeddings = Some(rows);
+                Ok(())
+            }
+            "documents" => c.value().map(|v| page.documents = v),
+            "metadatas" => c.value().map(|v| page.metadatas = v),
+            "uris" => c.value().map(|v| page.uris = v),
+            _ => c.skip(),
+        })?;
+        c.end()?;
+        page.ids = ids.ok_or("the response has no `ids`")?;
+        Ok(page)
+    }
 }
 
 fn seg(s: &str) -> String {
@@ -215,8 +254,7 @@ impl Chroma {
                 operation: "get records".into(),
                 message,
             };
-            let page: GetResult = serde_json::from_slice(&resp.body)
-                .map_err(|e| protocol(format!("invalid JSON: {e}")))?;
+            let page = GetResult::decode(&resp.body).map_err(protocol)?;
             let n = page.ids.len();
             let column_len_ok = |len: Option<usize>| len.is_none_or(|l| l == n);
             if !column_len_ok(page.embeddings.as_ref().map(Vec::len))
@@ -232,13 +270,7 @@ impl Chroma {
             let mut uris = page.uris.map(Vec::into_iter);
             let mut out = Vec::with_capacity(n);
             for id in page.ids {
-                let embedding = match embeddings.as_mut().and_then(Iterator::next) {
-                    Some(raw) if raw.get() != "null" => Some(
-                        super::floats::parse_f32_array(raw.get())
-                            .map_err(|e| protocol(format!("embedding of {id:?}: {e}")))?,
-                    ),
-                    _ => None,
-                };
+                let embedding = embeddings.as_mut().and_then(Iterator::next).flatten();
                 let mut slots = vec![None; vectors];
                 if let Some(slot) = slots.first_mut() {
                     *slot = embedding.map(Vector::Dense);

@@ -15,6 +15,7 @@ use crate::model::{CollectionSpec, CollectionSummary, IdKind, Metric, Record, Re
 pub mod chroma;
 pub mod floats;
 pub mod http;
+pub mod json_cursor;
 pub mod memory;
 pub mod pgvector;
 pub mod pinecone;

@@ -17,8 +17,6 @@ use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
@@ -31,8 +29,8 @@ use crate::model::{
 };
 use crate::redact::Secret;
 
-use super::floats::{parse_f32_array, parse_f32_rows};
 use super::http::{HttpClient, Response, decode_json};
+use super::json_cursor::JsonCursor;
 use super::{
     BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, Endpoint, ExistingTarget, Page,
     ScanOptions, Sink, Source, SourceDescription,
@@ -365,38 +363,101 @@ impl Lift {
     }
 }
 
-#[derive(Deserialize)]
-struct ObjectsPage {
-    #[serde(default)]
-    objects: Vec<WireObject>,
-}
-
-#[derive(Deserialize)]
+/// An object of a page of `GET /v1/objects`, its vectors already in the
+/// collection's field slots.
 struct WireObject {
     id: String,
-    #[serde(default)]
     properties: Option<Map<String, Value>>,
-    #[serde(default)]
-    vector: Option<Box<RawValue>>,
-    #[serde(default)]
-    vectors: Option<BTreeMap<String, Box<RawValue>>>,
-    #[serde(default, rename = "creationTimeUnix")]
+    /// One slot per field of the collection, in its order.
+    vectors: Vec<Option<Vector>>,
     created: Option<Value>,
-    #[serde(default, rename = "lastUpdateTimeUnix")]
     updated: Option<Value>,
 }
 
-/// A vector from its JSON text: a flat array, or an array of arrays for a
-/// multivector field; `None` when empty.
-fn vector_of(raw: &RawValue, kind: VectorKind) -> std::result::Result<Option<Vector>, String> {
-    let text = raw.get().trim();
-    if text == "null" || text.replace(' ', "") == "[]" {
+/// Decodes a page (`{"objects": […], …}`) in one pass: vectors go straight
+/// into `f32`s ([`JsonCursor`]), ids and properties through serde_json.
+/// Vectors of fields the collection does not declare are skipped.
+fn decode_objects(
+    body: &[u8],
+    fields: &[VectorField],
+) -> std::result::Result<Vec<WireObject>, String> {
+    let mut c = JsonCursor::new(body);
+    let mut objects = Vec::new();
+    c.object(|c, key| match &*key {
+        "objects" if c.null() => Ok(()),
+        "objects" => c
+            .array(|c, i| {
+                objects.push(decode_object(c, i, fields)?);
+                Ok(())
+            })
+            .map(drop),
+        _ => c.skip(),
+    })?;
+    c.end()?;
+    Ok(objects)
+}
+
+fn decode_object(
+    c: &mut JsonCursor<'_>,
+    index: usize,
+    fields: &[VectorField],
+) -> std::result::Result<WireObject, String> {
+    let mut id: Option<String> = None;
+    let (mut properties, mut created, mut updated) = (None, None, None);
+    let mut vectors: Vec<Option<Vector>> = vec![None; fields.len()];
+    let slot = |name: &str| fields.iter().position(|f| f.name == name);
+    c.object(|c, key| {
+        let read = match &*key {
+            "id" => c.value().map(|v| id = Some(v)),
+            "properties" => c.value().map(|v| properties = v),
+            "creationTimeUnix" => c.value().map(|v| created = v),
+            "lastUpdateTimeUnix" => c.value().map(|v| updated = v),
+            "vector" => match slot("") {
+                Some(i) => vector_of(c, &fields[i]).map(|v| vectors[i] = v),
+                None => c.skip(),
+            },
+            "vectors" if c.null() => Ok(()),
+            "vectors" => c.object(|c, name| match slot(&name) {
+                Some(i) => vector_of(c, &fields[i])
+                    .map(|v| vectors[i] = v)
+                    .map_err(|e| format!("vector `{name}`: {e}")),
+                None => c.skip(),
+            }),
+            _ => c.skip(),
+        };
+        read.map_err(|e| match &id {
+            Some(id) => format!("object {id}: {e}"),
+            None => format!("object #{index} of the page: {e}"),
+        })
+    })?;
+    Ok(WireObject {
+        id: id.ok_or_else(|| format!("object #{index} of the page has no id"))?,
+        properties,
+        vectors,
+        created,
+        updated,
+    })
+}
+
+/// A vector for `field`: a flat array, or an array of arrays for a
+/// multivector field; `None` when null or empty.
+fn vector_of(
+    c: &mut JsonCursor<'_>,
+    field: &VectorField,
+) -> std::result::Result<Option<Vector>, String> {
+    if c.null() {
         return Ok(None);
     }
-    Ok(Some(match kind {
-        VectorKind::Multi => Vector::Multi(parse_f32_rows(text)?),
-        _ => Vector::Dense(parse_f32_array(text)?),
-    }))
+    // Weaviate allows at most 65,536 dimensions; reserve no more.
+    let dimension = field.dimension.map_or(0, |d| (d as usize).min(1 << 16));
+    Ok(match field.kind {
+        VectorKind::Multi => Some(c.f32_rows(dimension)?)
+            .filter(|rows| !rows.is_empty())
+            .map(Vector::Multi),
+        _ => Some(c.f32_array(dimension)?)
+            .filter(|v| !v.is_empty())
+            .map(Vector::Dense),
+    })
 }
 
 /// Integers of a `number` property as the floats they are.
@@ -415,7 +476,6 @@ fn as_floats(v: &mut Value) {
 /// An object as a neutral record.
 fn record_of(
     o: WireObject,
-    fields: &[VectorField],
     lift: &Lift,
     tenant: Option<&str>,
 ) -> std::result::Result<Record, String> {
@@ -454,21 +514,10 @@ fn record_of(
             }
         }
     }
-    let mut vectors = vec![None; fields.len()];
-    if let Some(v) = &o.vector
-        && let Some(i) = fields.iter().position(|f| f.name.is_empty())
-    {
-        vectors[i] = vector_of(v, fields[i].kind)?;
-    }
-    for (name, v) in o.vectors.iter().flatten() {
-        if let Some(i) = fields.iter().position(|f| &f.name == name) {
-            vectors[i] = vector_of(v, fields[i].kind)?;
-        }
-    }
     Ok(Record {
         id: record_id(uuid, original),
         namespace: tenant.filter(|t| *t != DEFAULT_TENANT).map(str::to_owned),
-        vectors,
+        vectors: o.vectors,
         metadata: (!metadata.is_empty()).then_some(metadata),
         document,
         uri,
@@ -942,14 +991,12 @@ impl Weaviate {
                 let fields = spec.vectors.clone();
                 let t = tenant.clone();
                 let decoded = tokio::task::spawn_blocking(move || {
-                    let page: ObjectsPage =
-                        serde_json::from_slice(&resp.body).map_err(|e| e.to_string())?;
-                    let last = page.objects.last().map(|o| o.id.clone());
-                    let n = page.objects.len();
-                    let records = page
-                        .objects
+                    let objects = decode_objects(&resp.body, &fields)?;
+                    let last = objects.last().map(|o| o.id.clone());
+                    let n = objects.len();
+                    let records = objects
                         .into_iter()
-                        .map(|o| record_of(o, &fields, &lift, t.as_deref()))
+                        .map(|o| record_of(o, &lift, t.as_deref()))
                         .collect::<std::result::Result<Vec<_>, _>>()?;
                     Ok::<_, String>((records, last, n))
                 })

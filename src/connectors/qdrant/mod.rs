@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::mapping::{IndexCounterparts, MetadataRules, unkept_settings};
 use crate::model::{
     CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
-    SparseVector, StoredValues, Vector, VectorField, VectorKind,
+    StoredValues, Vector, VectorField, VectorKind,
 };
 use crate::redact::Secret;
 
@@ -231,6 +231,38 @@ impl Qdrant {
             .await?;
         Ok(c.count)
     }
+
+    /// One scroll request, decoded into records.
+    async fn scroll_page(
+        &self,
+        path: &str,
+        body: Value,
+        spec: &CollectionSpec,
+    ) -> Result<(Vec<Record>, Option<Value>)> {
+        let resp = self
+            .http
+            .send(
+                Method::POST,
+                path,
+                Some(body.to_string().into_bytes()),
+                "scroll",
+                true,
+            )
+            .await?;
+        if !resp.status.is_success() {
+            return Err(self.fail("scroll", &resp));
+        }
+        let fields = spec.vectors.clone();
+        let decoded = tokio::task::spawn_blocking(move || decode_page(&resp.body, &fields))
+            .await
+            .map_err(|e| format!("decoder task failed: {e}"))
+            .and_then(|page| page);
+        decoded.map_err(|message| Error::Protocol {
+            endpoint: self.http.base().to_owned(),
+            operation: "scroll".into(),
+            message,
+        })
+    }
 }
 
 /// The vector fields of a collection from its `config`.
@@ -310,7 +342,7 @@ fn fields_of(config: &Value) -> Vec<VectorField> {
 }
 
 /// A point as a neutral record, lifting the keys vecport put in the payload.
-fn record_of(p: wire::Point, fields: &[VectorField]) -> std::result::Result<Record, String> {
+fn record_of(p: wire::Point) -> std::result::Result<Record, String> {
     let mut payload = p.payload.unwrap_or_default();
     let original = payload.remove(ORIGINAL_ID_KEY);
     let document = payload.remove(DOCUMENT_KEY);
@@ -326,40 +358,28 @@ fn record_of(p: wire::Point, fields: &[VectorField]) -> std::result::Result<Reco
         }
         (_, other) => return Err(format!("id {other} is neither an integer nor a UUID")),
     };
-    let mut vectors: Vec<Option<Vector>> = vec![None; fields.len()];
-    let convert = |v: OneVector| match v {
-        OneVector::Dense(d) => Vector::Dense(d),
-        OneVector::Multi(m) => Vector::Multi(m),
-        OneVector::Sparse { indices, values } => Vector::Sparse(SparseVector { indices, values }),
-    };
-    match p.vector {
-        None => {}
-        Some(AnyVector::Single(v)) => {
-            if let Some(i) = fields.iter().position(|f| f.name.is_empty()) {
-                vectors[i] = Some(convert(v));
-            }
-        }
-        Some(AnyVector::Named(named)) => {
-            for (name, v) in named {
-                match fields.iter().position(|f| f.name == name) {
-                    Some(i) => vectors[i] = Some(convert(v)),
-                    None => {
-                        return Err(format!(
-                            "point {id} has vector `{name}`, which the collection does not declare"
-                        ));
-                    }
-                }
-            }
-        }
-    }
     Ok(Record {
         id,
         namespace: None,
-        vectors,
+        vectors: p.vectors,
         metadata: (!payload.is_empty()).then_some(payload),
         document: document.and_then(|d| d.as_str().map(str::to_owned)),
         uri: uri.and_then(|u| u.as_str().map(str::to_owned)),
     })
+}
+
+/// A scroll response as records and the next offset (`None` after the last page).
+fn decode_page(
+    body: &[u8],
+    fields: &[VectorField],
+) -> std::result::Result<(Vec<Record>, Option<Value>), String> {
+    let page = wire::decode_scroll(body, fields)?;
+    let records = page
+        .points
+        .into_iter()
+        .map(record_of)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((records, page.next_page_offset.filter(|n| !n.is_null())))
 }
 
 impl Endpoint for Qdrant {
@@ -488,33 +508,17 @@ impl Source for Qdrant {
         let path = format!("/collections/{}/points/scroll", seg(&spec.name));
         let limit = options.page_size.max(1);
         let first = options.start.clone().unwrap_or(Value::Null);
-        // Scroll is a cursor chain: one request at a time, decoding off the runtime.
+        // Scroll is a cursor chain: one request at a time, each page decoded
+        // (in one pass, straight into records) on the blocking pool.
         stream::unfold(Some(first), move |cursor| {
             let path = path.clone();
             async move {
                 let offset = cursor?;
                 let body = json!({"limit": limit, "offset": offset, "with_payload": true, "with_vector": true});
-                let page: Result<wire::ScrollResult> = self.call(Method::POST, &path, Some(body), "scroll").await;
-                let page = match page {
-                    Ok(p) => p,
-                    Err(e) => return Some((Err(e), None)),
-                };
-                let next = page.next_page_offset.filter(|n| !n.is_null());
-                let fields = spec.vectors.clone();
-                let points = page.points;
-                let records = tokio::task::spawn_blocking(move || {
-                    points.into_iter().map(|p| record_of(p, &fields)).collect::<std::result::Result<Vec<_>, _>>()
-                })
-                .await;
-                let protocol = |message: String| Error::Protocol {
-                    endpoint: self.http.base().to_owned(),
-                    operation: "scroll".into(),
-                    message,
-                };
-                match records {
-                    Ok(Ok(records)) => Some((Ok(Page { records, next: next.clone() }), next)),
-                    Ok(Err(message)) => Some((Err(protocol(message)), None)),
-                    Err(e) => Some((Err(protocol(e.to_string())), None)),
+                let page = self.scroll_page(&path, body, spec).await;
+                match page {
+                    Ok((records, next)) => Some((Ok(Page { records, next: next.clone() }), next)),
+                    Err(e) => Some((Err(e), None)),
                 }
             }
         })
@@ -933,8 +937,10 @@ mod tests {
         r.uri = Some("s3://x".into());
         let out = point_of(r.clone(), &fields);
         let wire = serde_json::to_string(&out).unwrap();
-        let p: wire::Point = serde_json::from_str(&wire).unwrap();
-        assert_eq!(record_of(p, &fields).unwrap(), r);
+        let body = format!(r#"{{"result":{{"points":[{wire}],"next_page_offset":7}}}}"#);
+        let (records, next) = decode_page(body.as_bytes(), &fields).unwrap();
+        assert_eq!(records, [r]);
+        assert_eq!(next, Some(json!(7)));
     }
 
     #[test]
