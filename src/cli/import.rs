@@ -51,6 +51,10 @@ pub struct Args {
     /// Write requests in flight at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: u32,
+    /// At most N records per write request (each target has its own limit,
+    /// in records and bytes; this only lowers it).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: Option<u32>,
     #[command(flatten)]
     pub fit: FitArgs,
 }
@@ -127,6 +131,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
         renames: args.renames,
         existing: args.if_exists.into(),
         concurrency: args.concurrency as usize,
+        batch_size: args.batch_size.map(|n| n as usize),
         ..ImportOptions::default()
     };
     args.fit

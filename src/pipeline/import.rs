@@ -1,9 +1,10 @@
 //! Import: snapshot → sink. Nothing reaches the target before the snapshot's
-//! checksums pass, the sink's capabilities cover the collection and every
+//! checksums pass, the sink's capabilities cover the collection, every
 //! record passed the sink's metadata rules (under the chosen policy) and its
-//! check; then parts stream through a [`Batcher`] into concurrent upserts, and
-//! the target's count is compared at the end. Every change made to a record on
-//! the way is written to the change report.
+//! check, and no id occurs twice; then parts stream through a [`Batcher`]
+//! into concurrent upserts, and the target's count is compared at the end. A
+//! request the target refuses names the records it held. Every change made
+//! to a record on the way is written to the change report.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::model::{CollectionSpec, Record, VectorKind};
 use crate::snapshot::{CollectionManifest, MetadataSchema, Snapshot};
 
 use super::changes::{ChangeCounts, ChangeLog};
+use super::duplicates::{Confirm, IdHashes};
 use super::{Batcher, Observer};
 
 /// What to import and how.
@@ -30,6 +32,9 @@ pub struct ImportOptions {
     pub existing: ExistingTarget,
     /// Write requests in flight at once.
     pub concurrency: usize,
+    /// At most this many records per write request, when fewer than the
+    /// target's own limit (for a server set to take smaller requests).
+    pub batch_size: Option<usize>,
     /// Rows read from a part at a time.
     pub read_batch_rows: usize,
     /// What to do with metadata values the target cannot hold.
@@ -52,6 +57,7 @@ impl Default for ImportOptions {
             renames: Vec::new(),
             existing: ExistingTarget::Refuse,
             concurrency: 4,
+            batch_size: None,
             read_batch_rows: 1024,
             metadata: MetadataPolicy::Refuse,
             skip_invalid: false,
@@ -422,6 +428,7 @@ async fn check_records(
     let mut dropped_values = 0u64;
     let mut fitted_schema = MetadataSchema::default();
     let mut renamed_keys = std::collections::BTreeMap::new();
+    let mut keys = IdHashes::new(c.record_count);
     let mut failure = None;
     'read: while let Some(batch) = rx.recv().await {
         let records = match batch {
@@ -432,6 +439,10 @@ async fn check_records(
             }
         };
         for mut r in records {
+            if let Err(e) = keys.push(&r) {
+                failure = Some(e);
+                break 'read;
+            }
             let asked = |i: &usize| options.drop_vectors.contains(&c.vectors[*i].field.name);
             if fit
                 .dropped
@@ -517,6 +528,7 @@ async fn check_records(
             problems.join("\n  ")
         )));
     }
+    check_unique_ids(snapshot, c, keys).await?;
     Ok(Checked {
         dropped_values,
         metadata_types: fitted_schema
@@ -526,6 +538,67 @@ async fn check_records(
             .collect(),
         renamed_keys,
     })
+}
+
+/// Refuses a collection that holds an id twice in one namespace: the target
+/// would keep one of the two and the import could not be faithful. `keys`
+/// holds the hashes of every record's key; records are read again only when
+/// two hashes are equal.
+async fn check_unique_ids(
+    snapshot: &Arc<Snapshot>,
+    c: &CollectionManifest,
+    keys: IdHashes,
+) -> Result<()> {
+    let suspects = tokio::task::spawn_blocking(move || keys.repeated())
+        .await
+        .map_err(|e| Error::InvalidData(format!("duplicate check failed: {e}")))??;
+    if suspects.is_empty() {
+        return Ok(());
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Record>>>(4);
+    let reader = spawn_reader(snapshot.clone(), c.name.clone(), 4096, tx, None);
+    let mut confirm = Confirm::default();
+    let mut failure = None;
+    while let Some(batch) = rx.recv().await {
+        match batch {
+            Ok(records) => records.iter().for_each(|r| confirm.observe(&suspects, r)),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    drop(rx);
+    let _ = reader.await;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let duplicates = confirm.duplicates();
+    if duplicates.is_empty() {
+        return Ok(()); // equal hashes of different keys
+    }
+    let named: Vec<String> = duplicates
+        .iter()
+        .take(NAMED_RECORDS)
+        .map(|(ns, id, n)| match ns {
+            Some(ns) => format!("{:?} in namespace {ns:?} ({n} times)", id.to_string()),
+            None => format!("{:?} ({n} times)", id.to_string()),
+        })
+        .collect();
+    Err(Error::invalid(
+        snapshot.root(),
+        format!(
+            "collection `{}` holds {} id(s) more than once: {}{}; a database keeps one record per id, so nothing was written. Export the collection again while nothing writes to it, or remove the duplicates",
+            c.name,
+            duplicates.len(),
+            named.join(", "),
+            if duplicates.len() > NAMED_RECORDS {
+                ", …"
+            } else {
+                ""
+            }
+        ),
+    ))
 }
 
 /// What the check pass learnt about a collection.
@@ -564,6 +637,29 @@ fn spawn_reader(
     })
 }
 
+/// The records of one write request, for an error that refuses it: all of
+/// a few, else the first three and the last.
+fn request_records(batch: &[Record]) -> String {
+    let id = |r: &Record| format!("{:?}", r.id.to_string());
+    let hint = "; if the database takes smaller requests, --batch-size sends fewer records in each";
+    match batch {
+        [one] => format!("record {}", id(one)),
+        [first, second, third, .., last] if batch.len() > 4 => format!(
+            "{} records: {}, {}, {} … {}{hint}",
+            batch.len(),
+            id(first),
+            id(second),
+            id(third),
+            id(last)
+        ),
+        _ => format!(
+            "{} records: {}{hint}",
+            batch.len(),
+            batch.iter().map(id).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
 async fn write_collection(
     snapshot: &Arc<Snapshot>,
     c: &CollectionManifest,
@@ -585,7 +681,10 @@ async fn write_collection(
     // Records the sink's check refuses were reported as skipped by the check
     // pass (or the import stopped there).
     let keep = |r: &Record| !options.skip_invalid || sink.check(&spec, r).is_ok();
-    let limits = writer.limits();
+    let mut limits = writer.limits();
+    if let Some(n) = options.batch_size {
+        limits.max_records = limits.max_records.min(n.max(1));
+    }
     // Cut the record stream into requests, then send several at once.
     let batches = futures::stream::unfold(
         (rx, Batcher::new(limits), false),
@@ -633,7 +732,23 @@ async fn write_collection(
             async move {
                 let batch = batch?;
                 let n = batch.len() as u64;
-                writer.write(batch).await.map(|()| n)
+                let held = request_records(&batch);
+                writer.write(batch).await.map(|()| n).map_err(|e| match e {
+                    Error::Refused {
+                        connector,
+                        operation,
+                        status,
+                        message,
+                        records: None,
+                    } => Error::Refused {
+                        connector,
+                        operation,
+                        status,
+                        message,
+                        records: Some(held),
+                    },
+                    other => other,
+                })
             }
         })
         .buffer_unordered(options.concurrency.max(1));
