@@ -70,12 +70,14 @@ pub enum Error {
     },
 
     /// The database refused the credentials.
-    #[error("{endpoint} refused the credentials (HTTP {status}); check {hint}")]
+    #[error("{endpoint} refused the credentials (HTTP {status}{}); check {hint}", if message.is_empty() { String::new() } else { format!(": {message}") })]
     Unauthenticated {
         /// Endpoint without credentials.
         endpoint: String,
         /// HTTP status.
         status: u16,
+        /// The server's message, if it gave one.
+        message: String,
         /// Which setting to check.
         hint: String,
     },
@@ -106,13 +108,37 @@ pub enum Error {
     #[error("{0}")]
     InvalidData(String),
 
+    /// The database refused a request as invalid (HTTP 400, 413, 422):
+    /// retrying cannot help.
+    #[error(
+        "{connector} refused {operation} (HTTP {status}): {message}{}",
+        records.as_deref().map(|r| format!("; the request held {r}")).unwrap_or_default()
+    )]
+    Refused {
+        /// Connector name.
+        connector: String,
+        /// What was asked.
+        operation: String,
+        /// HTTP status.
+        status: u16,
+        /// The database's message, with a hint where there is one.
+        message: String,
+        /// The records the request held, when it wrote records.
+        records: Option<String>,
+    },
+
     /// The database asked us to slow down and retries ran out.
-    #[error("{endpoint} kept rate-limiting requests{}", retry_after.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default())]
+    #[error(
+        "{endpoint} kept rate-limiting requests (HTTP 429{}) after {retries} retries; --retries and --retry-max-wait raise the limits",
+        retry_after.map(|d| format!(", retry after {}s", d.as_secs_f64())).unwrap_or_default()
+    )]
     RateLimited {
         /// Endpoint without credentials.
         endpoint: String,
         /// The server's `Retry-After`, when it gave one.
         retry_after: Option<Duration>,
+        /// Retries made before giving up.
+        retries: u32,
     },
 
     /// The database answered with an error we do not retry.
@@ -140,13 +166,12 @@ pub enum Error {
     },
 
     /// Local file I/O failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}{}", path.display(), io_hint(cause))]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
+        /// Cause (in the message, so not repeated as a source).
+        cause: std::io::Error,
     },
 
     /// A run failed after saving progress that `--resume` continues from.
@@ -179,6 +204,20 @@ impl Error {
                 state.display()
             ),
         }
+    }
+}
+
+/// What to do about a local file error, for the kinds a user can fix.
+fn io_hint(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => {
+            "; the disk is full: free some space or choose a directory on another disk"
+        }
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+            "; vecport may not write there: choose another directory or change its permissions"
+        }
+        _ => "",
     }
 }
 
@@ -216,9 +255,10 @@ impl Error {
             | Error::Protocol { .. } => Category::Connection,
             Error::Unauthenticated { .. } => Category::Auth,
             Error::NotFound { .. } => Category::NotFound,
-            Error::Incompatible(_) | Error::NotSupported { .. } | Error::InvalidData(_) => {
-                Category::Data
-            }
+            Error::Incompatible(_)
+            | Error::NotSupported { .. }
+            | Error::InvalidData(_)
+            | Error::Refused { .. } => Category::Data,
             Error::Io { .. } => Category::Io,
             Error::Stopped { cause, .. } => cause.category(),
         }
@@ -228,7 +268,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 
@@ -237,6 +277,25 @@ impl Error {
         Error::InvalidSnapshot {
             file: file.into(),
             message: message.into(),
+        }
+    }
+
+    /// An [`Error::Refused`] of a request that wrote no records (the
+    /// pipeline names the records of a write).
+    pub fn refused(connector: &str, operation: &str, status: u16, message: String) -> Error {
+        let message = if status == 413 {
+            format!(
+                "{message} (the request was within {connector}'s documented size limit; this server is set to accept less)"
+            )
+        } else {
+            message
+        };
+        Error::Refused {
+            connector: connector.to_owned(),
+            operation: operation.to_owned(),
+            status,
+            message,
+            records: None,
         }
     }
 

@@ -1,9 +1,15 @@
 //! Secrets that cannot leak: API keys and tokens live in [`Secret`], whose
 //! `Debug` and `Display` never show the value, and endpoints are reduced to
 //! their credential-free form by [`public_endpoint`] before they are logged,
-//! put in an error or written to a manifest.
+//! put in an error or written to a manifest. As a last line of defence,
+//! [`scrub`] removes every secret this process holds from text it prints
+//! (a server that echoes the request's headers in its error message, say).
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::{LazyLock, RwLock};
+
+use base64::Engine as _;
 
 /// An API key or token. Only [`Secret::expose`] gives the value, at the place
 /// it goes into a request header.
@@ -11,9 +17,11 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps a value.
+    /// Wraps a value, and remembers it for [`scrub`].
     pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
+        let value = value.into();
+        remember(&value);
+        Secret(value)
     }
 
     /// Reads a secret from an environment variable; an empty value counts as unset.
@@ -21,7 +29,7 @@ impl Secret {
         std::env::var(var)
             .ok()
             .filter(|v| !v.is_empty())
-            .map(Secret)
+            .map(Secret::new)
     }
 
     /// The value, for a request header. Never format it.
@@ -40,6 +48,62 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
     }
+}
+
+/// Secrets shorter than this are not scrubbed from text: they would match
+/// ordinary words.
+const MIN_SCRUBBED: usize = 4;
+
+/// What [`scrub`] replaces a secret with.
+pub const REDACTED: &str = "<redacted>";
+
+/// Every secret of this process, in each form it could take in text: as
+/// it is, percent-encoded, and in base64 (standard and URL-safe).
+static KNOWN: LazyLock<RwLock<Vec<String>>> = LazyLock::new(Default::default);
+
+fn remember(value: &str) {
+    if value.len() < MIN_SCRUBBED {
+        return;
+    }
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    // Encoders differ in what they leave alone; these two cover the usual ones.
+    const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let standard = base64::engine::general_purpose::STANDARD.encode(value);
+    let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value);
+    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
+    for form in [
+        value.to_owned(),
+        utf8_percent_encode(value, NON_ALPHANUMERIC).to_string(),
+        utf8_percent_encode(value, UNRESERVED).to_string(),
+        standard.trim_end_matches('=').to_owned(),
+        url_safe,
+    ] {
+        if !known.contains(&form) {
+            known.push(form);
+        }
+    }
+    // Longest first, so that a secret inside a longer one is not cut out first.
+    known.sort_by_key(|f| std::cmp::Reverse(f.len()));
+}
+
+/// `text` with every secret this process holds (see [`Secret::new`]), in
+/// any of its forms, replaced by [`REDACTED`].
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    let known = KNOWN.read().unwrap_or_else(|e| e.into_inner());
+    if !known.iter().any(|s| text.contains(s.as_str())) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = text.to_owned();
+    for s in known.iter() {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), REDACTED);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// The URL with user, password, query and fragment removed: what may be shown
@@ -64,6 +128,23 @@ mod tests {
         assert_eq!(format!("{s}"), "<redacted>");
         assert!(!format!("{s:?}").contains("sk-123"));
         assert_eq!(s.expose(), "sk-123");
+    }
+
+    #[test]
+    fn scrub_removes_every_form_of_a_secret() {
+        let s = Secret::new("sk-scrub/me+9");
+        let text = format!(
+            "401: bad key sk-scrub/me+9 (sk-scrub%2Fme%2B9, {}, {})",
+            base64::engine::general_purpose::STANDARD.encode(s.expose()),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.expose())
+        );
+        let clean = scrub(&text);
+        assert!(!clean.contains("scrub"), "{clean}");
+        assert!(!clean.contains("c2stc2NydWIvbWUrOQ"), "{clean}");
+        assert_eq!(clean.matches(REDACTED).count(), 4, "{clean}");
+        assert!(matches!(scrub("nothing secret here"), Cow::Borrowed(_)));
+        let _short = Secret::new("abc");
+        assert_eq!(scrub("abc"), "abc", "too short to scrub");
     }
 
     #[test]

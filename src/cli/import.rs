@@ -60,6 +60,10 @@ pub struct Args {
     /// e.g. when the snapshot is on read-only storage.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// At most N records per write request (each target has its own limit,
+    /// in records and bytes; this only lowers it).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: Option<u32>,
     #[command(flatten)]
     pub fit: FitArgs,
 }
@@ -142,6 +146,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
             pipeline::Resume::No
         },
         state_dir: args.state_dir,
+        batch_size: args.batch_size.map(|n| n as usize),
         ..ImportOptions::default()
     };
     args.fit

@@ -48,6 +48,10 @@ pub struct Args {
     /// Write requests in flight at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub write_concurrency: u32,
+    /// At most N records per write request (each target has its own limit,
+    /// in records and bytes; this only lowers it).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: Option<u32>,
     /// Read the ids listed in FILE (one per line) instead of listing them
     /// (Pinecone pod indexes).
     #[arg(long, value_name = "FILE")]
@@ -109,6 +113,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
         existing: args.if_exists.into(),
         concurrency: args.write_concurrency as usize,
         resume: resume(args.resume),
+        batch_size: args.batch_size.map(|n| n as usize),
         ..ImportOptions::default()
     };
     args.fit.apply(&mut import, default_changes);

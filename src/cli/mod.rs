@@ -3,6 +3,7 @@
 //! codes.
 
 use std::io::{self, Write};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -27,13 +28,22 @@ pub struct Cli {
     /// No progress bars and no log output but errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Retries of a request that failed in a way retrying can fix (429,
-    /// 5xx, timeouts, dropped connections), with exponential backoff and jitter.
+    /// Retries of a failed request (rate limit, server error, timeout,
+    /// dropped connection) before giving up; 0 retries nothing. Only requests
+    /// that are safe to repeat (reads, upserts) are retried.
     #[arg(long, global = true, value_name = "N", default_value_t = 8)]
     pub retries: u32,
-    /// Longest wait between retries, in seconds (a longer `Retry-After` is cut to it).
-    #[arg(long, global = true, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_backoff: u64,
+    /// Longest wait before the first retry, in seconds; each further retry
+    /// waits up to twice as long as the one before, with jitter.
+    #[arg(long, global = true, value_name = "SECS", default_value = "0.4", value_parser = parse_secs)]
+    pub retry_wait: Duration,
+    /// Longest wait between two tries, in seconds, and the longest
+    /// `Retry-After` honoured.
+    #[arg(long, global = true, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub retry_max_wait: Duration,
+    /// A request without an answer after this many seconds fails (and is retried).
+    #[arg(long, global = true, value_name = "SECS", default_value = "300", value_parser = parse_secs)]
+    pub timeout: Duration,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -75,14 +85,29 @@ pub fn exit_code(category: Category) -> u8 {
     }
 }
 
+/// Seconds, possibly fractional, as a duration.
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0 && *v <= 86_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{s}` is not a number of seconds between 0 and 86400"))
+}
+
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> u8 {
     let cli = Cli::parse();
+    // Known from the start, so that no message can show them, whatever
+    // fails first (a URL, say).
+    for var in crate::connectors::CREDENTIAL_ENV {
+        let _ = crate::redact::Secret::from_env(var);
+    }
     init_logging(cli.verbose, cli.quiet);
-    crate::connectors::http::RetryPolicy::configure(crate::connectors::http::RetryPolicy {
+    crate::connectors::http::set_retry_policy(crate::connectors::http::RetryPolicy {
         max_retries: cli.retries,
-        max: std::time::Duration::from_secs(cli.max_backoff),
-        ..Default::default()
+        base: cli.retry_wait,
+        max: cli.retry_max_wait,
+        timeout: cli.timeout.max(Duration::from_millis(1)),
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -116,7 +141,10 @@ pub fn main() -> u8 {
                 .chain()
                 .find_map(|e| e.downcast_ref::<crate::Error>())
                 .map_or(1, |e| exit_code(e.category()));
-            eprintln!("vecport: error: {err:#}");
+            eprintln!(
+                "vecport: error: {}",
+                crate::redact::scrub(&format!("{err:#}"))
+            );
             code
         }
     }
@@ -140,9 +168,27 @@ fn init_logging(verbose: u8, quiet: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("vecport={level},warn")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr)
+        .with_writer(|| ScrubbedStderr)
         .with_target(false)
         .try_init();
+}
+
+/// Standard error, with every secret scrubbed from what is written: each log
+/// event arrives in one write.
+struct ScrubbedStderr;
+
+impl Write for ScrubbedStderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        io::stderr()
+            .lock()
+            .write_all(crate::redact::scrub(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
 }
 
 /// Says how many requests were retried so far, if any.
@@ -159,6 +205,6 @@ pub(crate) fn report_retries() {
 /// turns into exit 0.
 pub(crate) fn out(line: impl AsRef<str>) -> anyhow::Result<()> {
     let mut stdout = io::stdout().lock();
-    writeln!(stdout, "{}", line.as_ref())?;
+    writeln!(stdout, "{}", crate::redact::scrub(line.as_ref()))?;
     Ok(())
 }

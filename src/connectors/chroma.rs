@@ -636,6 +636,7 @@ impl Sink for Chroma {
     fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()> {
         let id = record.id.to_string();
         let bad = |what: String| Err(Error::InvalidData(format!("record {id:?}: {what}")));
+        super::check_request_size("chroma", record, MAX_BODY_BYTES)?;
         if record.namespace.is_some() {
             return bad("has a namespace; Chroma collections have none".into());
         }
@@ -798,12 +799,18 @@ impl CollectionWriter for ChromaWriter {
         if resp.status.is_success() {
             return Ok(());
         }
-        if resp.status == StatusCode::BAD_REQUEST || resp.status == StatusCode::UNPROCESSABLE_ENTITY
-        {
-            return Err(Error::InvalidData(format!(
-                "chroma refused a batch: {}",
-                resp.text_excerpt()
-            )));
+        if matches!(
+            resp.status,
+            StatusCode::BAD_REQUEST
+                | StatusCode::UNPROCESSABLE_ENTITY
+                | StatusCode::PAYLOAD_TOO_LARGE
+        ) {
+            return Err(Error::refused(
+                "chroma",
+                "upsert",
+                resp.status.as_u16(),
+                resp.text_excerpt(),
+            ));
         }
         Err(self.http.status_error("upsert", &resp))
     }

@@ -2,9 +2,14 @@
 //! headers, retries of 429/5xx/timeouts/dropped connections with exponential
 //! backoff and jitter honouring `Retry-After` (idempotent requests only), and
 //! JSON decoding on the blocking pool, never on the network task.
+//!
+//! A server that never answered is not waited for: a refused or failed
+//! connection before its first answer is reported at once (a wrong host or
+//! port), while the same failure later in a run (a server restarting, a
+//! dropped connection) is retried.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -24,39 +29,42 @@ pub fn requests_retried() -> u64 {
 }
 
 /// How requests are retried.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt.
     pub max_retries: u32,
-    /// First backoff.
+    /// Longest wait before the first retry; each further retry waits up to
+    /// twice as long as the one before (with jitter: between half and all of it).
     pub base: Duration,
     /// Longest backoff (and longest `Retry-After` honoured).
     pub max: Duration,
+    /// A request that takes longer fails (and is retried).
+    pub timeout: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             max_retries: 8,
-            base: Duration::from_millis(200),
+            base: Duration::from_millis(400),
             max: Duration::from_secs(30),
+            timeout: Duration::from_secs(300),
         }
     }
 }
 
-static CONFIGURED: std::sync::OnceLock<RetryPolicy> = std::sync::OnceLock::new();
+/// The policy clients created from now on start with.
+static POLICY: LazyLock<RwLock<RetryPolicy>> = LazyLock::new(Default::default);
 
-impl RetryPolicy {
-    /// Makes `policy` the one every client created afterwards uses (the CLI's
-    /// `--retries` and `--max-backoff`). Only the first call counts.
-    pub fn configure(policy: RetryPolicy) {
-        let _ = CONFIGURED.set(policy);
-    }
+/// Sets the retry policy of every client created afterwards (the CLI's
+/// `--retries`, `--retry-wait`, `--retry-max-wait` and `--timeout`).
+pub fn set_retry_policy(policy: RetryPolicy) {
+    *POLICY.write().unwrap_or_else(|e| e.into_inner()) = policy;
+}
 
-    /// The policy set by [`RetryPolicy::configure`], else the default.
-    pub fn configured() -> RetryPolicy {
-        CONFIGURED.get().cloned().unwrap_or_default()
-    }
+/// The retry policy new clients get.
+pub fn retry_policy() -> RetryPolicy {
+    POLICY.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// A response whose status the caller inspects.
@@ -87,6 +95,8 @@ pub struct HttpClient {
     base: String,
     retry: RetryPolicy,
     retries: Arc<AtomicU64>,
+    /// Whether the server has answered at least once (any status).
+    answered: Arc<AtomicBool>,
 }
 
 impl HttpClient {
@@ -120,21 +130,30 @@ impl HttpClient {
             .default_headers(headers)
             .user_agent(concat!("vecport/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(300))
             .pool_max_idle_per_host(16)
             .build()
             .map_err(|e| Error::Usage(format!("cannot build an HTTP client: {e}")))?;
         Ok(HttpClient {
             client,
             base: base.trim_end_matches('/').to_owned(),
-            retry: RetryPolicy::configured(),
+            retry: retry_policy(),
             retries: Arc::new(AtomicU64::new(0)),
+            answered: Arc::new(AtomicBool::new(false)),
         })
     }
 
     /// Replaces the retry policy.
     pub fn with_retry(mut self, retry: RetryPolicy) -> HttpClient {
         self.retry = retry;
+        self
+    }
+
+    /// Shares `other`'s knowledge of whether the database ever answered: for
+    /// a second endpoint of the same database (Pinecone's data plane, whose
+    /// address the control plane gave), which is retried when it cannot be
+    /// reached yet.
+    pub fn answered_with(mut self, other: &HttpClient) -> HttpClient {
+        self.answered = other.answered.clone();
         self
     }
 
@@ -162,7 +181,10 @@ impl HttpClient {
         let body = body.map(bytes::Bytes::from);
         let mut attempt = 0u32;
         loop {
-            let mut req = self.client.request(method.clone(), &url);
+            let mut req = self
+                .client
+                .request(method.clone(), &url)
+                .timeout(self.retry.timeout);
             if let Some(b) = &body {
                 req = req
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -170,6 +192,7 @@ impl HttpClient {
             }
             let outcome = match req.send().await {
                 Ok(resp) => {
+                    self.answered.store(true, Ordering::Relaxed);
                     let status = resp.status();
                     let retry_after = retry_after(resp.headers());
                     match resp.bytes().await {
@@ -179,9 +202,13 @@ impl HttpClient {
                 }
                 Err(e) => Err(e),
             };
+            // A connection that cannot be made to a server that never
+            // answered is a wrong address, not a passing failure.
+            let never_answered = !self.answered.load(Ordering::Relaxed);
             let retryable_after = match &outcome {
                 Ok((status, retry_after, _)) if retryable(*status) => Some(*retry_after),
                 Ok(_) => None,
+                Err(e) if e.is_connect() && never_answered => None,
                 Err(e) if e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() => {
                     Some(None)
                 }
@@ -197,34 +224,71 @@ impl HttpClient {
                 let wait = retry_after
                     .unwrap_or_else(|| self.backoff(attempt))
                     .min(self.retry.max);
+                let why = match &outcome {
+                    Ok((status, _, _)) => format!("HTTP {}", status.as_u16()),
+                    Err(e) if e.is_timeout() => "timed out".to_owned(),
+                    Err(_) => "connection failed".to_owned(),
+                };
                 tracing::debug!(
                     operation,
                     attempt,
+                    why,
                     wait_ms = wait.as_millis() as u64,
                     "retrying"
                 );
                 tokio::time::sleep(wait).await;
                 continue;
             }
+            let gave_up = if retryable_after.is_some() && idempotent && attempt > 0 {
+                format!(
+                    " (still failing after {attempt} retries; --retries and --retry-max-wait raise the limits)"
+                )
+            } else {
+                String::new()
+            };
             return match outcome {
-                Ok((status, retry_after, body)) if status == StatusCode::TOO_MANY_REQUESTS => {
-                    let _ = body;
+                Ok((status, retry_after, _)) if status == StatusCode::TOO_MANY_REQUESTS => {
                     Err(Error::RateLimited {
                         endpoint: self.base.clone(),
                         retry_after,
+                        retries: attempt,
+                    })
+                }
+                Ok((status, _, body)) if !gave_up.is_empty() => {
+                    let resp = Response { status, body };
+                    Err(Error::Server {
+                        endpoint: self.base.clone(),
+                        operation: operation.to_owned(),
+                        status: status.as_u16(),
+                        message: format!("{}{gave_up}", resp.text_excerpt()),
                     })
                 }
                 Ok((status, _, body)) => Ok(Response { status, body }),
                 Err(e) => Err(Error::Unreachable {
                     endpoint: self.base.clone(),
-                    message: format!("{operation}: {}", describe_reqwest(&e)),
+                    message: if e.is_connect() && never_answered {
+                        format!(
+                            "{operation}: {}; nothing answered there: check the host and port, and that the server is running",
+                            describe_reqwest(&e)
+                        )
+                    } else if e.is_timeout() {
+                        format!(
+                            "{operation}: no answer within {}s{gave_up}",
+                            self.retry.timeout.as_secs_f64()
+                        )
+                    } else {
+                        format!("{operation}: {}{gave_up}", describe_reqwest(&e))
+                    },
                 }),
             };
         }
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self.retry.base.saturating_mul(1u32 << attempt.min(16));
+        let exp = self
+            .retry
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         let capped = exp.min(self.retry.max);
         // Full jitter: anywhere between half and all of the capped backoff.
         let half = capped / 2;
@@ -256,6 +320,7 @@ impl HttpClient {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
                 endpoint: self.base.clone(),
                 status: resp.status.as_u16(),
+                message: resp.text_excerpt(),
                 hint: "the token in the connector's environment variable".into(),
             },
             status => Error::Server {

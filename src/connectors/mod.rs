@@ -10,7 +10,9 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::mapping::MetadataRules;
-use crate::model::{CollectionSpec, CollectionSummary, IdKind, Metric, Record, RecordId};
+use crate::model::{
+    CollectionSpec, CollectionSummary, IdKind, Metric, Record, RecordId, VectorField, VectorKind,
+};
 
 pub mod chroma;
 pub mod floats;
@@ -210,9 +212,87 @@ pub trait CollectionWriter: Send + Sync {
     }
 }
 
+/// Refuses a record that on its own is larger than one write request to
+/// `connector` may be (`max_bytes`): it could never be sent.
+pub(crate) fn check_request_size(connector: &str, record: &Record, max_bytes: usize) -> Result<()> {
+    // JSON text is at most six times the binary size (an escaped control
+    // character); most records are far below the limit and skip encoding.
+    if record.binary_size_estimate().saturating_mul(6) + 256 <= max_bytes {
+        return Ok(());
+    }
+    let size = record.json_size_estimate();
+    if size > max_bytes {
+        return Err(Error::InvalidData(format!(
+            "record {:?}: is about {size} bytes encoded, more than {connector} takes in one request ({max_bytes} bytes), so it can never be sent; shorten its document or metadata",
+            record.id.to_string()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses to append to `what` (``collection `x` on http://…``), whose
+/// vector fields are `theirs`, records with the vector fields `ours`: each of
+/// ours must be there with the same kind, dimension and metric (where both
+/// sides know them). Fields only the target has are left empty.
+pub(crate) fn check_append(what: &str, theirs: &[VectorField], ours: &[VectorField]) -> Result<()> {
+    fn describe(f: &VectorField) -> String {
+        let mut d = match f.kind {
+            VectorKind::Dense => "dense".to_owned(),
+            VectorKind::Sparse => "sparse".to_owned(),
+            VectorKind::Multi => "multivector".to_owned(),
+        };
+        if let Some(dim) = f.dimension {
+            d.push_str(&format!(", dimension {dim}"));
+        }
+        if let Some(m) = f.metric {
+            d.push_str(&format!(", metric {m}"));
+        }
+        d
+    }
+    let mut differences = Vec::new();
+    for f in ours {
+        match theirs.iter().find(|t| t.name == f.name) {
+            None => differences.push(format!(
+                "it has no vector field {:?} (the snapshot's is {})",
+                f.name,
+                describe(f)
+            )),
+            Some(t) => {
+                let differs = t.kind != f.kind
+                    || matches!((t.dimension, f.dimension), (Some(a), Some(b)) if a != b)
+                    || matches!((t.metric, f.metric), (Some(a), Some(b)) if a != b);
+                if differs {
+                    differences.push(format!(
+                        "its vector field {:?} is {}, the snapshot's is {}",
+                        f.name,
+                        describe(t),
+                        describe(f)
+                    ));
+                }
+            }
+        }
+    }
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Incompatible(format!(
+        "{what} exists but cannot take the snapshot's vectors: {}; nothing was written. Import under another name (--rename), or pass --if-exists replace to delete and recreate it",
+        differences.join("; ")
+    )))
+}
+
 /// A database reachable through one URL, in both directions.
 pub trait Connector: Source + Sink {}
 impl<T: Source + Sink> Connector for T {}
+
+/// Every environment variable a connector reads a secret from.
+pub const CREDENTIAL_ENV: &[&str] = &[
+    chroma::TOKEN_ENV,
+    qdrant::API_KEY_ENV,
+    pinecone::API_KEY_ENV,
+    weaviate::API_KEY_ENV,
+    pgvector::PASSWORD_ENV,
+];
 
 /// Every scheme vecport knows, for messages.
 pub const SCHEMES: &[&str] = &[

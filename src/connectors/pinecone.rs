@@ -222,11 +222,15 @@ impl Pinecone {
             format!("{}://{host}", if self.tls { "https" } else { "http" })
         };
         let creds: Vec<(&'static str, &Secret)> = self.key.iter().map(|k| ("api-key", k)).collect();
-        HttpClient::with_headers(&base, &creds, &[("x-pinecone-api-version", API_VERSION)])
+        Ok(
+            HttpClient::with_headers(&base, &creds, &[("x-pinecone-api-version", API_VERSION)])?
+                .answered_with(&self.control),
+        )
     }
 
-    fn fail(client: &HttpClient, operation: &str, resp: &Response) -> Error {
-        let message = serde_json::from_slice::<Value>(&resp.body)
+    /// The message of a Pinecone error body (control or data plane).
+    fn message(resp: &Response) -> String {
+        serde_json::from_slice::<Value>(&resp.body)
             .ok()
             .and_then(|v| {
                 v.get("message")
@@ -234,16 +238,21 @@ impl Pinecone {
                     .and_then(Value::as_str)
                     .map(str::to_owned)
             })
-            .unwrap_or_else(|| resp.text_excerpt());
+            .unwrap_or_else(|| resp.text_excerpt())
+    }
+
+    fn fail(client: &HttpClient, operation: &str, resp: &Response) -> Error {
+        let message = Pinecone::message(resp);
         match resp.status {
             StatusCode::BAD_REQUEST
             | StatusCode::UNPROCESSABLE_ENTITY
             | StatusCode::PAYLOAD_TOO_LARGE => {
-                Error::InvalidData(format!("pinecone refused {operation}: {message}"))
+                Error::refused("pinecone", operation, resp.status.as_u16(), message)
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
                 endpoint: client.base().to_owned(),
                 status: resp.status.as_u16(),
+                message: message.clone(),
                 hint: format!("the API key in {API_KEY_ENV}"),
             },
             status => Error::Server {
@@ -920,6 +929,7 @@ impl Sink for Pinecone {
     fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()> {
         let id = record.id.to_string();
         let bad = |what: String| Err(Error::InvalidData(format!("record {id:?}: {what}")));
+        super::check_request_size("pinecone", record, MAX_BODY_BYTES)?;
         if id.is_empty() || id.chars().count() > 512 {
             return bad("pinecone ids are 1 to 512 characters".into());
         }
@@ -1004,11 +1014,12 @@ impl Sink for Pinecone {
                 if m.dimension != dense.and_then(|f| f.dimension)
                     || m.metric.as_deref() != Some(pc_metric)
                 {
+                    let or_none = |d: Option<u32>| d.map_or("none".to_owned(), |d| d.to_string());
                     return Err(Error::Incompatible(format!(
-                        "index `{target}` exists with dimension {:?} and metric {:?}, the snapshot needs {:?} and {pc_metric}",
-                        m.dimension,
-                        m.metric,
-                        dense.and_then(|f| f.dimension)
+                        "index `{target}` exists with dimension {} and metric {}, the snapshot needs dimension {} and metric {pc_metric}; nothing was written. Import under another name (--rename), or pass --if-exists replace to delete and recreate it",
+                        or_none(m.dimension),
+                        m.metric.as_deref().unwrap_or("none"),
+                        or_none(dense.and_then(|f| f.dimension))
                     )));
                 }
                 m
@@ -1025,6 +1036,13 @@ impl Sink for Pinecone {
                             true,
                         )
                         .await?;
+                    if resp.status == StatusCode::FORBIDDEN {
+                        // Deletion protection: the key is fine, the index stays.
+                        return Err(Error::Incompatible(format!(
+                            "index `{target}` cannot be replaced: pinecone refused to delete it ({}); nothing was written. Disable its deletion protection, or import under another name (--rename)",
+                            Pinecone::message(&resp)
+                        )));
+                    }
                     if !resp.status.is_success() {
                         return Err(Pinecone::fail(&self.control, "delete index", &resp));
                     }

@@ -55,7 +55,8 @@ impl ConnectorUrl {
             && t != "https"
         {
             return Err(Error::Usage(format!(
-                "`{text}`: transport `{t}` is unknown; use `{database}://` (http) or `{database}+https://`"
+                "`{}`: transport `{t}` is unknown; use `{database}://` (http) or `{database}+https://`",
+                crate::redact::public_endpoint(&url)
             )));
         }
         let mut segments: Vec<String> = Vec::new();
@@ -63,7 +64,8 @@ impl ConnectorUrl {
             for s in parts.filter(|s| !s.is_empty()) {
                 let decoded = percent_decode_str(s).decode_utf8().map_err(|_| {
                     Error::Usage(format!(
-                        "`{text}`: the path is not valid UTF-8 once decoded"
+                        "`{}`: the path is not valid UTF-8 once decoded",
+                        crate::redact::public_endpoint(&url)
                     ))
                 })?;
                 segments.push(decoded.into_owned());
@@ -76,7 +78,8 @@ impl ConnectorUrl {
         };
         if segments.len() > 1 {
             return Err(Error::Usage(format!(
-                "`{text}`: the path names more than one collection; percent-encode a `/` inside a name as %2F"
+                "`{}`: the path names more than one collection; percent-encode a `/` inside a name as %2F",
+                crate::redact::public_endpoint(&url)
             )));
         }
         let query = url
@@ -175,15 +178,21 @@ impl ConnectorUrl {
     }
 }
 
-/// Replaces the userinfo of a URL-like string with `***`, for messages about URLs that failed to parse.
+/// Replaces the userinfo of a URL-like string with `***` and its query with
+/// `…`, for messages about URLs that failed to parse: neither may hold
+/// anything the user wants shown.
 fn redact_userinfo(text: &str) -> String {
+    let text = match text.split_once('?') {
+        Some((before, _)) => format!("{before}?…"),
+        None => text.to_owned(),
+    };
     if let Some((scheme, rest)) = text.split_once("://") {
-        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
         if let Some(at) = rest[..authority_end].rfind('@') {
             return format!("{scheme}://***@{}", &rest[at + 1..]);
         }
     }
-    text.to_owned()
+    text
 }
 
 #[cfg(test)]
@@ -259,6 +268,22 @@ mod tests {
         let err = ConnectorUrl::parse("chroma://u:s3cret@[bad/x")
             .unwrap_err()
             .to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn messages_never_show_the_query() {
+        for bad in [
+            "chroma://h:99999/c?token=s3cret",
+            "chroma+ftp://h:1/c?token=s3cret",
+            "chroma://h:1/a/b?token=s3cret",
+            "chroma://u:pw@h:1/c?token=s3cret",
+        ] {
+            let err = ConnectorUrl::parse(bad).unwrap_err().to_string();
+            assert!(!err.contains("s3cret"), "{bad}: {err}");
+        }
+        let u = ConnectorUrl::parse("chroma://h:1/c?token=s3cret").unwrap();
+        let err = u.only_params(&[]).unwrap_err().to_string();
         assert!(!err.contains("s3cret"), "{err}");
     }
 }

@@ -575,15 +575,18 @@ impl Weaviate {
 
     fn fail(&self, operation: &str, resp: &Response) -> Error {
         match resp.status {
-            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
-                Error::InvalidData(format!(
-                    "weaviate refused {operation}: {}",
-                    Weaviate::error_message(resp)
-                ))
-            }
+            StatusCode::BAD_REQUEST
+            | StatusCode::UNPROCESSABLE_ENTITY
+            | StatusCode::PAYLOAD_TOO_LARGE => Error::refused(
+                "weaviate",
+                operation,
+                resp.status.as_u16(),
+                Weaviate::error_message(resp),
+            ),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
                 endpoint: self.http.base().to_owned(),
                 status: resp.status.as_u16(),
+                message: Weaviate::error_message(resp),
                 hint: format!("the API key in {API_KEY_ENV}"),
             },
             status => Error::Server {
@@ -1180,6 +1183,7 @@ impl Sink for Weaviate {
     fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()> {
         let id = record.id.to_string();
         let bad = |what: String| Err(Error::InvalidData(format!("record {id:?}: {what}")));
+        super::check_request_size("weaviate", record, MAX_BATCH_BYTES)?;
         if let Some(ns) = &record.namespace
             && !valid_tenant(ns)
         {
@@ -1242,7 +1246,15 @@ impl Sink for Weaviate {
                     self.http.base()
                 )));
             }
-            (Some(c), ExistingTarget::Append) => c.clone(),
+            (Some(c), ExistingTarget::Append) => {
+                let dims = self.dimensions(c).await?;
+                super::check_append(
+                    &format!("class `{class}` on {}", self.http.base()),
+                    &fields_of(c, &dims),
+                    &spec.vectors,
+                )?;
+                c.clone()
+            }
             (found, _) => {
                 if found.is_some() {
                     self.call(

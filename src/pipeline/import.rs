@@ -1,9 +1,10 @@
 //! Import: snapshot → sink. Nothing reaches the target before the snapshot's
-//! checksums pass, the sink's capabilities cover the collection and every
+//! checksums pass, the sink's capabilities cover the collection, every
 //! record passed the sink's metadata rules (under the chosen policy) and its
-//! check; then parts stream through a [`Batcher`] into concurrent upserts, and
-//! the target's count is compared at the end. Every change made to a record on
-//! the way is written to the change report.
+//! check, and no id occurs twice; then parts stream through a [`Batcher`]
+//! into concurrent upserts, and the target's count is compared at the end. A
+//! request the target refuses names the records it held. Every change made
+//! to a record on the way is written to the change report.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use super::changes::{ChangeCounts, ChangeLog};
 use super::state::{ImportState, STATE_DIR, import_state_path, remove as remove_state};
 use super::{Batcher, Observer, Resume};
 use crate::snapshot::layout::MANIFEST;
+use super::duplicates::{Confirm, IdHashes};
 
 /// What to import and how.
 #[derive(Debug, Clone)]
@@ -34,6 +36,9 @@ pub struct ImportOptions {
     pub existing: ExistingTarget,
     /// Write requests in flight at once.
     pub concurrency: usize,
+    /// At most this many records per write request, when fewer than the
+    /// target's own limit (for a server set to take smaller requests).
+    pub batch_size: Option<usize>,
     /// Rows read from a part at a time.
     pub read_batch_rows: usize,
     /// What to do with metadata values the target cannot hold.
@@ -61,6 +66,7 @@ impl Default for ImportOptions {
             renames: Vec::new(),
             existing: ExistingTarget::Refuse,
             concurrency: 4,
+            batch_size: None,
             read_batch_rows: 1024,
             metadata: MetadataPolicy::Refuse,
             skip_invalid: false,
@@ -551,6 +557,7 @@ async fn check_records(
     let mut dropped_values = 0u64;
     let mut fitted_schema = MetadataSchema::default();
     let mut renamed_keys = std::collections::BTreeMap::new();
+    let mut keys = IdHashes::new(c.record_count);
     let mut failure = None;
     'read: while let Some(batch) = rx.recv().await {
         let records = match batch {
@@ -561,6 +568,10 @@ async fn check_records(
             }
         };
         for mut r in records {
+            if let Err(e) = keys.push(&r) {
+                failure = Some(e);
+                break 'read;
+            }
             let asked = |i: &usize| options.drop_vectors.contains(&c.vectors[*i].field.name);
             if fit
                 .dropped
@@ -646,6 +657,7 @@ async fn check_records(
             problems.join("\n  ")
         )));
     }
+    check_unique_ids(snapshot, c, keys).await?;
     Ok(Checked {
         dropped_values,
         metadata_types: fitted_schema
@@ -655,6 +667,67 @@ async fn check_records(
             .collect(),
         renamed_keys,
     })
+}
+
+/// Refuses a collection that holds an id twice in one namespace: the target
+/// would keep one of the two and the import could not be faithful. `keys`
+/// holds the hashes of every record's key; records are read again only when
+/// two hashes are equal.
+async fn check_unique_ids(
+    snapshot: &Arc<Snapshot>,
+    c: &CollectionManifest,
+    keys: IdHashes,
+) -> Result<()> {
+    let suspects = tokio::task::spawn_blocking(move || keys.repeated())
+        .await
+        .map_err(|e| Error::InvalidData(format!("duplicate check failed: {e}")))??;
+    if suspects.is_empty() {
+        return Ok(());
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Record>>>(4);
+    let reader = spawn_reader(snapshot.clone(), c.name.clone(), 4096, tx, None);
+    let mut confirm = Confirm::default();
+    let mut failure = None;
+    while let Some(batch) = rx.recv().await {
+        match batch {
+            Ok(records) => records.iter().for_each(|r| confirm.observe(&suspects, r)),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    drop(rx);
+    let _ = reader.await;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let duplicates = confirm.duplicates();
+    if duplicates.is_empty() {
+        return Ok(()); // equal hashes of different keys
+    }
+    let named: Vec<String> = duplicates
+        .iter()
+        .take(NAMED_RECORDS)
+        .map(|(ns, id, n)| match ns {
+            Some(ns) => format!("{:?} in namespace {ns:?} ({n} times)", id.to_string()),
+            None => format!("{:?} ({n} times)", id.to_string()),
+        })
+        .collect();
+    Err(Error::invalid(
+        snapshot.root(),
+        format!(
+            "collection `{}` holds {} id(s) more than once: {}{}; a database keeps one record per id, so nothing was written. Export the collection again while nothing writes to it, or remove the duplicates",
+            c.name,
+            duplicates.len(),
+            named.join(", "),
+            if duplicates.len() > NAMED_RECORDS {
+                ", …"
+            } else {
+                ""
+            }
+        ),
+    ))
 }
 
 /// What the check pass learnt about a collection.
@@ -730,6 +803,29 @@ fn spawn_reader(
     })
 }
 
+/// The records of one write request, for an error that refuses it: all of
+/// a few, else the first three and the last.
+fn request_records(batch: &[Record]) -> String {
+    let id = |r: &Record| format!("{:?}", r.id.to_string());
+    let hint = "; if the database takes smaller requests, --batch-size sends fewer records in each";
+    match batch {
+        [one] => format!("record {}", id(one)),
+        [first, second, third, .., last] if batch.len() > 4 => format!(
+            "{} records: {}, {}, {} … {}{hint}",
+            batch.len(),
+            id(first),
+            id(second),
+            id(third),
+            id(last)
+        ),
+        _ => format!(
+            "{} records: {}{hint}",
+            batch.len(),
+            batch.iter().map(id).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
 /// Writes a collection's records from row `start` on. `save(rows)` is
 /// told, as writes complete, how many rows (in snapshot order) are all in
 /// the target.
@@ -758,7 +854,10 @@ async fn write_collection(
     // Records the sink's check refuses were reported as skipped by the check
     // pass (or the import stopped there).
     let keep = |r: &Record| !options.skip_invalid || sink.check(&spec, r).is_ok();
-    let limits = writer.limits();
+    let mut limits = writer.limits();
+    if let Some(n) = options.batch_size {
+        limits.max_records = limits.max_records.min(n.max(1));
+    }
     // Cut the record stream into requests, each with the row position just
     // after its last record, then send several at once.
     struct Cutting {
@@ -828,7 +927,27 @@ async fn write_collection(
             async move {
                 let (batch, end) = batch?;
                 let n = batch.len() as u64;
-                writer.write(batch).await.map(|()| (seq, n, end))
+                let held = request_records(&batch);
+                writer
+                    .write(batch)
+                    .await
+                    .map(|()| (seq, n, end))
+                    .map_err(|e| match e {
+                        Error::Refused {
+                            connector,
+                            operation,
+                            status,
+                            message,
+                            records: None,
+                        } => Error::Refused {
+                            connector,
+                            operation,
+                            status,
+                            message,
+                            records: Some(held),
+                        },
+                        other => other,
+                    })
             }
         })
         .buffer_unordered(options.concurrency.max(1));

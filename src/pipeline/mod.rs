@@ -7,6 +7,7 @@ use crate::snapshot::CollectionManifest;
 
 mod batch;
 mod changes;
+mod duplicates;
 mod export;
 mod import;
 pub mod state;

@@ -1060,6 +1060,8 @@ struct HashingFile {
     free: Receiver<Vec<u8>>,
     hasher: Option<JoinHandle<blake3::Hasher>>,
     writer: Option<JoinHandle<io::Result<File>>>,
+    /// Why the writing thread stopped, once it has (a full disk, say).
+    failure: Option<(io::ErrorKind, String)>,
 }
 
 impl HashingFile {
@@ -1097,11 +1099,35 @@ impl HashingFile {
             free,
             hasher: Some(hasher),
             writer: Some(writer),
+            failure: None,
         }
     }
 
-    /// Passes the gathered block on. Fails when the threads have stopped (a
-    /// write failed); [`HashingFile::finish`] then reports why.
+    /// The error that stopped the writing thread, for this and every later
+    /// call: joins both threads the first time.
+    fn write_failure(&mut self) -> io::Error {
+        if self.failure.is_none() {
+            self.to_hash = None;
+            if let Some(h) = self.hasher.take() {
+                let _ = h.join();
+            }
+            self.failure = Some(match self.writer.take().map(JoinHandle::join) {
+                Some(Ok(Err(e))) => (e.kind(), e.to_string()),
+                Some(Err(_)) => (
+                    io::ErrorKind::Other,
+                    "the part writing thread panicked".to_owned(),
+                ),
+                _ => (io::ErrorKind::Other, "writing the part failed".to_owned()),
+            });
+        }
+        match &self.failure {
+            Some((kind, message)) => io::Error::new(*kind, message.clone()),
+            None => io::Error::other("writing the part failed"),
+        }
+    }
+
+    /// Passes the gathered block on. Fails with the writing thread's error
+    /// when it has stopped.
     fn send_block(&mut self) -> io::Result<()> {
         if self.block.is_empty() {
             return Ok(());
@@ -1114,22 +1140,23 @@ impl HashingFile {
         let sent = self.to_hash.as_ref().map(|tx| tx.send(block));
         match sent {
             Some(Ok(())) => Ok(()),
-            _ => Err(io::Error::other("writing the part failed")),
+            _ => Err(self.write_failure()),
         }
     }
 
     /// Writes out what is left, syncs the file; returns its size and BLAKE3.
     fn finish(mut self) -> io::Result<(u64, String)> {
-        let sent = self.send_block();
+        self.send_block()?;
         self.to_hash = None;
-        let hasher = self.hasher.take().expect("joined once").join();
-        let file = self.writer.take().expect("joined once").join();
-        let file = match file {
+        let (Some(hasher), Some(writer)) = (self.hasher.take(), self.writer.take()) else {
+            return Err(self.write_failure());
+        };
+        let hasher = hasher.join();
+        let file = match writer.join() {
             Ok(f) => f?,
             Err(_) => return Err(io::Error::other("the part writing thread panicked")),
         };
         let hasher = hasher.map_err(|_| io::Error::other("the hashing thread panicked"))?;
-        sent?;
         file.sync_all()?;
         Ok((self.bytes, hasher.finalize().to_hex().to_string()))
     }

@@ -16,6 +16,10 @@
 //! DELETE /__emulator/faults   → no faults, counters reset
 //! ```
 //!
+//! Every request is also logged with the status it got (0: the connection
+//! was dropped), newest last: [`FaultInjector::served`], so a test can tell
+//! how often a request was sent and what came after it.
+//!
 //! `/__emulator/*` is never faulted and never asks for credentials.
 //! Set `EMULATOR_LOG=1` to log every request to stderr.
 
@@ -191,6 +195,18 @@ impl FaultCounts {
     }
 }
 
+/// One request the emulator answered (or dropped).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Served {
+    pub method: String,
+    pub path: String,
+    /// The status sent; 0 when the connection was dropped without one.
+    pub status: u16,
+}
+
+/// Most requests [`FaultInjector::served`] remembers.
+const SERVED_LOG: usize = 100_000;
+
 /// Builds the body of an injected 429 or 503 in the emulated server's style.
 pub type FaultResponder = fn(FaultKind, &Faults, &axum::http::Method, &str) -> Response;
 
@@ -204,6 +220,7 @@ struct InjectorState {
     faults: Faults,
     rng: fastrand::Rng,
     counts: FaultCounts,
+    served: std::collections::VecDeque<Served>,
 }
 
 impl fmt::Debug for FaultInjector {
@@ -225,6 +242,7 @@ impl FaultInjector {
                 faults,
                 rng,
                 counts: FaultCounts::default(),
+                served: Default::default(),
             }),
             responder,
         })
@@ -243,11 +261,30 @@ impl FaultInjector {
         Ok(())
     }
 
-    /// No more faults, and counters back to zero.
+    /// No more faults, and counters (and the log of served requests) back to zero.
     pub fn clear(&self) {
         let mut state = self.lock();
         state.faults = Faults::default();
         state.counts = FaultCounts::default();
+        state.served.clear();
+    }
+
+    /// The requests served since start (or the last [`FaultInjector::clear`]),
+    /// oldest first; at most the last 100,000.
+    pub fn served(&self) -> Vec<Served> {
+        self.lock().served.iter().cloned().collect()
+    }
+
+    fn log(&self, method: &axum::http::Method, path: &str, status: u16) {
+        let mut state = self.lock();
+        if state.served.len() == SERVED_LOG {
+            state.served.pop_front();
+        }
+        state.served.push_back(Served {
+            method: method.to_string(),
+            path: path.to_owned(),
+            status,
+        });
     }
 
     /// The current configuration.
@@ -501,16 +538,21 @@ async fn fault_layer(
     if path.starts_with(ADMIN_PREFIX) {
         return next.run(request).await;
     }
+    let method = request.method().clone();
     let Some((kind, config)) = faults.decide(&path) else {
-        return next.run(request).await;
+        let response = next.run(request).await;
+        faults.log(&method, &path, response.status().as_u16());
+        return response;
     };
     if log_enabled() {
         eprintln!("emulator: injecting {kind:?}");
     }
-    match kind {
+    let (response, status) = match kind {
         FaultKind::Delay => {
             tokio::time::sleep(Duration::from_millis(config.delay_ms)).await;
-            next.run(request).await
+            let response = next.run(request).await;
+            let status = response.status().as_u16();
+            (response, status)
         }
         FaultKind::DropConnection => {
             if let Some(ConnectInfo(conn)) = request.extensions().get::<ConnectInfo<Conn>>() {
@@ -518,12 +560,20 @@ async fn fault_layer(
             }
             // Never reaches the client: the connection refuses every write
             // from now on and is closed.
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            (StatusCode::INTERNAL_SERVER_ERROR.into_response(), 0)
         }
         FaultKind::RateLimit | FaultKind::Unavailable => {
-            (faults.responder)(kind, &config, request.method(), &path)
+            // Read the request to its end first, as a server that answers
+            // the request (rather than cutting the connection) does: the
+            // connection stays usable for the client's next request.
+            let _ = axum::body::to_bytes(request.into_body(), usize::MAX).await;
+            let response = (faults.responder)(kind, &config, &method, &path);
+            let status = response.status().as_u16();
+            (response, status)
         }
-    }
+    };
+    faults.log(&method, &path, status);
+    response
 }
 
 /// Per-connection information: the peer and the switch that kills the

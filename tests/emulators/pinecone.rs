@@ -1340,10 +1340,15 @@ fn list_vectors_inner(p: &Pinecone, uri: &Uri) -> ApiResult<Value> {
     };
     let empty = BTreeMap::new();
     let records = index.namespaces.get(&namespace).unwrap_or(&empty);
+    // Ids after the token, straight from the ordered map (not a scan from the start).
+    let from = match &after {
+        Some(a) => std::ops::Bound::Excluded(a.clone()),
+        None => std::ops::Bound::Unbounded,
+    };
     let mut ids = records
-        .keys()
-        .filter(|id| id.starts_with(&prefix))
-        .filter(|id| after.as_ref().is_none_or(|a| id.as_str() > a.as_str()));
+        .range::<String, _>((from, std::ops::Bound::Unbounded))
+        .map(|(id, _)| id)
+        .filter(|id| id.starts_with(&prefix));
     let page: Vec<&String> = ids.by_ref().take(limit).collect();
     let more = ids.next().is_some();
     let mut out = Map::new();

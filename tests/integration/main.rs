@@ -9,10 +9,12 @@ mod support;
 #[path = "../emulators/mod.rs"]
 mod emulators;
 
+mod bad_input;
 mod chroma;
 mod cli;
 mod compare;
 mod conformance;
+mod faults;
 mod fixtures;
 mod matrix;
 mod pgvector;
@@ -22,6 +24,7 @@ mod pyarrow;
 mod qdrant;
 mod qdrant_emulator;
 mod resume;
+mod secrets;
 mod snapshot_format;
 mod weaviate;
 mod weaviate_emulator;

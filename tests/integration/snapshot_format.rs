@@ -159,7 +159,7 @@ fn write_manifest_bytes(root: &Path, bytes: &[u8]) {
 }
 
 /// Edits `manifest.json` as JSON and rewrites its checksum consistently.
-fn rewrite_manifest(root: &Path, edit: impl FnOnce(&mut Value)) {
+pub(crate) fn rewrite_manifest(root: &Path, edit: impl FnOnce(&mut Value)) {
     let mut m = read_manifest_json(root);
     edit(&mut m);
     let mut bytes = serde_json::to_vec_pretty(&m).unwrap();

@@ -153,13 +153,16 @@ impl Qdrant {
         match resp.status {
             StatusCode::BAD_REQUEST
             | StatusCode::UNPROCESSABLE_ENTITY
-            | StatusCode::PAYLOAD_TOO_LARGE => Error::InvalidData(format!(
-                "qdrant refused {operation}: {}",
-                Qdrant::error_message(resp)
-            )),
+            | StatusCode::PAYLOAD_TOO_LARGE => Error::refused(
+                "qdrant",
+                operation,
+                resp.status.as_u16(),
+                Qdrant::error_message(resp),
+            ),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
                 endpoint: self.http.base().to_owned(),
                 status: resp.status.as_u16(),
+                message: Qdrant::error_message(resp),
                 hint: format!("the API key in {API_KEY_ENV}"),
             },
             status => Error::Server {
@@ -681,6 +684,7 @@ impl Sink for Qdrant {
     fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()> {
         let id = record.id.to_string();
         let bad = |what: String| Err(Error::InvalidData(format!("record {id:?}: {what}")));
+        super::check_request_size("qdrant", record, MAX_BODY_BYTES)?;
         if record.namespace.is_some() {
             return bad("has a namespace; qdrant collections have none".into());
         }
@@ -705,6 +709,15 @@ impl Sink for Qdrant {
                     }
                 }
                 Vector::Multi(m) => {
+                    if let Some(dim) = f.dimension
+                        && let Some(row) = m.iter().find(|r| r.len() != dim as usize)
+                    {
+                        return bad(format!(
+                            "multivector {:?} has a vector of {} values, the field's dimension is {dim}",
+                            f.name,
+                            row.len()
+                        ));
+                    }
                     if !m.iter().all(|r| finite(r)) {
                         return bad(format!("vector {:?} has NaN or infinite values", f.name));
                     }
@@ -746,24 +759,11 @@ impl Sink for Qdrant {
                 )));
             }
             (Some(info), ExistingTarget::Append) => {
-                let theirs: Vec<_> = fields_of(&info["config"])
-                    .into_iter()
-                    .map(|f| (f.name, f.kind, f.dimension, f.metric))
-                    .collect();
-                let ours: Vec<_> = spec
-                    .vectors
-                    .iter()
-                    .map(|f| (f.name.clone(), f.kind, f.dimension, f.metric))
-                    .collect();
-                let mut a = theirs.clone();
-                let mut b = ours.clone();
-                a.sort_by(|x, y| x.0.cmp(&y.0));
-                b.sort_by(|x, y| x.0.cmp(&y.0));
-                if a != b {
-                    return Err(Error::Incompatible(format!(
-                        "collection `{target}` exists with vectors {theirs:?}, the snapshot has {ours:?}; import under another name or pass --if-exists replace"
-                    )));
-                }
+                super::check_append(
+                    &format!("collection `{target}` on {}", self.http.base()),
+                    &fields_of(&info["config"]),
+                    &spec.vectors,
+                )?;
             }
             (found, _) => {
                 let path = format!("/collections/{}", seg(target));
