@@ -20,10 +20,10 @@ use crate::model::{CollectionSpec, Record, VectorKind};
 use crate::snapshot::{CollectionManifest, MetadataSchema, Snapshot};
 
 use super::changes::{ChangeCounts, ChangeLog};
+use super::duplicates::{Confirm, IdHashes};
 use super::state::{ImportState, STATE_DIR, import_state_path, remove as remove_state};
 use super::{Batcher, Observer, Resume};
 use crate::snapshot::layout::MANIFEST;
-use super::duplicates::{Confirm, IdHashes};
 
 /// What to import and how.
 #[derive(Debug, Clone)]
@@ -684,13 +684,16 @@ async fn check_unique_ids(
     if suspects.is_empty() {
         return Ok(());
     }
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Record>>>(4);
-    let reader = spawn_reader(snapshot.clone(), c.name.clone(), 4096, tx, None);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Positioned>>(4);
+    let reader = spawn_reader(snapshot.clone(), c.name.clone(), 4096, tx, None, 0);
     let mut confirm = Confirm::default();
     let mut failure = None;
     while let Some(batch) = rx.recv().await {
         match batch {
-            Ok(records) => records.iter().for_each(|r| confirm.observe(&suspects, r)),
+            Ok(batch) => batch
+                .records
+                .iter()
+                .for_each(|r| confirm.observe(&suspects, r)),
             Err(e) => {
                 failure = Some(e);
                 break;
