@@ -1,14 +1,18 @@
 //! Any database to any database: every source migrates a collection into
 //! every target through a snapshot, and the target gives back the records
-//! the source was seeded with. Chroma is real (when `CHROMA_URL` is set,
-//! always in CI), and so is PostgreSQL + pgvector (`DATABASE_URL`); Qdrant,
-//! Pinecone and Weaviate are the emulators.
+//! the source was seeded with; sparse vectors move between the databases
+//! that have them and are refused (or left out on request) by the others.
+//! Chroma is real (when `CHROMA_URL` is set, always in CI), and so is
+//! PostgreSQL + pgvector (`DATABASE_URL`); Qdrant, Pinecone and Weaviate are
+//! the emulators.
 
 use std::sync::Arc;
 
 use serde_json::json;
 use vecport::connectors::{self, Connector, ExistingTarget, Sink, Source};
-use vecport::model::{Metric, Record};
+use vecport::model::{
+    CollectionSpec, Metric, Record, SparseVector, Vector, VectorField, VectorKind,
+};
 use vecport::pipeline::{self, ExportOptions, ImportOptions, Quiet};
 
 use crate::conformance::{read_snapshot, write_snapshot};
@@ -182,6 +186,231 @@ fn every_database_migrates_into_every_other() {
             }
         }
         assert_eq!(pairs, dbs.len() * dbs.len());
+    });
+}
+
+/// A dotproduct collection with a dense and a sparse field, as Pinecone,
+/// Qdrant and pgvector all hold it: Pinecone takes sparse values only
+/// beside a dotproduct dense vector.
+fn sparse_spec() -> CollectionSpec {
+    let mut spec = data::spec("hybrid", 8, Metric::Dot);
+    spec.vectors.push(VectorField {
+        name: "sparse".into(),
+        kind: VectorKind::Sparse,
+        ..VectorField::dense(None, Some(Metric::Dot))
+    });
+    spec
+}
+
+/// Records for [`sparse_spec`]: awkward ids, Pinecone's metadata,
+/// documents and URIs; dense values of moderate size (dot products of the
+/// generator's extremes overflow float32), sparse values with sorted indices
+/// up to 2^20, no explicit zeros, and some records without a sparse vector.
+fn sparse_records(n: usize, seed: u64) -> Vec<Record> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    data::records(n, 8, seed, PINECONE)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            let mut dense: Vec<f32> = (0..8).map(|_| rng.f32() * 2.0 - 1.0).collect();
+            if i % 5 == 0 {
+                dense[0] = -0.0;
+            }
+            let sparse = (i % 7 != 3).then(|| {
+                let mut indices: Vec<u32> = (0..1 + i % 6).map(|_| rng.u32(..1 << 20)).collect();
+                indices.sort_unstable();
+                indices.dedup();
+                let values = indices.iter().map(|_| rng.f32() + 0.01).collect();
+                Vector::Sparse(SparseVector { indices, values })
+            });
+            r.vectors = vec![Some(Vector::Dense(dense)), sparse];
+            r
+        })
+        .collect()
+}
+
+/// Records with their vector slots in the order of `spec`'s fields, matched
+/// by name (a database may list its fields in another order).
+fn by_field_names(
+    spec: &CollectionSpec,
+    got: &CollectionSpec,
+    records: Vec<Record>,
+) -> Vec<Record> {
+    let order: Vec<usize> = spec
+        .vectors
+        .iter()
+        .map(|f| {
+            got.vectors
+                .iter()
+                .position(|g| g.name == f.name)
+                .unwrap_or_else(|| panic!("vector field {:?} lost", f.name))
+        })
+        .collect();
+    records
+        .into_iter()
+        .map(|mut r| {
+            r.vectors = order.iter().map(|&i| r.vectors[i].take()).collect();
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn sparse_vectors_move_between_the_databases_that_have_them() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dbs = databases();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    let spec = sparse_spec();
+    let records = sparse_records(200, 23);
+    let with_sparse = records.iter().filter(|r| r.vectors[1].is_some()).count();
+    write_snapshot(&base, &spec, records.clone());
+    let sparse = |db: &Database| db.open(None).capabilities().sparse;
+    let names: Vec<&str> = dbs.iter().filter(|d| sparse(d)).map(|d| d.name).collect();
+    for db in ["qdrant", "pinecone", "pgvector"] {
+        let present = dbs.iter().any(|d| d.name == db);
+        assert_eq!(names.contains(&db), present, "{db} holds sparse vectors");
+    }
+    runtime.block_on(async {
+        let mut pairs = 0;
+        for from in dbs.iter().filter(|d| sparse(d)) {
+            let source_name = unique_name("sp");
+            let source = from.open(Some(&source_name));
+            pipeline::import(
+                &base,
+                source.as_ref() as &dyn Sink,
+                &ImportOptions::default(),
+                &Quiet,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("seeding {}: {e}", from.name));
+            for to in &dbs {
+                let pair = format!("{} → {}", from.name, to.name);
+                let target_name = unique_name("sp");
+                let target = to.open(Some(&target_name));
+                let via = tmp.path().join(format!("{}-{}", from.name, to.name));
+                let migrate = |options: ImportOptions, via: std::path::PathBuf| {
+                    let (source, target) = (source.clone(), target.clone());
+                    async move {
+                        pipeline::migrate(
+                            source.as_ref() as &dyn Source,
+                            target.as_ref() as &dyn Sink,
+                            &via,
+                            &ExportOptions::default(),
+                            &options,
+                            &Quiet,
+                        )
+                        .await
+                    }
+                };
+                if !sparse(to) {
+                    // Refused by default, before anything is written ...
+                    let err = migrate(ImportOptions::default(), via.clone())
+                        .await
+                        .map(|_| ())
+                        .expect_err(&pair)
+                        .to_string();
+                    assert!(
+                        err.contains("does not support sparse vectors")
+                            && err.contains("nothing was written")
+                            && err.contains("--drop-vector \"sparse\""),
+                        "{pair}: {err}"
+                    );
+                    let lookup = to.open(None).collection(&target_name).await;
+                    assert!(
+                        matches!(lookup, Err(vecport::Error::NotFound { .. })),
+                        "{pair}: the refused import created `{target_name}`"
+                    );
+                    std::fs::remove_dir_all(&via).unwrap();
+                }
+                let options = ImportOptions {
+                    drop_vectors: if sparse(to) {
+                        Vec::new()
+                    } else {
+                        vec!["sparse".into()]
+                    },
+                    ..ImportOptions::default()
+                };
+                let (_, report) = migrate(options, via.clone())
+                    .await
+                    .unwrap_or_else(|e| panic!("{pair}: {e}"));
+                let imported = &report.collections[0];
+                assert_eq!(imported.target_count, 200, "{pair}");
+                let dropped_note = format!(
+                    "vector field(s) \"sparse\" left out as asked (--drop-vector): {with_sparse} records had values in them"
+                );
+                assert_eq!(
+                    imported.notes.contains(&dropped_note),
+                    !sparse(to),
+                    "{pair}: {:?}",
+                    imported.notes
+                );
+                let result = vecport::compare::compare(
+                    &vecport::compare::Side::Database(source.clone()),
+                    &vecport::compare::Side::Database(target.clone()),
+                    &vecport::compare::CompareOptions {
+                        float_ulps: 4,
+                        queries: 5,
+                        k: 5,
+                        work_dir: tmp.path().to_owned(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{pair}, compare: {e}"));
+                let c = &result.collections[0];
+                let (missing, extra, differing) =
+                    (c.missing.count, c.extra.count, c.differing.count);
+                assert_eq!((missing, extra, differing), (0, 0, 0), "{pair}: {c:#?}");
+                assert!(c.settings.is_empty(), "{pair}: {:?}", c.settings);
+                if sparse(to) {
+                    assert!(result.equal, "{pair}: {c:#?}");
+                } else {
+                    // Exactly the field left out differs.
+                    assert_eq!(
+                        c.fields_only_in_a,
+                        vec![format!("\"sparse\" ({with_sparse} records)")],
+                        "{pair}"
+                    );
+                    assert!(c.fields_only_in_b.is_empty(), "{pair}");
+                }
+                let recall = c.search.as_ref().and_then(|p| p.b_vs_a).unwrap();
+                assert!(recall >= 0.9, "{pair}: recall@5 {recall}");
+                if sparse(to) {
+                    // Out of the target again: the seed's records (vectors
+                    // bit-exact; Qdrant may move a metadata float by an ulp).
+                    let out = tmp.path().join(format!("{}-{}-out", from.name, to.name));
+                    pipeline::export(
+                        target.as_ref() as &dyn Source,
+                        &out,
+                        &ExportOptions::default(),
+                        &Quiet,
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("{pair}, export: {e}"));
+                    let (snapshot, got) = read_snapshot(&out);
+                    let got = by_field_names(&spec, &snapshot.manifest().collections[0].spec(), got);
+                    let field = |f: &str| {
+                        snapshot.manifest().collections[0]
+                            .vectors
+                            .iter()
+                            .find(|v| v.field.name == f)
+                            .map(|v| (v.field.kind, v.field.metric))
+                    };
+                    assert_eq!(field("sparse"), Some((VectorKind::Sparse, Some(Metric::Dot))), "{pair}");
+                    assert_eq!(field(""), Some((VectorKind::Dense, Some(Metric::Dot))), "{pair}");
+                    let want = comparable(records.clone());
+                    if let Some(diff) = data::first_difference_within(&want, &comparable(got), 0.0, 4) {
+                        panic!("{pair} changed records: {diff}");
+                    }
+                }
+                pairs += 1;
+            }
+        }
+        assert_eq!(pairs, names.len() * dbs.len());
     });
 }
 
