@@ -7,6 +7,7 @@ use crate::snapshot::CollectionManifest;
 
 mod batch;
 mod changes;
+mod collisions;
 mod export;
 mod import;
 
