@@ -519,6 +519,7 @@ impl Fit {
                     r.namespace = Some(ns);
                     namespace_moved = true;
                 }
+                (Value::String(ns), Some(have)) if *have == ns => namespace_moved = true,
                 (Value::String(ns), Some(have)) if !ns.is_empty() => {
                     return Err(format!(
                         "it is in namespace {have:?} and its metadata key `{key}` names namespace {ns:?}"
@@ -747,7 +748,7 @@ async fn check_records(
                             key: None,
                             new_id: Some(stored),
                             reason: format!(
-                                "{rule}: the {} id's kind is lost",
+                                "{rule}, so its kind ({}) is lost",
                                 id_kind_words(&r.id)
                             ),
                         }),

@@ -1113,3 +1113,108 @@ async fn namespaces_go_into_a_metadata_key_and_come_back_from_it() {
         "qdrant, namespaces in `__vecport_namespace`",
     );
 }
+
+/// `--namespaces from-key` takes a record's namespace from a metadata key
+/// holding a non-empty string, and refuses (or, on request, leaves out and
+/// reports) a record whose key holds anything else or names another
+/// namespace than the one it is in.
+#[tokio::test(flavor = "multi_thread")]
+async fn namespaces_from_a_key_refuse_what_is_not_a_namespace() {
+    use vecport::mapping::NamespacePolicy;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let record = |id: &str, ns: Option<&str>, meta: serde_json::Value| {
+        let mut r = Record::dense(vecport::model::RecordId::String(id.into()), vec![1.0, 2.0]);
+        r.namespace = ns.map(str::to_owned);
+        r.metadata = Some(serde_json::from_value(meta).unwrap());
+        r
+    };
+    let snap = tmp.path().join("snap");
+    write_snapshot(
+        &snap,
+        &data::spec("docs", 2, Metric::L2),
+        vec![
+            record("a", None, json!({"tenant": "eu", "k": 1})),
+            record("b", None, json!({"tenant": 5})),
+            record("c", Some("us"), json!({"tenant": "us"})),
+            record("d", Some("us"), json!({"tenant": "eu"})),
+            record("e", None, json!({"k": 2})),
+            record("f", None, json!({"tenant": ""})),
+        ],
+    );
+    let store = unique_name("from-key");
+    let sink = connectors::open(&format!("memory://{store}/docs")).unwrap();
+    let options = |skip: bool, report: Option<std::path::PathBuf>| ImportOptions {
+        namespaces: NamespacePolicy::FromKey("tenant".into()),
+        skip_invalid: skip,
+        changes: report,
+        ..ImportOptions::default()
+    };
+    let err = pipeline::import(
+        &snap,
+        sink.as_ref() as &dyn Sink,
+        &options(false, None),
+        &Quiet,
+    )
+    .await
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    for needle in [
+        "record \"b\": metadata key `tenant` holds 5, which is not a namespace name",
+        "record \"d\": it is in namespace \"us\" and its metadata key `tenant` names namespace \"eu\"",
+        "record \"f\": metadata key `tenant` holds \"\", which is not a namespace name",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    assert!(sink.list().await.unwrap().is_empty(), "nothing was written");
+    let report = tmp.path().join("from.jsonl");
+    let done = pipeline::import(
+        &snap,
+        sink.as_ref() as &dyn Sink,
+        &options(true, Some(report.clone())),
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.collections[0].target_count, 3);
+    let lines = Report::read(&report);
+    let skipped: Vec<_> = lines
+        .records
+        .iter()
+        .map(|l| (l.1.as_str(), l.2.as_str()))
+        .collect();
+    // By namespace (the default one first), then by id.
+    assert_eq!(
+        skipped,
+        [("b", "skipped"), ("f", "skipped"), ("d", "skipped")]
+    );
+    assert_eq!(
+        lines.rules,
+        std::collections::BTreeMap::from([(("namespace".to_owned(), "tenant".to_owned()), 2)])
+    );
+    let out = tmp.path().join("out");
+    pipeline::export(
+        sink.as_ref() as &dyn Source,
+        &out,
+        &ExportOptions::default(),
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    let (_, got) = read_snapshot(&out);
+    let got: Vec<(String, Option<String>, Option<vecport::model::Metadata>)> = got
+        .into_iter()
+        .map(|r| (r.id.to_string(), r.namespace, r.metadata))
+        .collect();
+    let meta = |v: serde_json::Value| Some(serde_json::from_value(v).unwrap());
+    let mut want = vec![
+        ("a".to_owned(), Some("eu".to_owned()), meta(json!({"k": 1}))),
+        ("c".to_owned(), Some("us".to_owned()), None),
+        ("e".to_owned(), None, meta(json!({"k": 2}))),
+    ];
+    let mut got = got;
+    got.sort_by(|x, y| x.0.cmp(&y.0));
+    want.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(got, want);
+}
