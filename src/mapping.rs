@@ -18,6 +18,94 @@ use crate::model::Metadata;
 pub const ID_NAMESPACE: uuid::Uuid =
     uuid::Uuid::from_u128(0x6f1c_2a9e_53d4_4b7a_9a0e_51c3_d8e2_7b10);
 
+/// The metadata key that holds a record's namespace in a target without
+/// namespaces (`--namespaces into-key`); sources without namespaces lift it
+/// back out on export.
+pub const NAMESPACE_KEY: &str = "__vecport_namespace";
+
+/// What becomes of namespaces on import.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NamespacePolicy {
+    /// Namespaces map to the target's own; a target without namespaces
+    /// refuses records outside the default namespace (the default).
+    #[default]
+    Refuse,
+    /// In a target without namespaces, a record's namespace is stored in
+    /// this metadata key (records of the default namespace get none); ids
+    /// must then be unique across namespaces. A target with namespaces keeps
+    /// them as its own.
+    IntoKey(String),
+    /// A record's namespace is the value of this metadata key (a non-empty
+    /// string), which is removed; records without it stay in their namespace.
+    FromKey(String),
+}
+
+impl std::str::FromStr for NamespacePolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let key = |k: &str| -> Result<String, String> {
+            if k.is_empty() {
+                Err(format!("`{s}`: the metadata key is empty"))
+            } else {
+                Ok(k.to_owned())
+            }
+        };
+        match s.split_once('=') {
+            None if s == "refuse" => Ok(NamespacePolicy::Refuse),
+            None if s == "into-key" => Ok(NamespacePolicy::IntoKey(NAMESPACE_KEY.to_owned())),
+            Some(("into-key", k)) => key(k).map(NamespacePolicy::IntoKey),
+            Some(("from-key", k)) => key(k).map(NamespacePolicy::FromKey),
+            _ => Err(format!(
+                "`{s}` is not a namespace policy: refuse, into-key, into-key=KEY or from-key=KEY"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for NamespacePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NamespacePolicy::Refuse => f.write_str("refuse"),
+            NamespacePolicy::IntoKey(k) if k == NAMESPACE_KEY => f.write_str("into-key"),
+            NamespacePolicy::IntoKey(k) => write!(f, "into-key={k}"),
+            NamespacePolicy::FromKey(k) => write!(f, "from-key={k}"),
+        }
+    }
+}
+
+/// Takes the namespace a target without namespaces kept in
+/// [`NAMESPACE_KEY`] out of `metadata` (a record of the default namespace
+/// has none); for sources to call on every record they read.
+pub fn lift_namespace(metadata: &mut Option<Metadata>) -> Option<String> {
+    let m = metadata.as_mut()?;
+    let Some(Value::String(_)) = m.get(NAMESPACE_KEY) else {
+        return None;
+    };
+    let Some(Value::String(ns)) = m.remove(NAMESPACE_KEY) else {
+        return None;
+    };
+    if m.is_empty() {
+        *metadata = None;
+    }
+    Some(ns)
+}
+
+/// How a target stores an id it cannot take as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdForm {
+    /// Stored as its text: it comes back as a string, its kind is lost.
+    Text {
+        /// The id the target stores.
+        stored: String,
+        /// The rule, in words, for the change report.
+        rule: &'static str,
+    },
+    /// Stored under a derived id with the original kept beside it, so an
+    /// export restores it; the rule, in words, for the change report.
+    Kept(&'static str),
+}
+
 /// Which normalised index settings a target creates its index with.
 #[derive(Debug, Clone, Copy)]
 pub struct IndexCounterparts {
@@ -110,7 +198,8 @@ pub struct MetadataRules {
     /// Why a top-level key is refused, if it is.
     pub key: fn(&str) -> Option<String>,
     /// The name under which the target stores a top-level key it cannot take
-    /// as it is (a documented rule; every rename is reported).
+    /// as it is (a documented rule; every rename is reported, and the sink
+    /// restores the original key on export).
     pub rename: fn(&str) -> Option<String>,
 }
 
@@ -177,6 +266,10 @@ pub enum ChangeKind {
     Dropped,
     /// The whole record was left out.
     Skipped,
+    /// The id was stored in another form.
+    Id,
+    /// The namespace was stored in, or taken from, a metadata key.
+    Namespace,
 }
 
 impl fmt::Display for ChangeKind {
@@ -187,6 +280,8 @@ impl fmt::Display for ChangeKind {
             ChangeKind::Encoded => "encoded",
             ChangeKind::Dropped => "dropped",
             ChangeKind::Skipped => "skipped",
+            ChangeKind::Id => "id",
+            ChangeKind::Namespace => "namespace",
         })
     }
 }
@@ -199,6 +294,9 @@ pub struct Change {
     /// The metadata key changed; `None` when the whole record was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The id the target stores, when it is not the record's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_id: Option<String>,
     /// Why: what the target cannot hold.
     pub reason: String,
 }
@@ -303,7 +401,7 @@ pub fn conform(
         let name = match (rules.rename)(k) {
             Some(new) => {
                 let why = format!(
-                    "metadata key {k:?} is not a valid {} name; stored as {new:?}",
+                    "metadata key {k:?} is not a valid {} name; stored as {new:?}, from which an export restores it",
                     rules.target
                 );
                 changes.push(change(ChangeKind::Renamed, k, why));
@@ -344,6 +442,7 @@ fn change(kind: ChangeKind, key: &str, reason: String) -> Change {
     Change {
         change: kind,
         key: Some(key.to_owned()),
+        new_id: None,
         reason,
     }
 }
@@ -409,6 +508,40 @@ mod tests {
             .iter()
             .map(|c| (c.change, c.key.as_deref().unwrap_or("")))
             .collect()
+    }
+
+    #[test]
+    fn namespace_policies_parse_and_print() {
+        for (text, policy) in [
+            ("refuse", NamespacePolicy::Refuse),
+            ("into-key", NamespacePolicy::IntoKey(NAMESPACE_KEY.into())),
+            ("into-key=tenant", NamespacePolicy::IntoKey("tenant".into())),
+            ("from-key=a=b", NamespacePolicy::FromKey("a=b".into())),
+        ] {
+            assert_eq!(text.parse::<NamespacePolicy>(), Ok(policy.clone()));
+            assert_eq!(policy.to_string(), text);
+        }
+        for bad in ["", "from-key", "into-key=", "split", "refuse=x"] {
+            assert!(bad.parse::<NamespacePolicy>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_namespace_key_is_lifted_when_it_holds_a_string() {
+        let mut m = Some(meta(json!({NAMESPACE_KEY: "eu", "k": 1})));
+        assert_eq!(lift_namespace(&mut m), Some("eu".into()));
+        assert_eq!(m, Some(meta(json!({"k": 1}))));
+        let mut only = Some(meta(json!({NAMESPACE_KEY: "eu"})));
+        assert_eq!(lift_namespace(&mut only), Some("eu".into()));
+        assert_eq!(only, None, "nothing else: no metadata");
+        let mut other = Some(meta(json!({NAMESPACE_KEY: 7})));
+        assert_eq!(lift_namespace(&mut other), None);
+        assert_eq!(
+            other,
+            Some(meta(json!({NAMESPACE_KEY: 7}))),
+            "left as it is"
+        );
+        assert_eq!(lift_namespace(&mut None), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::connectors::{self, ExistingTarget};
-use crate::mapping::{ChangeKind, MetadataPolicy};
+use crate::mapping::{ChangeKind, MetadataPolicy, NamespacePolicy};
 use crate::pipeline::{self, ImportOptions, ImportReport};
 
 use super::progress::Bars;
@@ -85,6 +85,14 @@ pub struct FitArgs {
     /// says how many records had values in it.
     #[arg(long = "drop-vector", value_name = "NAME")]
     pub drop_vectors: Vec<String>,
+    /// What becomes of namespaces: `refuse` (a target without namespaces
+    /// refuses records outside the default one), `into-key[=KEY]` (in a
+    /// target without namespaces, each record's namespace is kept in
+    /// metadata key KEY, by default __vecport_namespace, which an export
+    /// restores it from; ids must be unique across namespaces), or
+    /// `from-key=KEY` (each record's namespace is taken from metadata key KEY).
+    #[arg(long, value_name = "POLICY", default_value = "refuse", value_parser = parse_namespaces)]
+    pub namespaces: NamespacePolicy,
     /// Where to write the change report, one JSON object per change
     /// [default: beside the snapshot, SNAPSHOT.changes-TIME.jsonl; for
     /// migrate without --via, in the current directory]. Written only when
@@ -100,11 +108,20 @@ impl FitArgs {
         options.metadata = self.metadata;
         options.skip_invalid = self.skip_invalid;
         options.drop_vectors = self.drop_vectors.clone();
+        options.namespaces = self.namespaces.clone();
         options.changes = Some(self.changes.clone().unwrap_or(default_changes));
+        if let Ok(dir) = std::env::current_dir() {
+            options.work_dir = dir;
+        }
     }
 }
 
-/// `dir.changes-20261126T091500Z.jsonl` beside the snapshot directory `dir`.
+fn parse_namespaces(s: &str) -> Result<NamespacePolicy, String> {
+    s.parse()
+}
+
+/// `dir.changes-20261126T091500Z.jsonl` beside the snapshot directory `dir`
+/// (`…Z-2.jsonl`, `…Z-3.jsonl`, … when an import of the same second left one).
 pub(super) fn default_changes_path(snapshot: &std::path::Path) -> PathBuf {
     let now = time::OffsetDateTime::now_utc();
     let stamp = format!(
@@ -121,7 +138,13 @@ pub(super) fn default_changes_path(snapshot: &std::path::Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "snapshot".to_owned());
-    dir.with_file_name(format!("{name}.changes-{stamp}.jsonl"))
+    let mut path = dir.with_file_name(format!("{name}.changes-{stamp}.jsonl"));
+    let mut n = 1;
+    while path.exists() {
+        n += 1;
+        path = dir.with_file_name(format!("{name}.changes-{stamp}-{n}.jsonl"));
+    }
+    path
 }
 
 pub(super) fn parse_rename(s: &str) -> Result<(String, String), String> {
@@ -185,6 +208,14 @@ pub(super) fn summarize(report: &ImportReport, started: Instant) {
                     (ChangeKind::Skipped, n) => format!("{n} records skipped"),
                     (ChangeKind::Renamed, 1) => "1 metadata key renamed".to_owned(),
                     (ChangeKind::Renamed, n) => format!("{n} metadata keys renamed"),
+                    (ChangeKind::Id, 1) => "1 id stored in another form".to_owned(),
+                    (ChangeKind::Id, n) => format!("{n} ids stored in another form"),
+                    (ChangeKind::Namespace, 1) => {
+                        "1 record's namespace moved to or from a metadata key".to_owned()
+                    }
+                    (ChangeKind::Namespace, n) => {
+                        format!("{n} records' namespaces moved to or from a metadata key")
+                    }
                     (kind, 1) => format!("1 metadata value {kind}"),
                     (kind, n) => format!("{n} metadata values {kind}"),
                 })

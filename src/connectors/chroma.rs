@@ -18,7 +18,10 @@ use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
 use crate::error::{Error, Result};
-use crate::mapping::{Arrays, IndexCounterparts, Integers, MetadataRules, unkept_settings};
+use crate::mapping::{
+    Arrays, IdForm, IndexCounterparts, Integers, MetadataRules, NAMESPACE_KEY, lift_namespace,
+    unkept_settings,
+};
 use crate::model::{
     CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
     StoredValues, Vector, VectorField, VectorKind,
@@ -275,16 +278,17 @@ impl Chroma {
                 if let Some(slot) = slots.first_mut() {
                     *slot = embedding.map(Vector::Dense);
                 }
+                // Chroma cannot tell "no metadata" from "{}"; both are no metadata.
+                let mut metadata = metadatas
+                    .as_mut()
+                    .and_then(Iterator::next)
+                    .flatten()
+                    .filter(|m| !m.is_empty());
                 out.push(Record {
                     id: RecordId::String(id),
-                    namespace: None,
+                    namespace: lift_namespace(&mut metadata),
                     vectors: slots,
-                    // Chroma cannot tell "no metadata" from "{}"; both are no metadata.
-                    metadata: metadatas
-                        .as_mut()
-                        .and_then(Iterator::next)
-                        .flatten()
-                        .filter(|m| !m.is_empty()),
+                    metadata,
                     document: documents.as_mut().and_then(Iterator::next).flatten(),
                     uri: uris.as_mut().and_then(Iterator::next).flatten(),
                 });
@@ -633,12 +637,19 @@ impl Sink for Chroma {
         notes
     }
 
+    fn id_form(&self, _spec: &CollectionSpec, id: &RecordId) -> Option<IdForm> {
+        (id.kind() != IdKind::String).then(|| IdForm::Text {
+            stored: id.to_string(),
+            rule: "chroma ids are strings: the id is stored as its text and comes back as a string",
+        })
+    }
+
     fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()> {
         let id = record.id.to_string();
         let bad = |what: String| Err(Error::InvalidData(format!("record {id:?}: {what}")));
         super::check_request_size("chroma", record, MAX_BODY_BYTES)?;
         if record.namespace.is_some() {
-            return bad("has a namespace; Chroma collections have none".into());
+            return bad("has a namespace; Chroma collections have none (--namespaces into-key keeps it in metadata)".into());
         }
         let Some(Some(Vector::Dense(values))) = record.vectors.first() else {
             return bad("has no dense vector; Chroma needs an embedding for every record".into());
@@ -770,6 +781,9 @@ const METADATA_RULES: MetadataRules = MetadataRules {
 };
 
 fn chroma_key(k: &str) -> Option<String> {
+    if k == NAMESPACE_KEY {
+        return Some("is reserved by vecport's mapping of namespaces".to_owned());
+    }
     (k.is_empty() || k.starts_with('#') || k.starts_with('$'))
         .then(|| "is empty or starts with `#` or `$`, which Chroma reserves".to_owned())
 }

@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::mapping::MetadataRules;
+use crate::mapping::{IdForm, MetadataRules};
 use crate::model::{
     CollectionSpec, CollectionSummary, IdKind, Metric, Record, RecordId, VectorField, VectorKind,
 };
@@ -175,6 +175,11 @@ pub trait Sink: Endpoint {
     /// cannot. The pipeline checks every record before it writes any, after
     /// its metadata passed [`Capabilities::metadata`].
     fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()>;
+    /// How the target stores `id`, of a collection described by `spec`,
+    /// when not as it is (`None`): for the change report.
+    fn id_form(&self, _spec: &CollectionSpec, _id: &RecordId) -> Option<IdForm> {
+        None
+    }
     /// What the target will do to the values of such a collection on write
     /// (re-rounding, normalisation), for the user to read; empty when it keeps
     /// everything as it is.

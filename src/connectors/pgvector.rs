@@ -27,7 +27,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls, Row};
 
 use crate::error::{Error, Result};
-use crate::mapping::MetadataRules;
+use crate::mapping::{IdForm, MetadataRules};
 use crate::model::{
     CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
     SparseVector, StoredValues, Vector, VectorField, VectorKind,
@@ -1187,10 +1187,15 @@ impl Sink for Pgvector {
         {
             notes.push(JSONB_NOTE.to_owned());
         }
-        if spec.id_kind == Some(IdKind::UintOrUuid) {
-            notes.push("pgvector: ids that are integers and UUIDs in one collection are stored in a text key, and come back as strings".into());
-        }
         notes
+    }
+
+    fn id_form(&self, spec: &CollectionSpec, id: &RecordId) -> Option<IdForm> {
+        // Integers and UUIDs in one collection share a text key.
+        (spec.id_kind == Some(IdKind::UintOrUuid)).then(|| IdForm::Text {
+            stored: id.to_string(),
+            rule: "pgvector keeps the integer and UUID ids of one collection in a text key: the id is stored as its text and comes back as a string",
+        })
     }
 
     fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()> {

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::mapping::{Arrays, IndexCounterparts, Integers, MetadataRules, unkept_settings};
+use crate::mapping::{Arrays, IdForm, IndexCounterparts, Integers, MetadataRules, unkept_settings};
 use crate::model::{
     CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
     SparseVector, Vector, VectorField, VectorKind,
@@ -911,9 +911,6 @@ impl Sink for Pinecone {
             "pinecone indexes hold one dense and one sparse vector: field names are not kept"
                 .to_owned(),
         ];
-        if spec.id_kind.is_some_and(|k| k != IdKind::String) {
-            notes.push("ids are stored as their text (pinecone ids are strings)".into());
-        }
         // Pinecone manages its index: no setting of another database carries over.
         let keeps = IndexCounterparts {
             m: false,
@@ -924,6 +921,13 @@ impl Sink for Pinecone {
         };
         notes.extend(unkept_settings("pinecone", spec, keeps));
         notes
+    }
+
+    fn id_form(&self, _spec: &CollectionSpec, id: &RecordId) -> Option<IdForm> {
+        (id.kind() != IdKind::String).then(|| IdForm::Text {
+            stored: id.to_string(),
+            rule: "pinecone ids are strings: the id is stored as its text and comes back as a string",
+        })
     }
 
     fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()> {

@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
 use crate::mapping::{
-    Arrays, ID_NAMESPACE, IndexCounterparts, Integers, MetadataRules, unkept_settings,
+    Arrays, ID_NAMESPACE, IdForm, IndexCounterparts, Integers, MetadataRules, unkept_settings,
 };
 use crate::model::{
     CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
@@ -1172,12 +1172,19 @@ impl Sink for Weaviate {
             };
             notes.extend(unkept_settings("weaviate", spec, keeps));
         }
-        if spec.id_kind != Some(IdKind::Uuid) {
-            notes.push(format!(
-                "weaviate ids are UUIDs: other ids get a deterministic UUID and the original is kept in the `{ORIGINAL_ID_PROPERTY}` property, restored on export"
-            ));
-        }
         notes
+    }
+
+    fn id_form(&self, _spec: &CollectionSpec, id: &RecordId) -> Option<IdForm> {
+        match id {
+            RecordId::Uuid(_) => None,
+            RecordId::Uint(_) => Some(IdForm::Kept(
+                "weaviate ids are UUIDs: an unsigned integer id becomes the UUID of the same 128-bit value and is kept in the `vecport_id` property, which an export restores it from",
+            )),
+            RecordId::String(_) => Some(IdForm::Kept(
+                "weaviate ids are UUIDs: a string id is kept in the `vecport_id` property, which an export restores it from, and the object id is the string when it is a UUID, else its UUIDv5",
+            )),
+        }
     }
 
     fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()> {

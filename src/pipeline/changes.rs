@@ -1,6 +1,10 @@
-//! The change report: every change made to a record on its way into a target
-//! (metadata flattened, encoded or dropped; records skipped), one JSON object
-//! per line, and counts per kind for the summary.
+//! The change report: every change made to a record on its way into a target,
+//! one JSON object per line, and counts per kind for the summary. A change
+//! that loses something (metadata flattened, encoded or dropped; a record
+//! skipped; an id whose kind the target cannot keep) has a line per record; a
+//! rule an export undoes (a key renamed, an id kept beside a derived one, a
+//! namespace kept in a metadata key) has one line per collection with the
+//! number of records it changed (`spec/MAPPING.md`).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -27,6 +31,18 @@ struct Line<'a> {
     id: serde_json::Value,
     #[serde(flatten)]
     change: &'a Change,
+}
+
+/// A line for the records one rule changed.
+#[derive(Serialize)]
+struct RuleLine<'a> {
+    collection: &'a str,
+    target: &'a str,
+    change: ChangeKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    records: u64,
+    reason: &'a str,
 }
 
 /// Writes the report lazily: the file is created on the first change, so an
@@ -58,12 +74,6 @@ impl ChangeLog {
     ) -> Result<()> {
         for change in changes {
             *self.counts.entry(change.change).or_default() += 1;
-            let Some(path) = &self.path else { continue };
-            if self.out.is_none() {
-                let file = File::create_new(path).map_err(|e| Error::io(path, e))?;
-                self.out = Some(BufWriter::new(file));
-            }
-            let out = self.out.as_mut().expect("opened above");
             let line = Line {
                 collection,
                 target,
@@ -74,12 +84,46 @@ impl ChangeLog {
                 },
                 change,
             };
-            serde_json::to_writer(&mut *out, &line)
-                .map_err(std::io::Error::from)
-                .and_then(|()| out.write_all(b"\n"))
-                .map_err(|e| Error::io(path, e))?;
+            self.write(&line)?;
         }
         Ok(())
+    }
+
+    /// Records that one rule, which an export undoes, changed `records`
+    /// records of a collection.
+    pub(crate) fn rule(
+        &mut self,
+        collection: &str,
+        target: &str,
+        change: ChangeKind,
+        key: Option<&str>,
+        records: u64,
+        reason: &str,
+    ) -> Result<()> {
+        *self.counts.entry(change).or_default() += records;
+        self.write(&RuleLine {
+            collection,
+            target,
+            change,
+            key,
+            records,
+            reason,
+        })
+    }
+
+    fn write(&mut self, line: &impl Serialize) -> Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        if self.out.is_none() {
+            let file = File::create_new(path).map_err(|e| Error::io(path, e))?;
+            self.out = Some(BufWriter::new(file));
+        }
+        let out = self.out.as_mut().expect("opened above");
+        serde_json::to_writer(&mut *out, line)
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(|e| Error::io(path, e))
     }
 
     /// Takes the counts gathered since the last call.

@@ -6,20 +6,25 @@
 //! request the target refuses names the records it held. Every change made
 //! to a record on the way is written to the change report.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use serde_json::Value;
 
 use crate::connectors::{CollectionWriter, ExistingTarget, Sink};
 use crate::error::{Error, Result};
-use crate::mapping::{self, Change, ChangeKind, MetadataPolicy, MetadataRules};
-use crate::model::{CollectionSpec, Record, VectorKind};
+use crate::mapping::{
+    self, Change, ChangeKind, IdForm, MetadataPolicy, MetadataRules, NAMESPACE_KEY, NamespacePolicy,
+};
+use crate::model::{CollectionSpec, Metadata, Record, RecordId, VectorKind};
 use crate::snapshot::{CollectionManifest, MetadataSchema, Snapshot};
 
 use super::changes::{ChangeCounts, ChangeLog};
+use super::collisions;
 use super::duplicates::{Confirm, IdHashes};
 use super::state::{ImportState, STATE_DIR, import_state_path, remove as remove_state};
 use super::{Batcher, Observer, Resume};
@@ -57,6 +62,12 @@ pub struct ImportOptions {
     /// Where to keep the import's progress; `None`: in the snapshot
     /// directory's `.vecport-state/`.
     pub state_dir: Option<PathBuf>,
+    /// What becomes of namespaces (in a target without them, or from a
+    /// metadata key).
+    pub namespaces: NamespacePolicy,
+    /// Where temporary files go (the ids of a collection whose namespaces
+    /// are stored in a metadata key, checked for collisions).
+    pub work_dir: PathBuf,
 }
 
 impl Default for ImportOptions {
@@ -74,6 +85,8 @@ impl Default for ImportOptions {
             drop_vectors: Vec::new(),
             resume: Resume::No,
             state_dir: None,
+            namespaces: NamespacePolicy::Refuse,
+            work_dir: std::env::temp_dir(),
         }
     }
 }
@@ -196,7 +209,7 @@ pub async fn import(
     let mut counts = Vec::with_capacity(chosen.len());
     for (c, target) in &chosen {
         let checked = match check_capabilities(sink, c, options) {
-            Ok(()) => check_records(&snapshot, sink, c, target, options, &mut log).await,
+            Ok(()) => check_collection(&snapshot, sink, c, target, options, &mut log).await,
             Err(e) => Err(e),
         };
         match checked {
@@ -214,10 +227,14 @@ pub async fn import(
     // 3. Write. From the first save on, a failure leaves progress to resume from.
     let wrote: Result<()> = async {
         for ((c, target), (changes, checked)) in chosen.into_iter().zip(counts) {
-            let mut fit = Fit::new(sink, &c, options);
+            let mut fit = Fit::new(sink, &c, options, checked.skip.clone());
             if let Some(content) = &mut fit.spec.content {
                 content.metadata_types = checked.metadata_types;
                 content.renamed_keys = checked.renamed_keys;
+                if let Some((names, default)) = checked.namespaces {
+                    content.namespaces = names.into_iter().collect();
+                    content.default_namespace = default;
+                }
             }
             let spec = fit.spec.clone();
             observer.start(&target, Some(c.record_count));
@@ -305,6 +322,7 @@ pub async fn import(
                     .into_iter()
                     .chain(sink.notes(&spec))
                     .chain(dropped_note(&c, options, checked.dropped_values))
+                    .chain(namespaces_note(sink, &c, options))
                     .collect(),
                 changes,
             });
@@ -336,6 +354,24 @@ fn dropped_note(c: &CollectionManifest, options: &ImportOptions, records: u64) -
         format!(
             "vector field(s) {} left out as asked (--drop-vector): {records} records had values in them",
             names.join(", ")
+        )
+    })
+}
+
+/// Says that namespaces stayed the target's own although `into-key` was
+/// asked for, when the collection has any.
+fn namespaces_note(
+    sink: &dyn Sink,
+    c: &CollectionManifest,
+    options: &ImportOptions,
+) -> Option<String> {
+    (matches!(options.namespaces, NamespacePolicy::IntoKey(_))
+        && sink.capabilities().namespaces
+        && c.namespaces.iter().any(|n| n.name.is_some()))
+    .then(|| {
+        format!(
+            "namespaces kept as {}'s own (--namespaces into-key applies to targets without namespaces)",
+            sink.name()
         )
     })
 }
@@ -448,13 +484,35 @@ fn check_capabilities(
     if !caps.named_vectors && kept().any(|v| !v.field.name.is_empty()) {
         return feature("named vectors".into());
     }
-    // With --skip-invalid, records outside the default namespace are left
-    // out one by one (the sink's check refuses them) and reported.
-    if !caps.namespaces && !options.skip_invalid && c.namespaces.iter().any(|n| n.name.is_some()) {
-        return feature(
-            "namespaces (--skip-invalid leaves out the records outside the default namespace)"
-                .into(),
-        );
+    match &options.namespaces {
+        // With --skip-invalid, records outside the default namespace are left
+        // out one by one (the sink's check refuses them) and reported.
+        NamespacePolicy::Refuse
+            if !caps.namespaces
+                && !options.skip_invalid
+                && c.namespaces.iter().any(|n| n.name.is_some()) =>
+        {
+            return feature(
+                "namespaces (--namespaces into-key keeps each record's namespace in a metadata key; --skip-invalid leaves out the records outside the default namespace)"
+                    .into(),
+            );
+        }
+        NamespacePolicy::IntoKey(key) if !caps.namespaces && key != NAMESPACE_KEY => {
+            let why = (caps.metadata.key)(key).or_else(|| {
+                (caps.metadata.rename)(key).map(|new| format!("would be renamed to {new:?}"))
+            });
+            if let Some(why) = why {
+                return Err(Error::Usage(format!(
+                    "--namespaces into-key={key}: {name} cannot take metadata key {key:?}: it {why}; choose another key"
+                )));
+            }
+        }
+        NamespacePolicy::FromKey(key) if !caps.namespaces => {
+            return Err(Error::Usage(format!(
+                "--namespaces from-key={key}: {name} has no namespaces to put records in"
+            )));
+        }
+        _ => {}
     }
     if !caps.documents && c.has_documents {
         return feature("documents".into());
@@ -506,10 +564,42 @@ struct Fit {
     dropped: Arc<Vec<usize>>,
     rules: MetadataRules,
     policy: MetadataPolicy,
+    namespaces: Namespaces,
+    /// Records left out because their id is in an earlier namespace too
+    /// (target without namespaces): `(namespace, id)` → that namespace.
+    collide: Collide,
+}
+
+/// `(namespace, id)` of a record left out → the namespace whose record of
+/// that id is kept.
+type Collide = Arc<HashMap<(Option<String>, RecordId), Option<String>>>;
+
+/// Where a record's namespace goes.
+#[derive(Clone)]
+enum Namespaces {
+    /// To the target's namespaces (or refused by a target without them).
+    Kept,
+    /// Into this metadata key (a target without namespaces).
+    IntoKey(String),
+    /// From this metadata key.
+    FromKey(String),
+}
+
+/// A record made to fit.
+struct Fitted {
+    /// What was changed in its metadata.
+    changes: Vec<Change>,
+    /// Whether its namespace went into, or came from, a metadata key.
+    namespace_moved: bool,
 }
 
 impl Fit {
-    fn new(sink: &dyn Sink, c: &CollectionManifest, options: &ImportOptions) -> Fit {
+    fn new(
+        sink: &dyn Sink,
+        c: &CollectionManifest,
+        options: &ImportOptions,
+        collide: Collide,
+    ) -> Fit {
         let dropped = dropped_fields(sink, c, options);
         let mut spec = c.spec();
         spec.vectors = spec
@@ -519,24 +609,161 @@ impl Fit {
             .filter(|(i, _)| !dropped.contains(i))
             .map(|(_, v)| v)
             .collect();
+        let caps = sink.capabilities();
+        let namespaces = match &options.namespaces {
+            NamespacePolicy::IntoKey(key) if !caps.namespaces => {
+                // The sink sees one namespace-less collection.
+                if let Some(content) = &mut spec.content {
+                    content.default_namespace |= !content.namespaces.is_empty();
+                    content.namespaces.clear();
+                }
+                Namespaces::IntoKey(key.clone())
+            }
+            NamespacePolicy::FromKey(key) => Namespaces::FromKey(key.clone()),
+            _ => Namespaces::Kept,
+        };
         Fit {
             spec,
             dropped: Arc::new(dropped),
-            rules: sink.capabilities().metadata,
+            rules: caps.metadata,
             policy: options.metadata,
+            namespaces,
+            collide,
         }
     }
 
-    /// Fits one record; `Err` says why its metadata cannot be made to fit.
-    fn apply(&self, r: &mut Record) -> std::result::Result<Vec<Change>, String> {
+    /// Fits one record; `Err` says why it cannot be made to fit.
+    fn apply(&self, r: &mut Record) -> std::result::Result<Fitted, String> {
+        if !self.collide.is_empty()
+            && let Some(kept) = self.collide.get(&(r.namespace.clone(), r.id.clone()))
+        {
+            return Err(format!(
+                "its id is also in {}, whose record is kept: a target without namespaces holds one record per id",
+                namespace_name(kept.as_deref())
+            ));
+        }
         for &i in self.dropped.iter().rev() {
             r.vectors.remove(i);
         }
-        match &mut r.metadata {
-            Some(m) => mapping::conform(&self.rules, self.policy, m),
-            None => Ok(Vec::new()),
+        let mut namespace_moved = false;
+        if let Namespaces::FromKey(key) = &self.namespaces
+            && let Some(v) = r.metadata.as_mut().and_then(|m| m.remove(key))
+        {
+            match (v, &r.namespace) {
+                (Value::String(ns), None) if !ns.is_empty() => {
+                    r.namespace = Some(ns);
+                    namespace_moved = true;
+                }
+                (Value::String(ns), Some(have)) if *have == ns => namespace_moved = true,
+                (Value::String(ns), Some(have)) if !ns.is_empty() => {
+                    return Err(format!(
+                        "it is in namespace {have:?} and its metadata key `{key}` names namespace {ns:?}"
+                    ));
+                }
+                (v, _) => {
+                    return Err(format!(
+                        "metadata key `{key}` holds {v}, which is not a namespace name (a non-empty string)"
+                    ));
+                }
+            }
+            if r.metadata.as_ref().is_some_and(Metadata::is_empty) {
+                r.metadata = None;
+            }
+        }
+        let changes = match &mut r.metadata {
+            Some(m) => mapping::conform(&self.rules, self.policy, m)?,
+            None => Vec::new(),
+        };
+        if let Namespaces::IntoKey(key) = &self.namespaces
+            && let Some(ns) = r.namespace.take()
+        {
+            let m = r.metadata.get_or_insert_with(Metadata::new);
+            if m.contains_key(key) {
+                return Err(format!(
+                    "metadata key `{key}` exists, so its namespace {ns:?} cannot be kept there; choose another key (--namespaces into-key=KEY)"
+                ));
+            }
+            m.insert(key.clone(), Value::String(ns));
+            namespace_moved = true;
+        }
+        Ok(Fitted {
+            changes,
+            namespace_moved,
+        })
+    }
+}
+
+/// The kind of an id in words.
+fn id_kind_words(id: &RecordId) -> &'static str {
+    match id {
+        RecordId::String(_) => "string",
+        RecordId::Uint(_) => "unsigned integer",
+        RecordId::Uuid(_) => "UUID",
+    }
+}
+
+/// A namespace as messages name it.
+fn namespace_name(ns: Option<&str>) -> String {
+    match ns {
+        Some(ns) => format!("namespace {ns:?}"),
+        None => "the default namespace".to_owned(),
+    }
+}
+
+/// Checks the records of one collection: first, when its namespaces are to
+/// share one namespace-less collection, that no id is in two of them (with
+/// `--skip-invalid`, the later records of such an id are left out); then
+/// every record, as [`check_records`] does.
+async fn check_collection(
+    snapshot: &Arc<Snapshot>,
+    sink: &dyn Sink,
+    c: &CollectionManifest,
+    target: &str,
+    options: &ImportOptions,
+    log: &mut ChangeLog,
+) -> Result<Checked> {
+    let shared = matches!(options.namespaces, NamespacePolicy::IntoKey(_))
+        && !sink.capabilities().namespaces
+        && c.namespaces.iter().filter(|n| n.records > 0).count() > 1;
+    let mut collide = HashMap::new();
+    if shared {
+        let (s, name, work) = (snapshot.clone(), c.name.clone(), options.work_dir.clone());
+        let found = tokio::task::spawn_blocking(move || {
+            let c = s.collection(&name).expect("a collection of this snapshot");
+            collisions::find(&s, c, &work)
+        })
+        .await
+        .map_err(|e| Error::InvalidData(format!("id collision check failed: {e}")))??;
+        if !found.is_empty() && !options.skip_invalid {
+            let named: Vec<String> = found
+                .iter()
+                .take(NAMED_RECORDS)
+                .map(|k| {
+                    let holders: Vec<String> = k
+                        .namespaces
+                        .iter()
+                        .map(|n| namespace_name(n.as_deref()))
+                        .collect();
+                    format!("id {:?} is in {}", k.id.to_string(), holders.join(" and "))
+                })
+                .collect();
+            return Err(Error::InvalidData(format!(
+                "{} has no namespaces, and {} ids of collection `{}` are in more than one namespace: they would collide in one collection; nothing was written. First collisions:\n  {}\nTo import anyway, --skip-invalid keeps the record of each such id in its first namespace (the default namespace first, then by name) and leaves out the others; every one left out is reported.",
+                sink.name(),
+                found.len(),
+                c.name,
+                named.join("\n  ")
+            )));
+        }
+        for k in found {
+            let mut holders = k.namespaces.into_iter();
+            let kept = holders.next().flatten();
+            for ns in holders {
+                collide.insert((ns, k.id.clone()), kept.clone());
+            }
         }
     }
+    check_records(snapshot, sink, c, target, options, Arc::new(collide), log).await
 }
 
 /// Runs the metadata rules and the sink's check over every record, reading
@@ -548,15 +775,20 @@ async fn check_records(
     c: &CollectionManifest,
     target: &str,
     options: &ImportOptions,
+    collide: Collide,
     log: &mut ChangeLog,
 ) -> Result<Checked> {
-    let fit = Fit::new(sink, c, options);
+    let fit = Fit::new(sink, c, options, collide.clone());
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Positioned>>(4);
     let reader = spawn_reader(snapshot.clone(), c.name.clone(), 4096, tx, None, 0);
     let mut problems = Vec::new();
     let mut dropped_values = 0u64;
     let mut fitted_schema = MetadataSchema::default();
-    let mut renamed_keys = std::collections::BTreeMap::new();
+    let mut renamed_keys = BTreeMap::new();
+    // Changes an export undoes, counted per rule: (kind, key, reason).
+    let mut rules: BTreeMap<(ChangeKind, Option<String>, String), u64> = BTreeMap::new();
+    let mut namespaces_moved = 0u64;
+    let mut namespaces = (BTreeSet::new(), false);
     let mut keys = IdHashes::new(c.record_count);
     let mut failure = None;
     'read: while let Some(batch) = rx.recv().await {
@@ -601,30 +833,72 @@ async fn check_records(
                 break 'read;
             }
             let id = r.id.to_string();
+            let namespace = r.namespace.clone();
             let fitted = fit
                 .apply(&mut r)
                 .map_err(|why| format!("record {id:?}: {why}"))
-                .and_then(|changes| {
+                .and_then(|fitted| {
                     sink.check(&fit.spec, &r)
-                        .map(|()| changes)
+                        .map(|()| fitted)
                         .map_err(|e| e.to_string())
                 });
             let changes = match fitted {
-                Ok(changes) => {
+                Ok(Fitted {
+                    mut changes,
+                    namespace_moved,
+                }) => {
                     fitted_schema.observe(r.metadata.as_ref());
-                    for ch in changes.iter().filter(|ch| ch.change == ChangeKind::Renamed) {
-                        if let Some(original) = &ch.key
-                            && !renamed_keys.values().any(|o| o == original)
-                            && let Some(new) = (fit.rules.rename)(original)
-                        {
-                            renamed_keys.insert(new, original.clone());
+                    // A renamed key is restored on export: one line per key.
+                    changes.retain(|ch| {
+                        if ch.change != ChangeKind::Renamed {
+                            return true;
                         }
+                        if let Some(original) = &ch.key {
+                            if !renamed_keys.values().any(|o| o == original)
+                                && let Some(new) = (fit.rules.rename)(original)
+                            {
+                                renamed_keys.insert(new, original.clone());
+                            }
+                            let rule = (
+                                ChangeKind::Renamed,
+                                Some(original.clone()),
+                                ch.reason.clone(),
+                            );
+                            *rules.entry(rule).or_default() += 1;
+                        }
+                        false
+                    });
+                    namespaces_moved += u64::from(namespace_moved);
+                    match &r.namespace {
+                        Some(ns) if !namespaces.0.contains(ns) => {
+                            namespaces.0.insert(ns.clone());
+                        }
+                        Some(_) => {}
+                        None => namespaces.1 = true,
+                    }
+                    match sink.id_form(&fit.spec, &r.id) {
+                        None => {}
+                        Some(IdForm::Kept(rule)) => {
+                            *rules
+                                .entry((ChangeKind::Id, None, rule.to_owned()))
+                                .or_default() += 1;
+                        }
+                        Some(IdForm::Text { stored, rule }) => changes.push(Change {
+                            change: ChangeKind::Id,
+                            key: None,
+                            new_id: Some(stored),
+                            reason: format!(
+                                "{rule}, so its kind ({}) is lost",
+                                id_kind_words(&r.id)
+                            ),
+                        }),
                     }
                     changes
                 }
                 Err(why) if options.skip_invalid => vec![Change {
                     change: ChangeKind::Skipped,
                     key: None,
+                    new_id: None,
                     reason: why,
                 }],
                 Err(why) => {
@@ -633,7 +907,7 @@ async fn check_records(
                 }
             };
             if !changes.is_empty()
-                && let Err(e) = log.record(&c.name, target, r.namespace.as_deref(), &r.id, &changes)
+                && let Err(e) = log.record(&c.name, target, namespace.as_deref(), &r.id, &changes)
             {
                 failure = Some(e);
                 break 'read;
@@ -658,7 +932,41 @@ async fn check_records(
         )));
     }
     check_unique_ids(snapshot, c, keys).await?;
+    if namespaces_moved > 0 {
+        let (key, reason) = match &fit.namespaces {
+            Namespaces::IntoKey(key) if key == NAMESPACE_KEY => (
+                key,
+                format!(
+                    "{} has no namespaces: the namespace is kept in metadata key `{key}`, from which an export restores it",
+                    sink.name()
+                ),
+            ),
+            Namespaces::IntoKey(key) => (
+                key,
+                format!(
+                    "{} has no namespaces: the namespace is kept in metadata key `{key}`; importing with --namespaces from-key={key} restores it",
+                    sink.name()
+                ),
+            ),
+            Namespaces::FromKey(key) => (
+                key,
+                format!(
+                    "the namespace was taken from metadata key `{key}`, which is removed; importing into a target without namespaces with --namespaces into-key={key} puts it back"
+                ),
+            ),
+            Namespaces::Kept => unreachable!("namespaces move only into or from a key"),
+        };
+        rules.insert(
+            (ChangeKind::Namespace, Some(key.clone()), reason),
+            namespaces_moved,
+        );
+    }
+    for ((kind, key, reason), n) in &rules {
+        log.rule(&c.name, target, *kind, key.as_deref(), *n, reason)?;
+    }
     Ok(Checked {
+        skip: collide,
+        namespaces: matches!(fit.namespaces, Namespaces::FromKey(_)).then_some(namespaces),
         dropped_values,
         metadata_types: fitted_schema
             .fields
@@ -735,13 +1043,18 @@ async fn check_unique_ids(
 
 /// What the check pass learnt about a collection.
 struct Checked {
+    /// Records left out because their id is in an earlier namespace too.
+    skip: Collide,
+    /// With --namespaces from-key: the named namespaces records are in,
+    /// and whether any is in the default namespace.
+    namespaces: Option<(BTreeSet<String>, bool)>,
     /// Records with values in vector fields dropped on request.
     dropped_values: u64,
     /// The metadata schema of the records as they will be written (after
     /// the policy), for sinks that derive a schema from it.
-    metadata_types: std::collections::BTreeMap<String, Vec<String>>,
+    metadata_types: BTreeMap<String, Vec<String>>,
     /// Keys stored under another name: that name → the original.
-    renamed_keys: std::collections::BTreeMap<String, String>,
+    renamed_keys: BTreeMap<String, String>,
 }
 
 /// Records read from a snapshot, each with its row position in the

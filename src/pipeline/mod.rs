@@ -8,6 +8,7 @@ use crate::snapshot::CollectionManifest;
 mod batch;
 mod changes;
 mod duplicates;
+mod collisions;
 mod export;
 mod import;
 pub mod state;

@@ -20,7 +20,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::mapping::{IndexCounterparts, MetadataRules, unkept_settings};
+use crate::mapping::{
+    IdForm, IndexCounterparts, MetadataRules, NAMESPACE_KEY, lift_namespace, unkept_settings,
+};
 use crate::model::{
     CollectionSpec, CollectionSummary, IdKind, IndexSettings, Metadata, Metric, Record, RecordId,
     StoredValues, Vector, VectorField, VectorKind,
@@ -346,7 +348,9 @@ fn fields_of(config: &Value) -> Vec<VectorField> {
 
 /// A point as a neutral record, lifting the keys vecport put in the payload.
 fn record_of(p: wire::Point) -> std::result::Result<Record, String> {
-    let mut payload = p.payload.unwrap_or_default();
+    let mut payload = Some(p.payload.unwrap_or_default());
+    let namespace = lift_namespace(&mut payload);
+    let mut payload = payload.unwrap_or_default();
     let original = payload.remove(ORIGINAL_ID_KEY);
     let document = payload.remove(DOCUMENT_KEY);
     let uri = payload.remove(URI_KEY);
@@ -363,7 +367,7 @@ fn record_of(p: wire::Point) -> std::result::Result<Record, String> {
     };
     Ok(Record {
         id,
-        namespace: None,
+        namespace,
         vectors: p.vectors,
         metadata: (!payload.is_empty()).then_some(payload),
         document: document.and_then(|d| d.as_str().map(str::to_owned)),
@@ -623,9 +627,12 @@ fn create_body(spec: &CollectionSpec) -> Result<Value> {
     Ok(Value::Object(body))
 }
 
+/// How string ids are stored, for the change report.
+const STRING_ID_RULE: &str = "qdrant ids are unsigned integers or UUIDs: a string id is kept in payload key `__vecport_id` (which an export restores it from) and the point id is the string when it is a UUID, else its UUIDv5";
+
 /// Payload keys vecport's mapping writes itself.
 fn reserved_key(key: &str) -> Option<String> {
-    [ORIGINAL_ID_KEY, DOCUMENT_KEY, URI_KEY]
+    [ORIGINAL_ID_KEY, DOCUMENT_KEY, URI_KEY, NAMESPACE_KEY]
         .contains(&key)
         .then(|| "is reserved by vecport's qdrant mapping".to_owned())
 }
@@ -660,9 +667,6 @@ impl Sink for Qdrant {
         {
             notes.push(COSINE_NOTE.to_owned());
         }
-        if spec.id_kind.is_none_or(|k| k == IdKind::String) {
-            notes.push(format!("string ids are kept in payload key `{ORIGINAL_ID_KEY}` (and exported back from it); the point id is the string when it is a UUID, else its UUIDv5"));
-        }
         let same_database = spec
             .raw_config
             .get("config")
@@ -681,12 +685,16 @@ impl Sink for Qdrant {
         notes
     }
 
+    fn id_form(&self, _spec: &CollectionSpec, id: &RecordId) -> Option<IdForm> {
+        matches!(id, RecordId::String(_)).then_some(IdForm::Kept(STRING_ID_RULE))
+    }
+
     fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()> {
         let id = record.id.to_string();
         let bad = |what: String| Err(Error::InvalidData(format!("record {id:?}: {what}")));
         super::check_request_size("qdrant", record, MAX_BODY_BYTES)?;
         if record.namespace.is_some() {
-            return bad("has a namespace; qdrant collections have none".into());
+            return bad("has a namespace; qdrant collections have none (--namespaces into-key keeps it in the payload)".into());
         }
         for (f, v) in spec.vectors.iter().zip(&record.vectors) {
             let Some(v) = v else { continue };
