@@ -7,8 +7,8 @@ use crate::snapshot::CollectionManifest;
 
 mod batch;
 mod changes;
-mod duplicates;
 mod collisions;
+mod duplicates;
 mod export;
 mod import;
 pub mod state;
