@@ -70,12 +70,12 @@ pub enum Error {
     },
 
     /// The database refused the credentials.
-    #[error("{endpoint} refused the credentials (HTTP {status}); check {hint}")]
+    #[error("{endpoint} refused the credentials ({reason}); check {hint}")]
     Unauthenticated {
         /// Endpoint without credentials.
         endpoint: String,
-        /// HTTP status.
-        status: u16,
+        /// The refusal: `HTTP 401`, or the database's message (never a secret).
+        reason: String,
         /// Which setting to check.
         hint: String,
     },

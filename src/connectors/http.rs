@@ -240,7 +240,7 @@ impl HttpClient {
         match resp.status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
                 endpoint: self.base.clone(),
-                status: resp.status.as_u16(),
+                reason: format!("HTTP {}", resp.status.as_u16()),
                 hint: "the token in the connector's environment variable".into(),
             },
             status => Error::Server {

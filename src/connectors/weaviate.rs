@@ -534,7 +534,7 @@ impl Weaviate {
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
                 endpoint: self.http.base().to_owned(),
-                status: resp.status.as_u16(),
+                reason: format!("HTTP {}", resp.status.as_u16()),
                 hint: format!("the API key in {API_KEY_ENV}"),
             },
             status => Error::Server {
