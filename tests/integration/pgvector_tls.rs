@@ -168,6 +168,11 @@ async fn pgvector_tls_require_encrypts_and_disable_is_refused_by_a_tls_only_serv
             &[("PGPASSWORD", &pw), ("PGSSLMODE", "require")],
         ),
     );
+    // allow: plain TCP first; refused there, it tries TLS, as libpq does.
+    assert_ok(
+        "allow",
+        &ls(&s, &s.url(&user, "127.0.0.1", None, "sslmode=allow"), &env),
+    );
     let plain = ls(
         &s,
         &s.url(&user, "127.0.0.1", None, "sslmode=disable"),
@@ -260,6 +265,22 @@ async fn pgvector_tls_verify_full_checks_the_chain_and_the_host_name() {
         &with("127.0.0.1", format!("sslmode=require&sslrootcert={other}")),
         4,
         &["sslmode=require (sslmode in the URL)", "not signed by"],
+    );
+    // The system's CAs do not include the test CA; sslrootcert=system means verify-full.
+    assert_fails(
+        "sslrootcert=system",
+        &with("127.0.0.1", "sslrootcert=system".into()),
+        4,
+        &[
+            "sslmode=verify-full (the default with sslrootcert=system)",
+            "system's trusted CAs",
+        ],
+    );
+    assert_fails(
+        "sslrootcert=system with require",
+        &with("127.0.0.1", "sslrootcert=system&sslmode=require".into()),
+        2,
+        &["needs sslmode=verify-full"],
     );
     // libpq's default root certificate file.
     let dir = s.home.path().join(".postgresql");
