@@ -1458,6 +1458,13 @@ impl Sink for Pgvector {
                     ),
                 ));
             }
+            if ty == VecType::Bit && f.dimension.is_none() {
+                // `bit` without a length is bit(1) in PostgreSQL.
+                return Err(Error::Incompatible(format!(
+                    "binary vector field {:?} (source_datatype bit) has no dimension in the snapshot, and a bit column needs its length; re-export it from its source",
+                    f.name
+                )));
+            }
             let dim = match ty {
                 VecType::SparseVec => f.dimension.or_else(|| {
                     self.sparse_max
@@ -1910,6 +1917,64 @@ mod tests {
             Some("halfvec_ip_ops")
         );
         assert_eq!(opclass_of(VecType::Vector, Metric::Hamming), None);
+        assert_eq!(
+            opclass_of(VecType::Bit, Metric::Hamming).as_deref(),
+            Some("bit_hamming_ops")
+        );
+        assert_eq!(opclass_of(VecType::Bit, Metric::Cosine), None);
+    }
+
+    #[test]
+    fn bit_columns_are_binary_vector_fields() {
+        let b = pgvector::Bit::new(&[true, false, true, true, false, false, false, false, true]);
+        assert_eq!(
+            bits_to_floats(&b),
+            [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+        );
+        let col = |name: &str, typname: &str, typmod: i32| ColumnInfo {
+            name: name.into(),
+            typname: typname.into(),
+            format: typname.into(),
+            typmod,
+        };
+        let columns = vec![
+            col("id", "text", -1),
+            col("code", "bit", 9),
+            col("tags", "varbit", -1),
+        ];
+        let indexes = vec![IndexInfo {
+            name: "i".into(),
+            method: "hnsw".into(),
+            definition: "CREATE INDEX i ...".into(),
+            opclass: "bit_hamming_ops".into(),
+            column: "code".into(),
+            reloptions: vec![],
+        }];
+        let (spec, layout) =
+            layout_of("t", "public", &columns, &["id".into()], &indexes, None).unwrap();
+        let f = &spec.vectors[0];
+        assert_eq!(
+            (
+                f.name.as_str(),
+                f.kind,
+                f.dimension,
+                f.metric,
+                f.stored_values,
+                f.source_datatype.as_deref()
+            ),
+            (
+                "code",
+                VectorKind::Dense,
+                Some(9),
+                Some(Metric::Hamming),
+                StoredValues::Lossy,
+                Some("bit")
+            )
+        );
+        assert_eq!(VecType::of(f), VecType::Bit);
+        // `bit varying` is no vector: a metadata key.
+        assert!(matches!(layout.columns[1], (ref c, Role::Key) if c == "tags"));
+        assert!(spec.notes.iter().any(|n| n.contains("bit(n) columns")));
     }
 
     #[test]
