@@ -6,8 +6,9 @@
 //!
 //! A table is a collection; the roles of its columns come from their types
 //! (`spec/MAPPING.md`, pgvector): the primary key is the id, `vector`,
-//! `halfvec` and `sparsevec` columns are vector fields named after the
-//! column, a `jsonb` column is the metadata, other columns are metadata keys.
+//! `halfvec`, `sparsevec` and `bit(n)` (binary vector) columns are vector
+//! fields named after the column, a `jsonb` column is the metadata, other
+//! columns are metadata keys.
 //! Export pages by primary key (keyset, never OFFSET) inside one
 //! `REPEATABLE READ` read-only transaction, so the snapshot is consistent;
 //! vectors travel in pgvector's binary form, bit-exact. Import creates the
@@ -45,6 +46,7 @@ pub mod pgpass;
 
 pub use connect::PASSWORD_ENV;
 use connect::{Connector, PasswordSource, Sources, Tls, error_text};
+
 const DEFAULT_PORT: u16 = 5432;
 /// PostgreSQL truncates longer identifiers (NAMEDATALEN − 1).
 const MAX_IDENTIFIER_BYTES: usize = 63;
