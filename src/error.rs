@@ -70,14 +70,12 @@ pub enum Error {
     },
 
     /// The database refused the credentials.
-    #[error("{endpoint} refused the credentials (HTTP {status}{}); check {hint}", if message.is_empty() { String::new() } else { format!(": {message}") })]
+    #[error("{endpoint} refused the credentials ({reason}); check {hint}")]
     Unauthenticated {
         /// Endpoint without credentials.
         endpoint: String,
-        /// HTTP status.
-        status: u16,
-        /// The server's message, if it gave one.
-        message: String,
+        /// The refusal: `HTTP 401`, or the database's message (never a secret).
+        reason: String,
         /// Which setting to check.
         hint: String,
     },
@@ -218,6 +216,16 @@ fn io_hint(e: &std::io::Error) -> &'static str {
             "; vecport may not write there: choose another directory or change its permissions"
         }
         _ => "",
+    }
+}
+
+/// The reason of an [`Error::Unauthenticated`] from an HTTP answer: the
+/// status, and the server's message when it gave one.
+pub fn http_reason(status: u16, message: &str) -> String {
+    if message.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status}: {message}")
     }
 }
 

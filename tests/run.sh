@@ -7,6 +7,7 @@ source tests/servers.sh
 vdb_install_python
 vdb_start_chroma
 vdb_start_postgres
+vdb_start_postgres_tls
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

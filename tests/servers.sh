@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Brings up the real servers vecport's tests and demo use, on 127.0.0.1 only.
-# Source it: it exports CHROMA_URL, DATABASE_URL and VECPORT_PYTHON and
-# stops what it started when the sourcing shell exits. Installs are pinned and cached in
-# $VDB_DIR (default /tmp/vdb-ci); nothing is installed system-wide.
+# Source it: it exports CHROMA_URL, DATABASE_URL, VECPORT_TEST_PG_TLS_URL,
+# VECPORT_TEST_PG_TLS_DIR and VECPORT_PYTHON and stops what it started when the
+# sourcing shell exits. Installs are pinned and cached in $VDB_DIR (default
+# /tmp/vdb-ci); only the TLS server's PostgreSQL and openssl come from Debian's
+# packages, installed when missing.
 
 VDB=${VDB_DIR:-${TMPDIR:-/tmp}/vdb-ci}
 CHROMA_PORT=${CHROMA_PORT:-18000}
@@ -13,6 +15,7 @@ PINECONE_VERSION=10.2.0
 WEAVIATE_CLIENT_VERSION=3.26.7
 PG_PORT=${PG_PORT:-15433}
 PGSERVER_VERSION=0.6.0   # PostgreSQL 16.14 + pgvector 0.8.5
+PG_TLS_PORT=${PG_TLS_PORT:-$((PG_PORT + 1))}
 mkdir -p "$VDB"
 chmod 755 "$VDB"   # the postgres user must reach its data directory
 
@@ -28,12 +31,19 @@ vdb_install_python() {
 
 VDB_PIDS=()
 VDB_PGCTL=""
+VDB_PGCTL_TLS=""
+vdb_as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
 vdb_cleanup() {
   for pid in "${VDB_PIDS[@]}"; do
     kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   done
   if [ -n "$VDB_PGCTL" ] && [ -f "$VDB/pgdata/postmaster.pid" ]; then
-    runuser -u postgres -- "$VDB_PGCTL" -D "$VDB/pgdata" -m fast -w stop >/dev/null 2>&1
+    vdb_as_postgres "$VDB_PGCTL" -D "$VDB/pgdata" -m fast -w stop >/dev/null 2>&1
+  fi
+  if [ -n "$VDB_PGCTL_TLS" ] && [ -f "$VDB/pgtls/data/postmaster.pid" ]; then
+    vdb_as_postgres "$VDB_PGCTL_TLS" -D "$VDB/pgtls/data" -m fast -w stop >/dev/null 2>&1
   fi
   return 0
 }
@@ -101,4 +111,82 @@ vdb_start_postgres() {
   "$pgbin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAt -c 'CREATE EXTENSION IF NOT EXISTS vector' >/dev/null
   export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
   echo "servers.sh: PostgreSQL 16 + pgvector is up at $DATABASE_URL" >&2
+}
+
+# A second PostgreSQL with ssl=on, for the TLS, client certificate and password
+# tests: Debian's build (the pgvector wheel above has no TLS), so it has no
+# pgvector. Certificates are made here, fresh each time: a CA, a server
+# certificate for 127.0.0.1 and localhost signed by it, an unrelated CA and a
+# client certificate for the role vecport_cert. pg_hba.conf: postgres without a
+# password (test setup), members of vecport_tls only over TLS with a password,
+# members of vecport_any with a password with or without TLS, vecport_cert by
+# its certificate. It listens on 127.0.0.1 and 127.0.0.2, an address the
+# server certificate does not name.
+vdb_start_postgres_tls() {
+  if [ -n "${VECPORT_TEST_PG_TLS_URL:-}" ]; then
+    echo "servers.sh: using the TLS PostgreSQL server at $VECPORT_TEST_PG_TLS_URL" >&2
+    return 0
+  fi
+  local bindir
+  bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  if [ -z "$bindir" ] || ! command -v openssl >/dev/null; then
+    echo "servers.sh: installing Debian's postgresql and openssl for the TLS tests" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql openssl >/dev/null || return 1
+    bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  fi
+  if [ "$(id -u)" = 0 ]; then
+    id -u postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+  fi
+  local dir="$VDB/pgtls"
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    vdb_as_postgres "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir/certs"
+  chmod 755 "$dir"
+  (
+    cd "$dir/certs" || exit 1
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+    for ca in ca other-ca; do
+      openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=vecport test $ca" -keyout "$ca.key" -out "$ca.crt" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null || exit 1
+    done
+    openssl req -new "${ec[@]}" -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null || exit 1
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.crt 2>/dev/null || exit 1
+    openssl req -new "${ec[@]}" -subj /CN=vecport_cert -keyout client.key -out client.csr 2>/dev/null || exit 1
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' >client.ext
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile client.ext -out client.crt 2>/dev/null || exit 1
+    chmod 600 ./*.key
+  ) || { echo "servers.sh: openssl could not make the test certificates" >&2; return 1; }
+  if [ "$(id -u)" = 0 ]; then
+    install -d -o postgres -g postgres -m 700 "$dir/data" "$dir/server"
+    install -o postgres -g postgres -m 600 "$dir/certs/server.key" "$dir/server/server.key"
+  else
+    install -d -m 700 "$dir/data" "$dir/server"
+    install -m 600 "$dir/certs/server.key" "$dir/server/server.key"
+  fi
+  cp "$dir/certs/server.crt" "$dir/certs/ca.crt" "$dir/server/"
+  vdb_as_postgres "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null || return 1
+  cat >"$dir/pg_hba.conf" <<'HBA'
+local   all  postgres                    trust
+host    all  postgres      127.0.0.1/32  trust
+hostssl all  vecport_cert  127.0.0.0/8   cert
+hostssl all  +vecport_tls  127.0.0.0/8   scram-sha-256
+host    all  +vecport_any  127.0.0.0/8   scram-sha-256
+HBA
+  if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$dir/pg_hba.conf"; fi
+  if ! vdb_as_postgres "$bindir/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1,127.0.0.2 -p $PG_TLS_PORT -k $dir/data -c hba_file=$dir/pg_hba.conf -c ssl=on -c ssl_cert_file=$dir/server/server.crt -c ssl_key_file=$dir/server/server.key -c ssl_ca_file=$dir/server/ca.crt" \
+      start >/dev/null; then
+    echo "servers.sh: the TLS PostgreSQL did not start; its log:" >&2
+    cat "$dir/data/server.log" >&2
+    return 1
+  fi
+  VDB_PGCTL_TLS="$bindir/pg_ctl"
+  "$bindir/psql" -h 127.0.0.1 -p "$PG_TLS_PORT" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 \
+    -c 'CREATE ROLE vecport_tls NOLOGIN' -c 'CREATE ROLE vecport_any NOLOGIN' -c 'CREATE ROLE vecport_cert LOGIN' >/dev/null || return 1
+  export VECPORT_TEST_PG_TLS_URL="postgres://postgres@127.0.0.1:$PG_TLS_PORT/postgres"
+  export VECPORT_TEST_PG_TLS_DIR="$dir/certs"
+  echo "servers.sh: PostgreSQL with TLS is up at $VECPORT_TEST_PG_TLS_URL (certificates in $VECPORT_TEST_PG_TLS_DIR)" >&2
 }

@@ -319,8 +319,7 @@ impl HttpClient {
         match resp.status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
                 endpoint: self.base.clone(),
-                status: resp.status.as_u16(),
-                message: resp.text_excerpt(),
+                reason: crate::error::http_reason(resp.status.as_u16(), &resp.text_excerpt()),
                 hint: "the token in the connector's environment variable".into(),
             },
             status => Error::Server {

@@ -251,8 +251,7 @@ impl Pinecone {
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
                 endpoint: client.base().to_owned(),
-                status: resp.status.as_u16(),
-                message: message.clone(),
+                reason: crate::error::http_reason(resp.status.as_u16(), &message),
                 hint: format!("the API key in {API_KEY_ENV}"),
             },
             status => Error::Server {

@@ -585,8 +585,10 @@ impl Weaviate {
             ),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
                 endpoint: self.http.base().to_owned(),
-                status: resp.status.as_u16(),
-                message: Weaviate::error_message(resp),
+                reason: crate::error::http_reason(
+                    resp.status.as_u16(),
+                    &Weaviate::error_message(resp),
+                ),
                 hint: format!("the API key in {API_KEY_ENV}"),
             },
             status => Error::Server {

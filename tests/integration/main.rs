@@ -1,7 +1,7 @@
 //! vecport's integration tests: one binary, one module per area.
 //!
 //! Tests that need a real server read its URL from the environment
-//! (`CHROMA_URL`, `DATABASE_URL`); without it they are skipped, except under CI (`CI=true`),
+//! (`CHROMA_URL`, `DATABASE_URL`, `VECPORT_TEST_PG_TLS_URL`); without it they are skipped, except under CI (`CI=true`),
 //! where a missing server is a failure.
 
 mod support;
@@ -18,6 +18,7 @@ mod faults;
 mod fixtures;
 mod matrix;
 mod pgvector;
+mod pgvector_tls;
 mod pinecone;
 mod pinecone_emulator;
 mod pyarrow;

@@ -330,3 +330,251 @@ async fn chroma_to_pgvector_and_back_restores_ids_metadata_and_documents() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bit_columns_are_binary_vectors_with_their_hamming_index() {
+    let Some((client, base)) = sql().await else {
+        return;
+    };
+    let (source, target) = (table_name("pgbits"), table_name("pgbits_copy"));
+    // bit(70) with an HNSW Hamming index, an unindexed bit(3), a vector(3).
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {source} (id text PRIMARY KEY, code bit(70), flags bit(3), embedding vector(3), metadata jsonb);
+             INSERT INTO {source}
+             SELECT 'r' || g,
+                    (lpad((g * 7919)::bit(32)::text, 35, '1') || rpad((g * 31)::bit(32)::text, 35, '0'))::bit(70),
+                    CASE WHEN g % 10 = 0 THEN NULL ELSE (g % 8)::bit(3) END,
+                    ARRAY[g, -g, 0.5]::real[]::vector(3),
+                    jsonb_build_object('g', g)
+             FROM generate_series(1, 500) g;
+             CREATE INDEX ON {source} USING hnsw (code bit_hamming_ops) WITH (m = 8);"
+        ))
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("snap");
+    vecport()
+        .args([
+            "export",
+            &format!("{base}/{source}"),
+            snap.to_str().unwrap(),
+            "-q",
+        ])
+        .assert()
+        .success();
+    let (snapshot, records) = read_snapshot(&snap);
+    let c = &snapshot.manifest().collections[0];
+    assert_eq!(c.record_count, 500);
+    let fields: Vec<_> = c
+        .vectors
+        .iter()
+        .map(|v| {
+            (
+                v.field.name.as_str(),
+                v.field.dimension,
+                v.field.metric,
+                v.field.source_datatype.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (
+                "code",
+                Some(70),
+                Some(vecport::model::Metric::Hamming),
+                Some("bit")
+            ),
+            ("flags", Some(3), None, Some("bit")),
+            ("", Some(3), None, None),
+        ]
+    );
+    assert_eq!(
+        c.vectors[0].field.stored_values,
+        vecport::model::StoredValues::Lossy
+    );
+    assert_eq!(c.vectors[0].field.index.as_ref().unwrap().m, Some(8));
+    // Each bit is one 0.0 or 1.0, first bit first, as PostgreSQL prints it.
+    let text: String = client
+        .query_one(
+            &format!("SELECT code::text FROM {source} WHERE id = 'r7'"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let seven = records
+        .iter()
+        .find(|r| r.id == RecordId::String("r7".into()))
+        .unwrap();
+    let bits: String = seven.vectors[0]
+        .as_ref()
+        .unwrap()
+        .as_dense()
+        .unwrap()
+        .iter()
+        .map(|x| match *x {
+            0.0 => '0',
+            1.0 => '1',
+            other => panic!("bit exported as {other}"),
+        })
+        .collect();
+    assert_eq!(bits, text);
+    let ten = records
+        .iter()
+        .find(|r| r.id == RecordId::String("r10".into()))
+        .unwrap();
+    assert_eq!(ten.vectors[1], None);
+    drop(records);
+
+    vecport()
+        .args([
+            "import",
+            snap.to_str().unwrap(),
+            &format!("{base}/{target}"),
+            "-q",
+        ])
+        .assert()
+        .success();
+    let types = column_types(&client, &target).await;
+    for want in [
+        ("code", "bit(70)"),
+        ("flags", "bit(3)"),
+        ("embedding", "vector(3)"),
+    ] {
+        assert!(
+            types.contains(&(want.0.to_owned(), want.1.to_owned())),
+            "{want:?} in {types:?}"
+        );
+    }
+    assert_eq!(
+        vector_indexes(&client, &target).await,
+        ["CREATE INDEX ON t USING hnsw (code bit_hamming_ops) WITH (m='8')"]
+    );
+    let differing: i64 = client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {source} a FULL JOIN {target} b USING (id)
+                 WHERE a.id IS NULL OR b.id IS NULL OR a.code IS DISTINCT FROM b.code
+                    OR a.flags IS DISTINCT FROM b.flags
+                    OR a.embedding::text IS DISTINCT FROM b.embedding::text
+                    OR a.metadata IS DISTINCT FROM b.metadata"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(differing, 0);
+    // Search parity runs on the first field, `code`: pgvector's `<~>` on both sides.
+    let out = vecport()
+        .args([
+            "compare",
+            &format!("{base}/{source}"),
+            &format!("{base}/{target}"),
+            "--queries",
+            "5",
+            "--k",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("search parity on vector \"code\"") && stdout.contains("exact by hamming"),
+        "{stdout}"
+    );
+    client
+        .batch_execute(&format!("DROP TABLE {source}; DROP TABLE {target};"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bit_fields_take_only_zeros_and_ones() {
+    use vecport::connectors::memory::{FULL, Memory};
+    use vecport::connectors::{ExistingTarget, Sink};
+    use vecport::model::{CollectionSpec, Metric, StoredValues, Vector, VectorField, VectorKind};
+    let Some(base) = crate::support::pgvector_url() else {
+        return;
+    };
+    // A snapshot whose bit field holds a 0.5: refused before anything is written.
+    let spec = CollectionSpec {
+        name: "bits".into(),
+        id_kind: Some(IdKind::String),
+        vectors: vec![VectorField {
+            name: "code".into(),
+            kind: VectorKind::Dense,
+            dimension: Some(4),
+            metric: Some(Metric::Hamming),
+            index: None,
+            stored_values: StoredValues::Lossy,
+            source_datatype: Some("bit".into()),
+        }],
+        raw_config: json!({}),
+        collection_metadata: None,
+        count_hint: None,
+        notes: vec![],
+        content: None,
+    };
+    let record = |id: &str, v: Vec<f32>| Record {
+        id: RecordId::String(id.into()),
+        namespace: None,
+        vectors: vec![Some(Vector::Dense(v))],
+        metadata: None,
+        document: None,
+        uri: None,
+    };
+    let memory = Memory::new(&unique_name("bits"), None, FULL);
+    let writer = memory
+        .prepare("bits", &spec, ExistingTarget::Refuse)
+        .await
+        .unwrap();
+    writer
+        .write(vec![
+            record("ok", vec![0.0, 1.0, 1.0, 0.0]),
+            record("half", vec![0.0, 0.5, 1.0, 0.0]),
+        ])
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("snap");
+    vecport::pipeline::export(
+        &memory,
+        &snap,
+        &vecport::pipeline::ExportOptions::default(),
+        &vecport::pipeline::Quiet,
+    )
+    .await
+    .unwrap();
+    let table = table_name("pgbits_bad");
+    let out = vecport()
+        .args([
+            "import",
+            snap.to_str().unwrap(),
+            &format!("{base}/{table}"),
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr.contains("\"half\"") && stderr.contains("value 0.5 at position 1"),
+        "{stderr}"
+    );
+    let (client, _) = sql().await.unwrap();
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!exists, "the refused import created table {table}");
+}

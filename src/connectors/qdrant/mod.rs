@@ -163,8 +163,10 @@ impl Qdrant {
             ),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
                 endpoint: self.http.base().to_owned(),
-                status: resp.status.as_u16(),
-                message: Qdrant::error_message(resp),
+                reason: crate::error::http_reason(
+                    resp.status.as_u16(),
+                    &Qdrant::error_message(resp),
+                ),
                 hint: format!("the API key in {API_KEY_ENV}"),
             },
             status => Error::Server {

@@ -1,12 +1,14 @@
 //! `pgvector://USER@HOST:PORT/DATABASE[/TABLE][?schema=…&sslmode=…]`:
 //! PostgreSQL with the pgvector extension (0.7 on, for `halfvec` and
-//! `sparsevec`), over the PostgreSQL wire protocol. Password from
-//! `PGPASSWORD`, never from the URL.
+//! `sparsevec`), over the PostgreSQL wire protocol, with TLS as libpq does it
+//! ([`connect`]). Password from `PGPASSWORD` or the password file
+//! ([`pgpass`]), never from the URL.
 //!
 //! A table is a collection; the roles of its columns come from their types
 //! (`spec/MAPPING.md`, pgvector): the primary key is the id, `vector`,
-//! `halfvec` and `sparsevec` columns are vector fields named after the
-//! column, a `jsonb` column is the metadata, other columns are metadata keys.
+//! `halfvec`, `sparsevec` and `bit(n)` (binary vector) columns are vector
+//! fields named after the column, a `jsonb` column is the metadata, other
+//! columns are metadata keys.
 //! Export pages by primary key (keyset, never OFFSET) inside one
 //! `REPEATABLE READ` read-only transaction, so the snapshot is consistent;
 //! vectors travel in pgvector's binary form, bit-exact. Import creates the
@@ -24,7 +26,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use serde_json::{Map, Value, json};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, Row};
 
 use crate::error::{Error, Result};
 use crate::mapping::{IdForm, MetadataRules};
@@ -39,8 +41,12 @@ use super::{
     ScanOptions, Sink, Source, SourceDescription,
 };
 
-/// Environment variable holding the password.
-pub const PASSWORD_ENV: &str = "PGPASSWORD";
+pub mod connect;
+pub mod pgpass;
+
+pub use connect::PASSWORD_ENV;
+use connect::{Connector, PasswordSource, Sources, Tls, error_text};
+
 const DEFAULT_PORT: u16 = 5432;
 /// PostgreSQL truncates longer identifiers (NAMEDATALEN − 1).
 const MAX_IDENTIFIER_BYTES: usize = 63;
@@ -53,6 +59,12 @@ const VECTOR_MAX_DIM: u32 = 16_000;
 /// Widest column an HNSW / IVFFlat index takes: `vector`, `halfvec`.
 const INDEX_MAX_DIM_VECTOR: u32 = 2_000;
 const INDEX_MAX_DIM_HALFVEC: u32 = 4_000;
+/// Widest `bit` column an HNSW / IVFFlat index takes.
+const INDEX_MAX_DIM_BIT: u32 = 64_000;
+/// PostgreSQL's longest `bit(n)` (`MaxAttrSize` in bits).
+const BIT_MAX_DIM: u32 = 83_886_080;
+/// `source_datatype` of fields stored in `bit(n)` columns.
+const BIT_DATATYPE: &str = "bit";
 /// Connections an import writes through at once.
 const WRITE_CONNECTIONS: usize = 4;
 /// Column names vecport's tables use besides the vector columns.
@@ -116,6 +128,8 @@ enum VecType {
     Vector,
     HalfVec,
     SparseVec,
+    /// A binary vector: one bit per dimension, 0.0 or 1.0 in the snapshot.
+    Bit,
 }
 
 impl VecType {
@@ -124,6 +138,7 @@ impl VecType {
             VecType::Vector => "vector",
             VecType::HalfVec => "halfvec",
             VecType::SparseVec => "sparsevec",
+            VecType::Bit => "bit",
         }
     }
 
@@ -132,6 +147,7 @@ impl VecType {
             "vector" => Some(VecType::Vector),
             "halfvec" => Some(VecType::HalfVec),
             "sparsevec" => Some(VecType::SparseVec),
+            "bit" => Some(VecType::Bit),
             _ => None,
         }
     }
@@ -140,6 +156,7 @@ impl VecType {
         match (field.kind, field.source_datatype.as_deref()) {
             (VectorKind::Sparse, _) => VecType::SparseVec,
             (_, Some("halfvec")) => VecType::HalfVec,
+            (_, Some(BIT_DATATYPE)) => VecType::Bit,
             _ => VecType::Vector,
         }
     }
@@ -162,12 +179,13 @@ pub fn metric_of_opclass(opclass: &str) -> Option<Metric> {
 
 /// The operator class that searches a column of `ty` with `metric`.
 fn opclass_of(ty: VecType, metric: Metric) -> Option<String> {
-    let op = match metric {
-        Metric::Cosine => "cosine_ops",
-        Metric::L2 => "l2_ops",
-        Metric::Dot => "ip_ops",
-        Metric::Manhattan => "l1_ops",
-        Metric::Hamming => return None,
+    let op = match (ty, metric) {
+        (VecType::Bit, Metric::Hamming) => "hamming_ops",
+        (VecType::Bit, _) | (_, Metric::Hamming) => return None,
+        (_, Metric::Cosine) => "cosine_ops",
+        (_, Metric::L2) => "l2_ops",
+        (_, Metric::Dot) => "ip_ops",
+        (_, Metric::Manhattan) => "l1_ops",
     };
     Some(format!("{}_{op}", ty.name()))
 }
@@ -275,7 +293,7 @@ impl Layout {
 /// The pgvector connector.
 #[derive(Debug)]
 pub struct Pgvector {
-    config: tokio_postgres::Config,
+    connector: Connector,
     public: String,
     schema: String,
     table: Option<String>,
@@ -287,11 +305,17 @@ pub struct Pgvector {
 impl Pgvector {
     /// Opens a `pgvector://` URL.
     pub fn new(url: &ConnectorUrl) -> Result<Pgvector> {
-        url.only_params(&["schema", "sslmode"])?;
+        let mut params = vec!["schema"];
+        params.extend_from_slice(connect::URL_PARAMS);
+        url.only_params(&params)?;
         let host = url
             .host()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| Error::Usage(format!("`{}`: the URL names no host", url.public())))?
+            .to_owned();
+        let bare_host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
             .to_owned();
         let port = url.port().unwrap_or(DEFAULT_PORT);
         let user = url.user().unwrap_or_else(|| "postgres".to_owned());
@@ -301,40 +325,6 @@ impl Pgvector {
                 url.public()
             ))
         })?;
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host(host.trim_start_matches('[').trim_end_matches(']'))
-            .port(port)
-            .user(&user)
-            .dbname(&database)
-            .application_name("vecport")
-            .connect_timeout(std::time::Duration::from_secs(30));
-        match url.param("sslmode").unwrap_or("prefer") {
-            "disable" => {
-                config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            }
-            // Without TLS support, `prefer` connects in plain text, as libpq does when the server has no TLS.
-            "prefer" => {
-                config.ssl_mode(tokio_postgres::config::SslMode::Prefer);
-            }
-            "require" => {
-                return Err(Error::not_supported(
-                    "pgvector",
-                    "sslmode=require yet (this build speaks plain TCP only); use sslmode=disable on a trusted network or a TLS tunnel",
-                ));
-            }
-            other => {
-                return Err(Error::Usage(format!(
-                    "`{}`: sslmode `{other}` is unknown; use disable, prefer or require",
-                    url.public()
-                )));
-            }
-        }
-        if let Some(pw) = Secret::from_env(PASSWORD_ENV) {
-            config.password(pw.expose());
-        }
-        let schema = url.param("schema").unwrap_or("public").to_owned();
-        let table = url.collection().map(str::to_owned);
         let public = format!(
             "pgvector://{user}@{}:{port}/{database}",
             if host.contains(':') && !host.starts_with('[') {
@@ -343,8 +333,55 @@ impl Pgvector {
                 host.clone()
             }
         );
+        let tls = Tls::resolve(&Sources {
+            param: &|k| url.param(k).map(str::to_owned),
+            env: &|k| std::env::var(k).ok(),
+            home: home_dir(),
+        })
+        .map_err(|e| Error::Usage(format!("`{public}`: {e}")))?;
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&bare_host)
+            .port(port)
+            .user(&user)
+            .dbname(&database)
+            .application_name("vecport")
+            .connect_timeout(std::time::Duration::from_secs(30));
+        let target = pgpass::Target {
+            host: &bare_host,
+            port,
+            database: &database,
+            user: &user,
+        };
+        let password = if let Some(pw) = Secret::from_env(PASSWORD_ENV) {
+            config.password(pw.expose());
+            PasswordSource::Env
+        } else if let Some(found) = pgpass::lookup(&target) {
+            config.password(found.password.expose());
+            PasswordSource::File {
+                file: found.file,
+                line: found.line,
+            }
+        } else {
+            PasswordSource::None {
+                file: pgpass::path(),
+            }
+        };
+        let schema = url.param("schema").unwrap_or("public").to_owned();
+        let table = url.collection().map(str::to_owned);
         Ok(Pgvector {
-            config,
+            connector: Connector {
+                config,
+                tls,
+                password,
+                public: public.clone(),
+                pgpass_key: format!(
+                    "{}:{port}:{}:{}",
+                    pgpass_escape(&bare_host),
+                    pgpass_escape(&database),
+                    pgpass_escape(&user)
+                ),
+            },
             public,
             schema,
             table,
@@ -358,26 +395,7 @@ impl Pgvector {
 
     /// One new connection.
     async fn connect(&self) -> Result<Client> {
-        let (client, connection) = self.config.connect(NoTls).await.map_err(|e| {
-            let message = e
-                .as_db_error()
-                .map(|d| d.message().to_owned())
-                .unwrap_or_else(|| error_text(&e));
-            let hint = if e.code().is_some_and(|c| c.code().starts_with("28")) {
-                format!("; check the user in the URL and {PASSWORD_ENV}")
-            } else {
-                String::new()
-            };
-            Error::Unreachable {
-                endpoint: self.public.clone(),
-                message: format!("{message}{hint}"),
-            }
-        })?;
-        tokio::spawn(async move {
-            // The connection ends when the client is dropped; errors reach the client's calls.
-            let _ = connection.await;
-        });
-        Ok(client)
+        self.connector.connect().await
     }
 
     fn fail(&self, operation: &str, e: tokio_postgres::Error) -> Error {
@@ -484,22 +502,16 @@ impl Pgvector {
     }
 }
 
-fn error_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(d) => match d.detail() {
-            Some(detail) => format!("{} ({detail})", d.message()),
-            None => d.message().to_owned(),
-        },
-        None => {
-            let mut s = e.to_string();
-            let mut src = std::error::Error::source(e);
-            while let Some(inner) = src {
-                s.push_str(&format!(": {inner}"));
-                src = inner.source();
-            }
-            s
-        }
-    }
+/// The home directory, where libpq looks for `.pgpass` and `.postgresql/`.
+fn home_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
+/// A value as a password file line writes it (`:` and `\` escaped).
+fn pgpass_escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace(':', "\\:")
 }
 
 fn fail(endpoint: &str, operation: &str, e: tokio_postgres::Error) -> Error {
@@ -606,12 +618,15 @@ fn layout_of(
                 dimension,
                 metric: first.and_then(|i| metric_of_opclass(&i.opclass)),
                 index: first.map(|i| index_settings(&i.method, &i.reloptions)),
-                stored_values: if ty == VecType::HalfVec {
-                    StoredValues::Lossy
-                } else {
-                    StoredValues::Exact
+                stored_values: match ty {
+                    VecType::HalfVec | VecType::Bit => StoredValues::Lossy,
+                    VecType::Vector | VecType::SparseVec => StoredValues::Exact,
                 },
-                source_datatype: (ty == VecType::HalfVec).then(|| "halfvec".to_owned()),
+                source_datatype: match ty {
+                    VecType::HalfVec => Some("halfvec".to_owned()),
+                    VecType::Bit => Some(BIT_DATATYPE.to_owned()),
+                    VecType::Vector | VecType::SparseVec => None,
+                },
             });
             Role::Vector(ty)
         } else if Some(&c.name) == metadata_column.as_ref() {
@@ -647,11 +662,16 @@ fn layout_of(
             }
         ));
     }
-    if vectors
-        .iter()
-        .any(|v| v.stored_values == StoredValues::Lossy)
-    {
+    let from = |t: &str| {
+        vectors
+            .iter()
+            .any(|v| v.source_datatype.as_deref() == Some(t))
+    };
+    if from("halfvec") {
         notes.push("pgvector: halfvec columns hold float16 values; they are exported as the float32 values they equal".into());
+    }
+    if from(BIT_DATATYPE) {
+        notes.push("pgvector: bit(n) columns are binary vectors; they are exported as dense vectors of n values 0.0 and 1.0 (source_datatype bit), and imported into pgvector as bit(n) again".into());
     }
     let collection_metadata = comment
         .and_then(|c| serde_json::from_str::<Value>(c).ok())
@@ -742,6 +762,12 @@ fn record_of(row: &Row, layout: &Layout) -> std::result::Result<Record, String> 
                     v.map(|v| Vector::Dense(v.as_slice().iter().map(|h| h.to_f32()).collect())),
                 );
             }
+            Role::Vector(VecType::Bit) => {
+                let v: Option<pgvector::Bit> = row.try_get(at).map_err(bad)?;
+                record
+                    .vectors
+                    .push(v.map(|b| Vector::Dense(bits_to_floats(&b))));
+            }
             Role::Vector(VecType::SparseVec) => {
                 let v: Option<pgvector::SparseVector> = row.try_get(at).map_err(bad)?;
                 record.vectors.push(v.map(|v| {
@@ -822,7 +848,7 @@ impl Source for Pgvector {
                  WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND EXISTS ( \
                    SELECT 1 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-                     AND t.typname IN ('vector', 'halfvec', 'sparsevec')) \
+                     AND t.typname IN ('vector', 'halfvec', 'sparsevec', 'bit')) \
                  ORDER BY 1",
                 &[&self.schema],
             )
@@ -905,6 +931,7 @@ impl Source for Pgvector {
             Some(Metric::L2) => "<->",
             Some(Metric::Dot) => "<#>",
             Some(Metric::Manhattan) => "<+>",
+            Some(Metric::Hamming) if VecType::of(f) == VecType::Bit => "<~>",
             other => {
                 return Err(Error::not_supported(
                     "pgvector",
@@ -915,25 +942,39 @@ impl Source for Pgvector {
                 ));
             }
         };
-        // The query as pgvector's text form: Rust prints the shortest f32 that reads back exactly.
-        let text = format!(
-            "[{}]",
-            vector
-                .iter()
-                .map(f32::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        let ty = VecType::of(f);
+        // The query as pgvector's text form: Rust prints the shortest f32 that
+        // reads back exactly; a bit string for bit columns.
+        let (text, cast) = if ty == VecType::Bit {
+            (
+                vector
+                    .iter()
+                    .map(|x| if *x != 0.0 { '1' } else { '0' })
+                    .collect::<String>(),
+                format!("bit({})", vector.len()),
+            )
+        } else {
+            (
+                format!(
+                    "[{}]",
+                    vector
+                        .iter()
+                        .map(f32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                ty.name().to_owned(),
+            )
+        };
         let filter = layout
             .namespace_column()
             .map(|c| format!(" WHERE {} = $2", ident(c)))
             .unwrap_or_default();
         let sql = format!(
-            "SELECT {} FROM {}{filter} ORDER BY {} {op} $1::text::{} LIMIT {k}",
+            "SELECT {} FROM {}{filter} ORDER BY {} {op} $1::text::{cast} LIMIT {k}",
             layout.id_select(),
             self.qualified(&spec.name),
             ident(&column_of(f)),
-            VecType::of(f).name()
         );
         let ns = namespace.unwrap_or("").to_owned();
         let rows = if filter.is_empty() {
@@ -1133,6 +1174,23 @@ fn column_of(field: &VectorField) -> String {
     }
 }
 
+/// A `bit(n)` value as n floats 0.0 / 1.0, first bit first.
+fn bits_to_floats(b: &pgvector::Bit) -> Vec<f32> {
+    let bytes = b.as_bytes();
+    (0..b.len())
+        .map(|i| {
+            if bytes
+                .get(i / 8)
+                .is_some_and(|byte| byte & (0x80 >> (i % 8)) != 0)
+            {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
 /// Which optional columns a table for `spec` has.
 #[derive(Debug, Clone, Copy)]
 struct Extras {
@@ -1169,7 +1227,13 @@ impl Sink for Pgvector {
             namespaces: true,
             documents: true,
             uris: true,
-            metrics: &[Metric::Cosine, Metric::L2, Metric::Dot, Metric::Manhattan],
+            metrics: &[
+                Metric::Cosine,
+                Metric::L2,
+                Metric::Dot,
+                Metric::Manhattan,
+                Metric::Hamming,
+            ],
             id_kinds: &[IdKind::String, IdKind::Uint, IdKind::Uuid],
             metadata: MetadataRules {
                 target: "pgvector",
@@ -1243,6 +1307,31 @@ impl Sink for Pgvector {
             let Some(v) = v else { continue };
             let finite = |xs: &[f32]| xs.iter().all(|x| x.is_finite());
             match v {
+                Vector::Dense(d) if VecType::of(f) == VecType::Bit => {
+                    if f.dimension.is_some_and(|dim| dim as usize != d.len()) {
+                        return bad(format!(
+                            "vector {:?} has {} values, the field's dimension is {:?}",
+                            f.name,
+                            d.len(),
+                            f.dimension
+                        ));
+                    }
+                    if d.is_empty() || d.len() > BIT_MAX_DIM as usize {
+                        return bad(format!(
+                            "vector {:?} has {} values; a bit column holds 1 to {BIT_MAX_DIM}",
+                            f.name,
+                            d.len()
+                        ));
+                    }
+                    if let Some((i, x)) =
+                        d.iter().enumerate().find(|(_, x)| **x != 0.0 && **x != 1.0)
+                    {
+                        return bad(format!(
+                            "vector {:?} has the value {x} at position {i}; the field came from a bit column (source_datatype bit), which holds only 0 and 1",
+                            f.name
+                        ));
+                    }
+                }
                 Vector::Dense(d) => {
                     if f.dimension.is_some_and(|dim| dim as usize != d.len()) {
                         return bad(format!(
@@ -1364,6 +1453,25 @@ impl Sink for Pgvector {
                 )));
             }
             let ty = VecType::of(f);
+            if let Some(metric) = f.metric
+                && opclass_of(ty, metric).is_none()
+            {
+                return Err(Error::not_supported(
+                    "pgvector",
+                    format!(
+                        "the {metric} metric on a {} column (field {:?}): pgvector's hamming distance works on bit columns only, and bit columns only with hamming; vecport makes a bit column of a field exported from one (source_datatype bit)",
+                        ty.name(),
+                        f.name
+                    ),
+                ));
+            }
+            if ty == VecType::Bit && f.dimension.is_none() {
+                // `bit` without a length is bit(1) in PostgreSQL.
+                return Err(Error::Incompatible(format!(
+                    "binary vector field {:?} (source_datatype bit) has no dimension in the snapshot, and a bit column needs its length; re-export it from its source",
+                    f.name
+                )));
+            }
             let dim = match ty {
                 VecType::SparseVec => f.dimension.or_else(|| {
                     self.sparse_max
@@ -1552,10 +1660,8 @@ impl Sink for Pgvector {
         for (f, (column, ty, dim)) in spec.vectors.iter().zip(&plan) {
             let Some(metric) = f.metric else { continue };
             let Some(opclass) = opclass_of(*ty, metric) else {
-                return Err(Error::not_supported(
-                    "pgvector",
-                    format!("the {metric} metric (field {:?})", f.name),
-                ));
+                // Refused while planning the columns, before anything was written.
+                continue;
             };
             let kind = match f.index.as_ref().map(|i| i.kind.as_str()) {
                 Some("ivfflat") if *ty != VecType::SparseVec => "ivfflat",
@@ -1564,6 +1670,7 @@ impl Sink for Pgvector {
             let max = match ty {
                 VecType::Vector => Some(INDEX_MAX_DIM_VECTOR),
                 VecType::HalfVec => Some(INDEX_MAX_DIM_HALFVEC),
+                VecType::Bit => Some(INDEX_MAX_DIM_BIT),
                 VecType::SparseVec => None,
             };
             if let (Some(max), Some(d)) = (max, dim)
@@ -1680,6 +1787,11 @@ impl PgWriter {
                         dim,
                     ))))
                 }
+                (VecType::Bit, Some(Vector::Dense(d))) => {
+                    let bits: Vec<bool> = d.iter().map(|x| *x != 0.0).collect();
+                    out.push(Box::new(Some(pgvector::Bit::new(&bits))))
+                }
+                (VecType::Bit, None) => out.push(Box::new(None::<pgvector::Bit>)),
                 (VecType::SparseVec, None) => out.push(Box::new(None::<pgvector::SparseVector>)),
                 (VecType::HalfVec, None) => out.push(Box::new(None::<pgvector::HalfVector>)),
                 (VecType::Vector, None) => out.push(Box::new(None::<pgvector::Vector>)),
@@ -1812,6 +1924,64 @@ mod tests {
             Some("halfvec_ip_ops")
         );
         assert_eq!(opclass_of(VecType::Vector, Metric::Hamming), None);
+        assert_eq!(
+            opclass_of(VecType::Bit, Metric::Hamming).as_deref(),
+            Some("bit_hamming_ops")
+        );
+        assert_eq!(opclass_of(VecType::Bit, Metric::Cosine), None);
+    }
+
+    #[test]
+    fn bit_columns_are_binary_vector_fields() {
+        let b = pgvector::Bit::new(&[true, false, true, true, false, false, false, false, true]);
+        assert_eq!(
+            bits_to_floats(&b),
+            [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+        );
+        let col = |name: &str, typname: &str, typmod: i32| ColumnInfo {
+            name: name.into(),
+            typname: typname.into(),
+            format: typname.into(),
+            typmod,
+        };
+        let columns = vec![
+            col("id", "text", -1),
+            col("code", "bit", 9),
+            col("tags", "varbit", -1),
+        ];
+        let indexes = vec![IndexInfo {
+            name: "i".into(),
+            method: "hnsw".into(),
+            definition: "CREATE INDEX i ...".into(),
+            opclass: "bit_hamming_ops".into(),
+            column: "code".into(),
+            reloptions: vec![],
+        }];
+        let (spec, layout) =
+            layout_of("t", "public", &columns, &["id".into()], &indexes, None).unwrap();
+        let f = &spec.vectors[0];
+        assert_eq!(
+            (
+                f.name.as_str(),
+                f.kind,
+                f.dimension,
+                f.metric,
+                f.stored_values,
+                f.source_datatype.as_deref()
+            ),
+            (
+                "code",
+                VectorKind::Dense,
+                Some(9),
+                Some(Metric::Hamming),
+                StoredValues::Lossy,
+                Some("bit")
+            )
+        );
+        assert_eq!(VecType::of(f), VecType::Bit);
+        // `bit varying` is no vector: a metadata key.
+        assert!(matches!(layout.columns[1], (ref c, Role::Key) if c == "tags"));
+        assert!(spec.notes.iter().any(|n| n.contains("bit(n) columns")));
     }
 
     #[test]
