@@ -142,7 +142,9 @@ mod tests {
         assert!(!clean.contains("scrub"), "{clean}");
         assert!(!clean.contains("c2stc2NydWIvbWUrOQ"), "{clean}");
         assert_eq!(clean.matches(REDACTED).count(), 4, "{clean}");
-        assert!(matches!(scrub("nothing secret here"), Cow::Borrowed(_)));
+        // Other tests of this process hold secrets of their own: a text none of
+        // them can be in.
+        assert!(matches!(scrub("0 1 2 3"), Cow::Borrowed(_)));
         let _short = Secret::new("abc");
         assert_eq!(scrub("abc"), "abc", "too short to scrub");
     }
