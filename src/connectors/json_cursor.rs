@@ -63,7 +63,8 @@ impl<'a> JsonCursor<'a> {
         false
     }
 
-    fn expect(&mut self, byte: u8) -> Result<()> {
+    /// Consumes `byte`, which must come next.
+    pub fn expect(&mut self, byte: u8) -> Result<()> {
         if self.eat(byte) {
             Ok(())
         } else {

@@ -239,13 +239,10 @@ impl Qdrant {
         Ok(c.count)
     }
 
-    /// One scroll request, decoded into records.
-    async fn scroll_page(
-        &self,
-        path: &str,
-        body: Value,
-        spec: &CollectionSpec,
-    ) -> Result<(Vec<Record>, Option<Value>)> {
+    /// One scroll request: the body of the page at `offset`.
+    async fn fetch_page(&self, path: &str, limit: usize, offset: &Value) -> Result<bytes::Bytes> {
+        let body =
+            json!({"limit": limit, "offset": offset, "with_payload": true, "with_vector": true});
         let resp = self
             .http
             .send(
@@ -259,8 +256,16 @@ impl Qdrant {
         if !resp.status.is_success() {
             return Err(self.fail("scroll", &resp));
         }
-        let fields = spec.vectors.clone();
-        let decoded = tokio::task::spawn_blocking(move || decode_page(&resp.body, &fields))
+        Ok(resp.body)
+    }
+
+    /// A page's records and next offset, decoded on the blocking pool.
+    async fn decode_page(
+        &self,
+        body: bytes::Bytes,
+        fields: Vec<VectorField>,
+    ) -> Result<(Vec<Record>, Option<Value>)> {
+        let decoded = tokio::task::spawn_blocking(move || decode_page(&body, &fields))
             .await
             .map_err(|e| format!("decoder task failed: {e}"))
             .and_then(|page| page);
@@ -517,20 +522,45 @@ impl Source for Qdrant {
         let path = format!("/collections/{}/points/scroll", seg(&spec.name));
         let limit = options.page_size.max(1);
         let first = options.start.clone().unwrap_or(Value::Null);
-        // Scroll is a cursor chain: one request at a time, each page decoded
-        // (in one pass, straight into records) on the blocking pool.
-        stream::unfold(Some(first), move |cursor| {
-            let path = path.clone();
-            async move {
-                let offset = cursor?;
-                let body = json!({"limit": limit, "offset": offset, "with_payload": true, "with_vector": true});
-                let page = self.scroll_page(&path, body, spec).await;
-                match page {
-                    Ok((records, next)) => Some((Ok(Page { records, next: next.clone() }), next)),
-                    Err(e) => Some((Err(e), None)),
+        // Scroll is a cursor chain. Each page is decoded (in one pass, straight
+        // into records) on the blocking pool while the next one is requested:
+        // its offset is read ahead from the end of the body, and the request
+        // is used only if the decoded page names the same offset.
+        type Ahead = Option<(Value, Result<bytes::Bytes>)>;
+        stream::unfold(
+            Some((first, None::<(Value, Result<bytes::Bytes>)>)),
+            move |state| {
+                let path = path.clone();
+                async move {
+                    let (offset, ahead): (Value, Ahead) = state?;
+                    let body = match ahead {
+                        Some((at, body)) if at == offset => body,
+                        _ => self.fetch_page(&path, limit, &offset).await,
+                    };
+                    let body = match body {
+                        Ok(b) => b,
+                        Err(e) => return Some((Err(e), None)),
+                    };
+                    let guess = wire::peek_next_page_offset(&body);
+                    let decode = self.decode_page(body, spec.vectors.clone());
+                    let (decoded, ahead) = match guess {
+                        Some(next) => {
+                            let (decoded, fetched) =
+                                tokio::join!(decode, self.fetch_page(&path, limit, &next));
+                            (decoded, Some((next, fetched)))
+                        }
+                        None => (decode.await, None),
+                    };
+                    match decoded {
+                        Ok((records, next)) => {
+                            let state = next.clone().map(|n| (n, ahead));
+                            Some((Ok(Page { records, next }), state))
+                        }
+                        Err(e) => Some((Err(e), None)),
+                    }
                 }
-            }
-        })
+            },
+        )
         .boxed()
     }
 }

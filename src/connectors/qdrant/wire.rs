@@ -92,6 +92,21 @@ pub fn decode_scroll(body: &[u8], fields: &[VectorField]) -> Result<ScrollPage, 
     page.ok_or_else(|| "the response has no `result`".to_owned())
 }
 
+/// The `next_page_offset` of a scroll response, read from the end of the body
+/// without decoding the points (Qdrant writes it after them), so that the
+/// next page can be asked for while this one decodes. Only a guess: the
+/// caller checks it against what [`decode_scroll`] finds. `None` when absent
+/// or null.
+pub fn peek_next_page_offset(body: &[u8]) -> Option<Value> {
+    const KEY: &[u8] = b"\"next_page_offset\"";
+    // The key is among the last few fields of the envelope.
+    let tail = &body[body.len().saturating_sub(64 << 10)..];
+    let at = tail.windows(KEY.len()).rposition(|w| w == KEY)?;
+    let mut c = JsonCursor::new(&tail[at + KEY.len()..]);
+    c.expect(b':').ok()?;
+    c.value::<Value>().ok().filter(|v| !v.is_null())
+}
+
 fn decode_point(
     c: &mut JsonCursor<'_>,
     index: usize,
@@ -335,6 +350,29 @@ mod tests {
 
     fn page_with_next(body: &str) -> ScrollPage {
         decode_scroll(body.as_bytes(), &[]).unwrap()
+    }
+
+    #[test]
+    fn next_page_offset_is_read_ahead_from_the_end() {
+        let body = br#"{"result":{"points":[{"id":1,"payload":{"next_page_offset":5},"vector":[1]}],"next_page_offset" : "6ba7b810-9dad-11d1-80b4-00c04fd430c8"},"status":"ok","time":0.1}"#;
+        assert_eq!(
+            peek_next_page_offset(body),
+            Some(json!("6ba7b810-9dad-11d1-80b4-00c04fd430c8"))
+        );
+        let body = br#"{"result":{"points":[],"next_page_offset":17},"status":"ok"}"#;
+        assert_eq!(peek_next_page_offset(body), Some(json!(17)));
+        let last = br#"{"result":{"points":[{"id":1,"payload":{"next_page_offset":5}}],"next_page_offset":null}}"#;
+        assert_eq!(peek_next_page_offset(last), None);
+        assert_eq!(peek_next_page_offset(br#"{"result":{"points":[]}}"#), None);
+        assert_eq!(peek_next_page_offset(b""), None);
+        // A guess only: a payload key after the real one fools it, and the
+        // caller's check against the decoded page catches that.
+        let odd = br#"{"result":{"next_page_offset":2,"points":[{"id":1,"payload":{"next_page_offset":9}}]}}"#;
+        assert_eq!(peek_next_page_offset(odd), Some(json!(9)));
+        assert_eq!(
+            decode_scroll(odd, &[]).unwrap().next_page_offset,
+            Some(json!(2))
+        );
     }
 
     #[test]
