@@ -6,8 +6,9 @@
 //!
 //! - `snapshot/write/…`  [`SnapshotWriter`] with default [`WriteOptions`], records
 //!   fed in pages of 1000 as an export does, parts fsynced, manifest written.
-//! - `snapshot/read/…`   [`Snapshot::open`] + [`Snapshot::records`] over every
-//!   record, from a cold page cache.
+//! - `snapshot/read/…`   [`Snapshot::open`] + [`Snapshot::blocks`] over every
+//!   record (every row checked, vectors in one buffer per row group), from a
+//!   cold page cache.
 //! - `snapshot/verify/…` [`Snapshot::verify`] (BLAKE3 of every part, footers), cold.
 //! - `raw/write/…`       the same vector bytes in one file with `std::fs` + `sync_all`.
 //! - `raw/read/…`        that file read back in 4 MiB reads, cold.
@@ -174,15 +175,16 @@ fn read_raw(path: &Path, buf: &mut [u8]) -> u64 {
     }
 }
 
-/// Opens the snapshot and decodes every record; returns the count.
+/// Opens the snapshot and decodes every record into blocks, as `vecport
+/// import` and `vecport compare` read it; returns the count.
 fn read_snapshot(root: &Path) -> usize {
     let snapshot = Snapshot::open(root).expect("open snapshot");
     let mut n = 0;
     for c in &snapshot.manifest().collections {
-        for batch in snapshot.records(c, READ_BATCH) {
-            let batch = batch.expect("read records");
-            n += batch.len();
-            black_box(batch);
+        for block in snapshot.blocks(c, READ_BATCH) {
+            let block = block.expect("read records");
+            n += block.len();
+            black_box(block);
         }
     }
     n

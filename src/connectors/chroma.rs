@@ -42,6 +42,11 @@ const DEFAULT_TENANT: &str = "default_tenant";
 const DEFAULT_DATABASE: &str = "default_database";
 /// Chroma's request body limit is 40 MB; stay well below it.
 const MAX_BODY_BYTES: usize = 32 << 20;
+/// About the body of one upsert as the batches are cut (embeddings as sent
+/// plus a margin per record for id, metadata and document): the requests in
+/// flight hold little, and the server takes them as fast as larger ones.
+/// 384 dimensions in base64: about 1,500 records per request.
+const UPSERT_BYTES: usize = 4 << 20;
 /// Note recorded for cosine collections.
 pub const COSINE_NOTE: &str = "chroma re-rounds embeddings of cosine-space collections on every write: values may differ from what was written by up to ~2.4e-7 per component (l2 and ip collections are bit-exact)";
 
@@ -750,11 +755,17 @@ impl Sink for Chroma {
             }
         };
         let preflight = self.preflight().await?;
+        let base64 = preflight.supports_base64_encoding;
+        let per_value = if base64 { 16 / 3 + 1 } else { 16 };
+        let per_record = dimension.map_or(0, |d| d as usize * per_value) + 512;
         Ok(Arc::new(ChromaWriter {
             http: self.http.clone(),
             path: format!("{}/collections/{}", self.prefix(), seg(&collection.id)),
-            max_records: preflight.max_batch_size.unwrap_or(1000).max(1),
-            base64: preflight.supports_base64_encoding,
+            max_records: preflight
+                .max_batch_size
+                .unwrap_or(1000)
+                .clamp(1, (UPSERT_BYTES / per_record).max(1)),
+            base64,
         }))
     }
 }
@@ -840,68 +851,99 @@ impl CollectionWriter for ChromaWriter {
 /// The JSON body of an upsert. Embeddings go as base64 of little-endian f32
 /// where the server takes it (exact and about 4× smaller), else as f32
 /// numbers in their shortest round-trip form.
+///
+/// The body is written column by column straight into one buffer sized from
+/// the records up front: no per-record intermediate (base64 strings, moved
+/// columns) and no doubling of a growing buffer, so encoding a batch holds
+/// little more than the batch and its body.
 fn upsert_body(records: Vec<Record>, base64: bool) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    #[serde(untagged)]
-    enum Embedding {
-        Base64(String),
-        Numbers(Vec<f32>),
+    // Writing JSON into a Vec cannot fail: the Vec takes every byte and these
+    // values (strings, f32 slices, JSON maps) always serialise.
+    fn json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+        let _ = serde_json::to_writer(out, value);
     }
-    #[derive(serde::Serialize)]
-    struct Upsert {
-        ids: Vec<String>,
-        embeddings: Vec<Embedding>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        metadatas: Option<Vec<Option<Metadata>>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        documents: Option<Vec<Option<String>>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        uris: Option<Vec<Option<String>>>,
+    fn embedding(r: &Record) -> &[f32] {
+        r.vectors
+            .first()
+            .and_then(Option::as_ref)
+            .and_then(Vector::as_dense)
+            .unwrap_or(&[])
     }
-    let n = records.len();
-    let mut body = Upsert {
-        ids: Vec::with_capacity(n),
-        embeddings: Vec::with_capacity(n),
-        metadatas: Some(Vec::with_capacity(n)),
-        documents: Some(Vec::with_capacity(n)),
-        uris: Some(Vec::with_capacity(n)),
-    };
-    for r in records {
-        body.ids.push(r.id.to_string());
-        let values = match r.vectors.into_iter().next().flatten() {
-            Some(Vector::Dense(v)) => v,
-            _ => Vec::new(),
-        };
-        body.embeddings.push(if base64 {
-            let mut bytes = Vec::with_capacity(values.len() * 4);
-            for v in &values {
-                bytes.extend_from_slice(&v.to_le_bytes());
+    /// `,"name":[…]` with one value or `null` per record; left out when no
+    /// record has a value, as Chroma's own client does.
+    fn column<T: serde::Serialize + ?Sized>(
+        out: &mut Vec<u8>,
+        name: &str,
+        records: &[Record],
+        value: impl Fn(&Record) -> Option<&T>,
+    ) {
+        if records.iter().all(|r| value(r).is_none()) {
+            return;
+        }
+        out.extend_from_slice(format!(",\"{name}\":[").as_bytes());
+        for (i, r) in records.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
             }
-            Embedding::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
-        } else {
-            Embedding::Numbers(values)
-        });
-        for (column, value) in [(&mut body.documents, r.document), (&mut body.uris, r.uri)] {
-            column.as_mut().expect("set above").push(value);
+            match value(r) {
+                Some(v) => json(out, v),
+                None => out.extend_from_slice(b"null"),
+            }
         }
-        body.metadatas
-            .as_mut()
-            .expect("set above")
-            .push(r.metadata.filter(|m| !m.is_empty()));
+        out.push(b']');
     }
-    // Columns without any value are left out, as Chroma's own client does.
-    fn drop_empty<T>(column: &mut Option<Vec<Option<T>>>) {
-        if column
-            .as_ref()
-            .is_some_and(|c| c.iter().all(Option::is_none))
-        {
-            *column = None;
+    let per_float = if base64 { 4 * 4 / 3 + 1 } else { 16 };
+    let estimate: usize = records
+        .iter()
+        .map(|r| {
+            let floats = embedding(r).len();
+            r.binary_size_estimate() - floats * 4 + floats * per_float + 16
+        })
+        .sum();
+    let mut out = Vec::with_capacity(estimate + 64);
+    out.extend_from_slice(b"{\"ids\":[");
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match &r.id {
+            RecordId::String(s) => json(&mut out, s),
+            other => json(&mut out, &other.to_string()),
         }
     }
-    drop_empty(&mut body.metadatas);
-    drop_empty(&mut body.documents);
-    drop_empty(&mut body.uris);
-    serde_json::to_vec(&body).unwrap_or_default()
+    out.extend_from_slice(b"],\"embeddings\":[");
+    let mut bytes = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let values = embedding(r);
+        if !base64 {
+            json(&mut out, values);
+            continue;
+        }
+        bytes.clear();
+        for v in values {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        let start = out.len() + 1;
+        let len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
+        out.push(b'"');
+        out.resize(start + len, 0);
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(&bytes, &mut out[start..])
+            .unwrap_or(0);
+        out.truncate(start + written);
+        out.push(b'"');
+    }
+    out.push(b']');
+    column(&mut out, "metadatas", &records, |r| {
+        r.metadata.as_ref().filter(|m| !m.is_empty())
+    });
+    column(&mut out, "documents", &records, |r| r.document.as_deref());
+    column(&mut out, "uris", &records, |r| r.uri.as_deref());
+    out.push(b'}');
+    out
 }
 
 #[cfg(test)]
@@ -951,6 +993,56 @@ mod tests {
         ] {
             assert!(problem(&v).unwrap().contains(needle), "{v}");
         }
+    }
+
+    #[test]
+    fn upsert_body_columns() {
+        let mut a = Record::dense(RecordId::String("a\"1".into()), vec![1.5, -2.0]);
+        a.metadata = Some(json!({"k": "v\n", "n": 3}).as_object().cloned().unwrap());
+        a.document = Some("doc \"one\"".into());
+        let mut b = Record::dense(RecordId::String("b".into()), vec![0.25, 8.0]);
+        b.metadata = Some(Map::new());
+        let mut c = Record::dense(RecordId::String("c".into()), vec![0.0, 1.0]);
+        c.uri = Some("s3://x/y".into());
+        let body = upsert_body(vec![a, b, c], false);
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "ids": ["a\"1", "b", "c"],
+                "embeddings": [[1.5, -2.0], [0.25, 8.0], [0.0, 1.0]],
+                "metadatas": [{"k": "v\n", "n": 3}, null, null],
+                "documents": ["doc \"one\"", null, null],
+                "uris": [null, null, "s3://x/y"],
+            })
+        );
+        let dim = 384;
+        let records: Vec<Record> = (0..50)
+            .map(|i| {
+                let mut r = Record::dense(
+                    RecordId::String(format!("id-{i}")),
+                    (0..dim).map(|j| (i * j) as f32 / 7.0).collect(),
+                );
+                r.metadata = Some(json!({"i": i, "s": "x"}).as_object().cloned().unwrap());
+                r
+            })
+            .collect();
+        let body = upsert_body(records.clone(), true);
+        let parsed: Value = serde_json::from_slice(&body).unwrap();
+        for (r, e) in records.iter().zip(parsed["embeddings"].as_array().unwrap()) {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(e.as_str().unwrap())
+                .unwrap();
+            let values: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            assert_eq!(
+                Some(values.as_slice()),
+                r.vectors[0].as_ref().unwrap().as_dense()
+            );
+        }
+        assert_eq!(parsed["metadatas"][49], json!({"i": 49, "s": "x"}));
     }
 
     #[test]

@@ -779,8 +779,15 @@ async fn check_records(
     log: &mut ChangeLog,
 ) -> Result<Checked> {
     let fit = Fit::new(sink, c, options, collide.clone());
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Positioned>>(4);
-    let reader = spawn_reader(snapshot.clone(), c.name.clone(), 4096, tx, None, 0);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Positioned>>(CHANNEL_BATCHES);
+    let reader = spawn_reader(
+        snapshot.clone(),
+        c.name.clone(),
+        options.read_batch_rows,
+        tx,
+        None,
+        0,
+    );
     let mut problems = Vec::new();
     let mut dropped_values = 0u64;
     let mut fitted_schema = MetadataSchema::default();
@@ -992,8 +999,8 @@ async fn check_unique_ids(
     if suspects.is_empty() {
         return Ok(());
     }
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Positioned>>(4);
-    let reader = spawn_reader(snapshot.clone(), c.name.clone(), 4096, tx, None, 0);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Positioned>>(CHANNEL_BATCHES);
+    let reader = spawn_reader(snapshot.clone(), c.name.clone(), 1024, tx, None, 0);
     let mut confirm = Confirm::default();
     let mut failure = None;
     while let Some(batch) = rx.recv().await {
@@ -1057,6 +1064,10 @@ struct Checked {
     renamed_keys: BTreeMap<String, String>,
 }
 
+/// Batches of records between the snapshot reader and the rest of an import;
+/// each holds `read_batch_rows` records, so few keep memory small.
+const CHANNEL_BATCHES: usize = 2;
+
 /// Records read from a snapshot, each with its row position in the
 /// collection (in part order).
 struct Positioned {
@@ -1095,22 +1106,27 @@ fn spawn_reader(
             })
             .count();
         rest.parts.drain(..skipped);
-        for batch in snapshot.records(&rest, batch_rows) {
-            let batch = batch.map(|records| {
+        for block in snapshot.blocks(&rest, batch_rows) {
+            let batch = block.and_then(|block| {
                 let first = position;
-                position += records.len() as u64;
+                position += block.len() as u64;
                 let mut out = Positioned {
-                    records: Vec::with_capacity(records.len()),
-                    positions: Vec::with_capacity(records.len()),
+                    records: Vec::with_capacity(block.len()),
+                    positions: Vec::with_capacity(block.len()),
                 };
-                for (at, mut r) in (first..).zip(records) {
-                    if at < start || fit.as_ref().is_some_and(|f| f.apply(&mut r).is_err()) {
+                // Rows before `start` are skipped without being made records.
+                for (row, at) in (0..block.len()).zip(first..) {
+                    if at < start {
+                        continue;
+                    }
+                    let mut r = block.record(row)?;
+                    if fit.as_ref().is_some_and(|f| f.apply(&mut r).is_err()) {
                         continue;
                     }
                     out.records.push(r);
                     out.positions.push(at);
                 }
-                out
+                Ok(out)
             });
             if tx.blocking_send(batch).is_err() {
                 return;
@@ -1157,7 +1173,7 @@ async fn write_collection(
     start: u64,
     save: &mut dyn FnMut(u64) -> Result<()>,
 ) -> Result<u64> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Positioned>>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Positioned>>(CHANNEL_BATCHES);
     let spec = fit.spec.clone();
     let reader = spawn_reader(
         snapshot.clone(),

@@ -4,15 +4,16 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, ListArray, RecordBatch,
-    StringArray, StructArray, UInt32Array,
+    Array, ArrayRef, FixedSizeListArray, Float32Array, ListArray, RecordBatch, StringArray,
+    StructArray, UInt32Array,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
-use arrow::datatypes::{DataType, Field, Fields, Float32Type, Schema, SchemaRef, UInt32Type};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 
 use crate::error::{Error, Result};
-use crate::model::{IdKind, Metadata, Record, RecordId, SparseVector, Vector, VectorKind};
+use crate::model::{IdKind, Metadata, Record, Vector, VectorKind};
 
+use super::block::RecordBlock;
 use super::layout::{COL_DOCUMENT, COL_ID, COL_METADATA, COL_NAMESPACE, COL_URI};
 use super::manifest::VectorColumn;
 
@@ -307,152 +308,5 @@ pub fn from_batch(
     id_kind: IdKind,
     at: &str,
 ) -> Result<Vec<Record>> {
-    decode_batch(
-        batch,
-        vectors,
-        id_kind,
-        at,
-        &mut vec![None; vectors.len()],
-        0,
-    )
-}
-
-/// [`from_batch`] where the values of some dense columns were decoded
-/// already: `direct[i]`, when set, holds vector field `i` of the rows, the
-/// batch's first row at `offset`; the values are taken out of it.
-pub(crate) fn decode_batch(
-    batch: &RecordBatch,
-    vectors: &[VectorColumn],
-    id_kind: IdKind,
-    at: &str,
-    direct: &mut [Option<Vec<Option<Vec<f32>>>>],
-    offset: usize,
-) -> Result<Vec<Record>> {
-    let bad = |msg: String| Error::InvalidSnapshot {
-        file: at.into(),
-        message: msg,
-    };
-    let string_col = |name: &str| -> Result<&StringArray> {
-        batch
-            .column_by_name(name)
-            .and_then(|c| c.as_string_opt::<i32>())
-            .ok_or_else(|| bad(format!("column `{name}` is missing or not UTF-8")))
-    };
-    let ids = string_col(COL_ID)?;
-    let namespaces = string_col(COL_NAMESPACE)?;
-    let metadata = string_col(COL_METADATA)?;
-    let documents = string_col(COL_DOCUMENT)?;
-    let uris = string_col(COL_URI)?;
-    let opt = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_owned());
-
-    let mut decoders = Vec::with_capacity(vectors.len());
-    for (i, v) in vectors.iter().enumerate() {
-        if direct[i].is_some() {
-            decoders.push(None);
-            continue;
-        }
-        let col = batch
-            .column_by_name(&v.column)
-            .ok_or_else(|| bad(format!("vector column `{}` is missing", v.column)))?;
-        let expected = vector_type(v.field.kind, v.field.dimension);
-        if col.data_type() != &expected {
-            return Err(bad(format!(
-                "vector column `{}` has type {}, the manifest says {expected}",
-                v.column,
-                col.data_type()
-            )));
-        }
-        decoders.push(Some(col.clone()));
-    }
-    if let Some(short) = direct
-        .iter()
-        .flatten()
-        .find(|d| d.len() < offset + batch.num_rows())
-    {
-        return Err(bad(format!(
-            "a vector column has {} rows, the other columns {}",
-            short.len(),
-            offset + batch.num_rows()
-        )));
-    }
-
-    let mut out = Vec::with_capacity(batch.num_rows());
-    for row in 0..batch.num_rows() {
-        if ids.is_null(row) {
-            return Err(bad(format!("row {row} has a null id")));
-        }
-        let text = ids.value(row);
-        let id = RecordId::parse(text, id_kind)
-            .ok_or_else(|| bad(format!("id {text:?} is not a valid {id_kind:?} id")))?;
-        let meta = match opt(metadata, row) {
-            None => None,
-            Some(json) => Some(serde_json::from_str::<Metadata>(&json).map_err(|e| {
-                bad(format!(
-                    "record {text:?}: metadata is not a JSON object: {e}"
-                ))
-            })?),
-        };
-        let mut vecs = Vec::with_capacity(vectors.len());
-        for (i, (v, col)) in vectors.iter().zip(&decoders).enumerate() {
-            let Some(col) = col else {
-                let values = direct[i].as_mut().expect("decoded directly");
-                vecs.push(values[offset + row].take().map(Vector::Dense));
-                continue;
-            };
-            vecs.push(if col.is_null(row) {
-                None
-            } else {
-                let vector = read_vector(v.field.kind, col, row);
-                if let Vector::Sparse(s) = &vector
-                    && s.indices.len() != s.values.len()
-                {
-                    return Err(bad(format!(
-                        "record {text:?}: sparse vector {:?} has {} indices but {} values",
-                        v.field.name,
-                        s.indices.len(),
-                        s.values.len()
-                    )));
-                }
-                Some(vector)
-            });
-        }
-        out.push(Record {
-            id,
-            namespace: opt(namespaces, row),
-            vectors: vecs,
-            metadata: meta,
-            document: opt(documents, row),
-            uri: opt(uris, row),
-        });
-    }
-    Ok(out)
-}
-
-fn read_vector(kind: VectorKind, col: &ArrayRef, row: usize) -> Vector {
-    // Types were checked against the manifest in `from_batch`.
-    match kind {
-        VectorKind::Dense => Vector::Dense(f32_values(&col.as_fixed_size_list().value(row))),
-        VectorKind::Sparse => {
-            let s = col.as_struct();
-            let indices = s.column(0).as_list::<i32>().value(row);
-            let values = s.column(1).as_list::<i32>().value(row);
-            Vector::Sparse(SparseVector {
-                indices: indices.as_primitive::<UInt32Type>().values().to_vec(),
-                values: values.as_primitive::<Float32Type>().values().to_vec(),
-            })
-        }
-        VectorKind::Multi => {
-            let inner = col.as_list::<i32>().value(row);
-            let inner = inner.as_fixed_size_list();
-            Vector::Multi(
-                (0..inner.len())
-                    .map(|i| f32_values(&inner.value(i)))
-                    .collect(),
-            )
-        }
-    }
-}
-
-fn f32_values(a: &ArrayRef) -> Vec<f32> {
-    a.as_primitive::<Float32Type>().values().to_vec()
+    RecordBlock::new(batch, vectors, id_kind, at, Vec::new())?.to_records()
 }

@@ -7,6 +7,8 @@
 //! per-value level vectors: a page is its level runs followed by the
 //! records' `f32` values copied as they are.
 
+use arrow::array::BooleanBufferBuilder;
+use arrow::buffer::{NullBuffer, ScalarBuffer};
 use bytes::Bytes;
 use parquet::basic::{Compression, Encoding, EncodingMask, PageType};
 use parquet::column::page::{CompressedPage, Page, PageReader, PageWriter};
@@ -19,6 +21,7 @@ use parquet::schema::types::ColumnDescPtr;
 use crate::error::{Error, Result};
 use crate::model::Record;
 
+use super::block::DenseColumn;
 use super::columns::dense_value;
 use super::manifest::VectorColumn;
 
@@ -349,43 +352,52 @@ fn bit_width(max: i16) -> u32 {
     16 - (max as u16).leading_zeros()
 }
 
-fn f32_vec(bytes: &[u8]) -> Vec<f32> {
+/// Appends the little-endian `f32`s of `bytes` (PLAIN values) to `out`.
+fn extend_from_plain(out: &mut Vec<f32>, bytes: &[u8]) {
     let n = bytes.len() / 4;
     #[cfg(target_endian = "little")]
     {
-        let mut v = Vec::<f32>::with_capacity(n);
-        // SAFETY: `v` has room for `n` floats, `bytes` holds `4 n` bytes and the
-        // two do not overlap; every bit pattern is a valid f32, stored
+        out.reserve(n);
+        // SAFETY: `out` has room for `n` more floats, `bytes` holds `4 n` bytes
+        // and the two do not overlap; every bit pattern is a valid f32, stored
         // little-endian like PLAIN values.
         unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr().cast::<u8>(), n * 4);
-            v.set_len(n);
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                out.as_mut_ptr().add(out.len()).cast::<u8>(),
+                n * 4,
+            );
+            out.set_len(out.len() + n);
         }
-        v
     }
     #[cfg(not(target_endian = "little"))]
-    bytes[..n * 4]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    out.extend(
+        bytes[..n * 4]
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+    );
 }
 
 /// Decodes a dense column chunk of `rows` rows whose pages are data pages v1
 /// with `PLAIN` values and RLE levels (what [`encode`] and arrow-rs write
-/// without compression). `None` when the chunk is anything else; the caller
-/// then reads it through Arrow, which also reports damage.
+/// without compression) into one contiguous buffer. `None` when the chunk is
+/// anything else; the caller then reads it through Arrow, which also reports
+/// damage. `chunk_bytes` (the chunk's size) bounds what is allocated ahead.
 pub(crate) fn decode(
     pages: &mut dyn PageReader,
     descr: &ColumnDescPtr,
     dim: usize,
     rows: usize,
-) -> Result<Option<Vec<Option<Vec<f32>>>>> {
+    chunk_bytes: usize,
+) -> Result<Option<DenseColumn>> {
     if !fits(descr) || dim == 0 {
         return Ok(None);
     }
     let rep_width = bit_width(descr.max_rep_level());
     let def_width = bit_width(descr.max_def_level());
-    let mut out = Vec::with_capacity(rows);
+    let mut out = Vec::with_capacity(rows.saturating_mul(dim).min(chunk_bytes / 4));
+    let mut valid = BooleanBufferBuilder::new(rows.min(chunk_bytes));
+    let mut nulls = 0usize;
     let (mut rep, mut def) = (LevelRuns::default(), LevelRuns::default());
     while let Some(page) = pages.get_next_page().map_err(perr)? {
         let Page::DataPage {
@@ -418,12 +430,17 @@ pub(crate) fn decode(
         let mut v = 0usize;
         while let Some(d) = def.peek() {
             match d {
-                0 if def.take(0, 1) && rep.take(0, 1) => out.push(None),
+                0 if def.take(0, 1) && rep.take(0, 1) => {
+                    out.resize(out.len() + dim, 0.0);
+                    valid.append(false);
+                    nulls += 1;
+                }
                 2 if def.take(2, dim) && rep.take(0, 1) && rep.take(1, dim - 1) => {
                     let Some(x) = values.get(v..v + dim * 4) else {
                         return Ok(None);
                     };
-                    out.push(Some(f32_vec(x)));
+                    extend_from_plain(&mut out, x);
+                    valid.append(true);
                     v += dim * 4;
                 }
                 _ => return Ok(None),
@@ -433,7 +450,15 @@ pub(crate) fn decode(
             return Ok(None);
         }
     }
-    Ok((out.len() == rows).then_some(out))
+    if valid.len() != rows {
+        return Ok(None);
+    }
+    Ok(Some(DenseColumn {
+        rows,
+        dim,
+        values: ScalarBuffer::from(out),
+        nulls: (nulls > 0).then(|| NullBuffer::new(valid.finish())),
+    }))
 }
 
 #[cfg(test)]

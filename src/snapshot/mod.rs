@@ -2,6 +2,7 @@
 //! its checksum, and Parquet parts per collection. This module knows no
 //! database; it turns neutral [`crate::model::Record`]s into files and back.
 
+pub mod block;
 pub mod columns;
 mod dense;
 pub mod layout;
@@ -9,6 +10,7 @@ pub mod manifest;
 pub mod reader;
 pub mod writer;
 
+pub use block::RecordBlock;
 pub use manifest::{CollectionManifest, Manifest, MetadataSchema, PartManifest, SourceInfo};
 pub use reader::{Snapshot, VerifyReport};
 pub use writer::{CollectionWriter, SnapshotWriter, VectorCompression, WriteOptions};

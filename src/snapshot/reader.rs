@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::mpsc::{TryRecvError, channel};
 
+use arrow::array::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -24,7 +25,8 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::model::{IdKind, Record, VectorKind};
 
-use super::columns::{arrow_schema, decode_batch};
+use super::block::RecordBlock;
+use super::columns::arrow_schema;
 use super::dense;
 use super::layout::{MANIFEST, MANIFEST_CHECKSUM};
 use super::manifest::{CollectionManifest, Manifest, PartManifest, VectorColumn, limits};
@@ -267,16 +269,18 @@ impl Snapshot {
         })
     }
 
-    /// Streams a collection's records in batches of at most `batch_rows`.
+    /// Streams a collection's rows in blocks of at most `batch_rows` rows.
     ///
-    /// Row groups are decoded on the rayon pool, a few ahead of the one being
-    /// returned, and handed out in order; dense vector columns are decoded
-    /// straight from their pages where they have the layout vecport writes.
-    pub fn records<'a>(
+    /// Row groups are read and decoded on the rayon pool, a few ahead of the
+    /// one being returned, and handed out in order; dense vector columns are
+    /// decoded straight from their pages into one buffer per row group where
+    /// they have the layout vecport writes. The blocks of one row group share
+    /// its buffers.
+    pub fn blocks<'a>(
         &'a self,
         collection: &'a CollectionManifest,
         batch_rows: usize,
-    ) -> impl Iterator<Item = Result<Vec<Record>>> + Send + 'a {
+    ) -> impl Iterator<Item = Result<RecordBlock>> + Send + 'a {
         let batch_rows = batch_rows.max(1);
         let ahead = rayon::current_num_threads().max(1) + 1;
         let context = Arc::new(GroupContext {
@@ -285,21 +289,29 @@ impl Snapshot {
         });
         let mut parts = collection.parts.iter();
         let mut part: Option<(Arc<OpenPart>, usize)> = None;
-        let (tx, rx) = channel::<(u64, Result<Vec<Record>>)>();
-        let mut done: BTreeMap<u64, Result<Vec<Record>>> = BTreeMap::new();
+        let (tx, rx) = channel::<(u64, Result<RecordBlock>)>();
+        let mut done: BTreeMap<u64, Result<RecordBlock>> = BTreeMap::new();
         let (mut next, mut taken) = (0u64, 0u64);
         let mut exhausted = false;
-        let mut current: std::vec::IntoIter<Record> = Vec::new().into_iter();
+        let mut current: Option<(RecordBlock, usize)> = None;
         let mut failed = false;
         std::iter::from_fn(move || {
             loop {
                 if failed {
                     return None;
                 }
-                if !current.as_slice().is_empty() {
-                    let batch: Vec<Record> = current.by_ref().take(batch_rows).collect();
-                    return Some(Ok(batch));
+                if let Some((block, offset)) = current.as_mut()
+                    && *offset < block.len()
+                {
+                    let out = if *offset == 0 && block.len() <= batch_rows {
+                        block.clone()
+                    } else {
+                        block.slice(*offset, batch_rows)
+                    };
+                    *offset += out.len();
+                    return Some(Ok(out));
                 }
+                current = None;
                 // Keep `ahead` row groups in flight.
                 while !exhausted && next - taken < ahead as u64 {
                     if part
@@ -367,7 +379,7 @@ impl Snapshot {
                 };
                 taken += 1;
                 match group {
-                    Ok(records) => current = records.into_iter(),
+                    Ok(block) => current = Some((block, 0)),
                     Err(e) => {
                         failed = true;
                         return Some(Err(e));
@@ -375,6 +387,17 @@ impl Snapshot {
                 }
             }
         })
+    }
+
+    /// Streams a collection's records in batches of at most `batch_rows`:
+    /// [`Snapshot::blocks`], each row made a [`Record`].
+    pub fn records<'a>(
+        &'a self,
+        collection: &'a CollectionManifest,
+        batch_rows: usize,
+    ) -> impl Iterator<Item = Result<Vec<Record>>> + Send + 'a {
+        self.blocks(collection, batch_rows)
+            .map(|block| block.and_then(|b| b.to_records()))
     }
 }
 
@@ -392,8 +415,12 @@ struct GroupContext {
     id_kind: IdKind,
 }
 
-/// Decodes row group `index` of `part` into records.
-fn read_group(part: &OpenPart, index: usize, cx: &GroupContext) -> Result<Vec<Record>> {
+/// Decodes row group `index` of `part` into a block.
+///
+/// The row group's column chunks are read with one positioned read; dense
+/// columns with the direct layout are decoded from that buffer straight into
+/// their contiguous values, the rest goes through Arrow over the same buffer.
+fn read_group(part: &OpenPart, index: usize, cx: &GroupContext) -> Result<RecordBlock> {
     let at = part.path.display().to_string();
     let parquet_err = |e: parquet::errors::ParquetError| Error::Parquet {
         path: part.path.clone(),
@@ -401,10 +428,40 @@ fn read_group(part: &OpenPart, index: usize, cx: &GroupContext) -> Result<Vec<Re
     };
     let metadata = part.meta.metadata();
     let group = metadata.row_group(index);
-    let rows = group.num_rows() as usize;
+    let rows = usize::try_from(group.num_rows()).map_err(|_| Error::Parquet {
+        path: part.path.clone(),
+        message: format!("row group {index} has a negative row count"),
+    })?;
+    let (start, end) = group
+        .columns()
+        .iter()
+        .map(|c| {
+            let (start, len) = c.byte_range();
+            (start, start.saturating_add(len))
+        })
+        .fold((u64::MAX, 0), |(s, e), (cs, ce)| (s.min(cs), e.max(ce)));
+    let chunk = if start < end {
+        let len = usize::try_from(end - start)
+            .ok()
+            .filter(|_| end <= part.file.len)
+            .ok_or_else(|| Error::Parquet {
+                path: part.path.clone(),
+                message: format!(
+                    "row group {index} spans bytes {start}..{end}, beyond the file's {} bytes",
+                    part.file.len
+                ),
+            })?;
+        read_exact_at(&part.file, start, len).map_err(parquet_err)?
+    } else {
+        Bytes::new()
+    };
+    let chunk = Arc::new(ChunkSlice {
+        start: start.min(end),
+        bytes: chunk,
+    });
     let descr = part.meta.parquet_schema();
     // Dense columns with the direct layout; the rest goes through Arrow.
-    let mut direct: Vec<Option<Vec<Option<Vec<f32>>>>> = vec![None; cx.vectors.len()];
+    let mut direct = vec![None; cx.vectors.len()];
     let mut skip = HashSet::new();
     for (i, v) in cx.vectors.iter().enumerate() {
         if v.field.kind != VectorKind::Dense {
@@ -414,17 +471,12 @@ fn read_group(part: &OpenPart, index: usize, cx: &GroupContext) -> Result<Vec<Re
             .filter(|&c| descr.column(c).path().parts()[0] == v.column)
             .collect();
         let [leaf] = leaves[..] else { continue };
-        let chunk = group.column(leaf);
-        let (start, len) = chunk.byte_range();
-        let bytes = part
-            .file
-            .get_bytes(start, len as usize)
-            .map_err(parquet_err)?;
-        let slice = ChunkSlice { start, bytes };
+        let column = group.column(leaf);
         let mut pages =
-            SerializedPageReader::new(Arc::new(slice), chunk, rows, None).map_err(parquet_err)?;
+            SerializedPageReader::new(chunk.clone(), column, rows, None).map_err(parquet_err)?;
         let dim = v.field.dimension.unwrap_or(0) as usize;
-        if let Some(values) = dense::decode(&mut pages, &descr.column(leaf), dim, rows)? {
+        let bytes = column.byte_range().1 as usize;
+        if let Some(values) = dense::decode(&mut pages, &descr.column(leaf), dim, rows, bytes)? {
             direct[i] = Some(values);
             skip.insert(v.column.as_str());
         }
@@ -440,7 +492,7 @@ fn read_group(part: &OpenPart, index: usize, cx: &GroupContext) -> Result<Vec<Re
         .collect();
     let mask = ProjectionMask::roots(descr, roots);
     let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-        PartFileRef(part.file.clone()),
+        ChunkSlice::clone(&chunk),
         part.meta.clone(),
     )
     .with_row_groups(vec![index])
@@ -448,25 +500,34 @@ fn read_group(part: &OpenPart, index: usize, cx: &GroupContext) -> Result<Vec<Re
     .with_batch_size(rows.max(1))
     .build()
     .map_err(parquet_err)?;
-    let mut out = Vec::with_capacity(rows);
-    let mut offset = 0;
+    let mut batches = Vec::with_capacity(1);
     for batch in reader {
-        let batch = batch.map_err(|e| Error::Parquet {
+        batches.push(batch.map_err(|e| Error::Parquet {
             path: part.path.clone(),
             message: e.to_string(),
-        })?;
-        let n = batch.num_rows();
-        out.extend(decode_batch(
-            &batch,
-            &cx.vectors,
-            cx.id_kind,
-            &at,
-            &mut direct,
-            offset,
-        )?);
-        offset += n;
+        })?);
     }
-    Ok(out)
+    // One batch of `rows` rows (none for an empty row group).
+    let batch = match (batches.pop(), batches.is_empty()) {
+        (Some(batch), true) => batch,
+        (None, _) => RecordBatch::new_empty(arrow_schema(&cx.vectors)),
+        (Some(_), false) => {
+            return Err(Error::Parquet {
+                path: part.path.clone(),
+                message: format!("row group {index} decoded into more than one batch"),
+            });
+        }
+    };
+    if batch.num_rows() != rows {
+        return Err(Error::Parquet {
+            path: part.path.clone(),
+            message: format!(
+                "row group {index} decoded into {} rows, its footer says {rows}",
+                batch.num_rows()
+            ),
+        });
+    }
+    RecordBlock::new(&batch, &cx.vectors, cx.id_kind, &at, direct)
 }
 
 /// A part file read with positioned reads, so row groups can be read from
@@ -523,27 +584,65 @@ impl Read for PartRead {
     }
 }
 
-/// Reads `length` bytes at `start` (into memory that is not zeroed first).
+/// Reads `length` bytes at `start`.
 fn read_exact_at(file: &PartFile, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-    struct At<'a>(&'a PartFile, u64);
-    impl Read for At<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.0.read_at(buf, self.1)?;
-            self.1 += n as u64;
-            Ok(n)
-        }
-    }
-    let mut buf = Vec::with_capacity(length);
-    let read = At(file, start)
-        .take(length as u64)
-        .read_to_end(&mut buf)
-        .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
-    if read != length {
-        return Err(parquet::errors::ParquetError::EOF(format!(
+    let short = |read: usize| {
+        parquet::errors::ParquetError::EOF(format!(
             "expected {length} bytes at offset {start}, the file ends after {read}"
-        )));
+        ))
+    };
+    let io = |e: std::io::Error| parquet::errors::ParquetError::External(Box::new(e));
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    {
+        use std::os::fd::AsRawFd;
+        unsafe extern "C" {
+            fn pread(fd: i32, buf: *mut u8, count: usize, offset: i64) -> isize;
+        }
+        // Read into memory that is not zeroed first: `pread` writes through a
+        // raw pointer, and only the bytes it reports are marked initialised.
+        let mut buf = Vec::<u8>::with_capacity(length);
+        while buf.len() < length {
+            let filled = buf.len();
+            let offset = i64::try_from(start + filled as u64).map_err(|_| short(filled))?;
+            let spare = buf.spare_capacity_mut();
+            // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by
+            // `buf`; `pread` writes at most that many bytes into it.
+            let n = unsafe {
+                pread(
+                    file.file.as_raw_fd(),
+                    spare.as_mut_ptr().cast::<u8>(),
+                    spare.len(),
+                    offset,
+                )
+            };
+            match n {
+                0 => return Err(short(filled)),
+                n if n < 0 => {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() != std::io::ErrorKind::Interrupted {
+                        return Err(io(e));
+                    }
+                }
+                // SAFETY: `pread` initialised `n` more bytes, within the capacity.
+                n => unsafe { buf.set_len(filled + n as usize) },
+            }
+        }
+        Ok(Bytes::from(buf))
     }
-    Ok(Bytes::from(buf))
+    #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+    {
+        let mut buf = vec![0u8; length];
+        let mut filled = 0;
+        while filled < length {
+            match file.read_at(&mut buf[filled..], start + filled as u64) {
+                Ok(0) => return Err(short(filled)),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Ok(Bytes::from(buf))
+    }
 }
 
 impl Length for PartFile {
@@ -572,34 +671,8 @@ impl ChunkReader for PartFile {
     }
 }
 
-/// A shared [`PartFile`] as a [`ChunkReader`].
-struct PartFileRef(Arc<PartFile>);
-
-impl Length for PartFileRef {
-    fn len(&self) -> u64 {
-        self.0.len
-    }
-}
-
-impl ChunkReader for PartFileRef {
-    type T = std::io::BufReader<PartRead>;
-
-    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
-        Ok(std::io::BufReader::with_capacity(
-            1 << 20,
-            PartRead {
-                file: self.0.clone(),
-                offset: start,
-            },
-        ))
-    }
-
-    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        read_exact_at(&self.0, start, length)
-    }
-}
-
-/// A column chunk read into memory, addressed by file offsets.
+/// Column chunks read into memory, addressed by file offsets.
+#[derive(Clone)]
 struct ChunkSlice {
     start: u64,
     bytes: Bytes,

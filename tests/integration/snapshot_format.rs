@@ -727,6 +727,32 @@ fn check_round_trip(case: &Case) {
 
         let read = read_collection(&snapshot, &spec.name);
         assert_same_records(records, &read, &at);
+
+        // The same rows as blocks, each row read into one reused record.
+        let mut scratch = Record::dense(RecordId::String(String::new()), Vec::new());
+        let mut next = 0;
+        for block in snapshot.blocks(c, 6) {
+            let block = block.unwrap_or_else(|e| panic!("{at}: blocks: {e}"));
+            assert!(!block.is_empty() && block.len() <= 6, "{at}: block size");
+            for row in 0..block.len() {
+                let expected = &records[next];
+                block.read_into(row, &mut scratch).unwrap();
+                let at = format!("{at}: block row {next}");
+                assert_same_records(
+                    std::slice::from_ref(expected),
+                    std::slice::from_ref(&scratch),
+                    &at,
+                );
+                assert_eq!(block.id(row), expected.id.to_string(), "{at}");
+                for (field, value) in expected.vectors.iter().enumerate() {
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    let expected = value.as_ref().and_then(Vector::as_dense).map(bits);
+                    assert_eq!(block.dense(field, row).map(bits), expected, "{at}");
+                }
+                next += 1;
+            }
+        }
+        assert_eq!(next, records.len(), "{at}: rows in blocks");
     }
 }
 
