@@ -9,7 +9,7 @@
 //! dropped connection) is retried.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -18,6 +18,87 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::redact::Secret;
+
+/// Buffers that response bodies are read into, kept for the responses after
+/// them. A page of vectors is megabytes; reading each into fresh memory
+/// costs a page fault for every 4 KiB touched and returns the memory only to
+/// fault it in again for the next page, which cost more CPU than decoding
+/// the page's ids and payloads.
+#[derive(Debug, Clone, Default)]
+struct BodyBuffers(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl BodyBuffers {
+    /// Buffers kept: the pages in flight at once (one decoding, one being
+    /// received, a few concurrent writes answered).
+    const KEEP: usize = 4;
+    /// Larger buffers are not kept, so what is kept stays small beside the
+    /// pages in flight.
+    const KEEP_BYTES: usize = 64 << 20;
+
+    /// Reads the whole body of `resp` into a kept buffer, which goes back to
+    /// the pool when the last clone of the returned `Bytes` is dropped.
+    async fn read(&self, mut resp: reqwest::Response) -> reqwest::Result<bytes::Bytes> {
+        let mut buf = self.take(resp.content_length().unwrap_or(0));
+        while let Some(chunk) = resp.chunk().await? {
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(self.wrap(buf))
+    }
+
+    /// An empty buffer, a kept one if there is one, with room for `expected`
+    /// bytes (as far as a kept buffer would hold: a length header is no
+    /// reason to reserve gigabytes before they arrive).
+    fn take(&self, expected: u64) -> Vec<u8> {
+        let mut buf = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        buf.reserve(expected.min(Self::KEEP_BYTES as u64) as usize);
+        buf
+    }
+
+    /// `buf` as `Bytes` that give it back when dropped.
+    fn wrap(&self, buf: Vec<u8>) -> bytes::Bytes {
+        bytes::Bytes::from_owner(KeptBuffer {
+            buf,
+            pool: self.clone(),
+        })
+    }
+
+    /// Buffers kept now.
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+/// A body in a buffer of [`BodyBuffers`], returned to it on drop.
+struct KeptBuffer {
+    buf: Vec<u8>,
+    pool: BodyBuffers,
+}
+
+impl AsRef<[u8]> for KeptBuffer {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for KeptBuffer {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.buf);
+        if buf.capacity() > BodyBuffers::KEEP_BYTES {
+            return;
+        }
+        buf.clear();
+        let mut kept = self.pool.0.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() < BodyBuffers::KEEP {
+            kept.push(buf);
+        }
+    }
+}
 
 /// Requests retried by every client of this process.
 static RETRIED: AtomicU64 = AtomicU64::new(0);
@@ -97,6 +178,7 @@ pub struct HttpClient {
     retries: Arc<AtomicU64>,
     /// Whether the server has answered at least once (any status).
     answered: Arc<AtomicBool>,
+    buffers: BodyBuffers,
 }
 
 impl HttpClient {
@@ -139,6 +221,7 @@ impl HttpClient {
             retry: retry_policy(),
             retries: Arc::new(AtomicU64::new(0)),
             answered: Arc::new(AtomicBool::new(false)),
+            buffers: BodyBuffers::default(),
         })
     }
 
@@ -195,7 +278,7 @@ impl HttpClient {
                     self.answered.store(true, Ordering::Relaxed);
                     let status = resp.status();
                     let retry_after = retry_after(resp.headers());
-                    match resp.bytes().await {
+                    match self.buffers.read(resp).await {
                         Ok(body) => Ok((status, retry_after, body)),
                         Err(e) => Err(e),
                     }
@@ -391,5 +474,43 @@ mod tests {
         for s in [200, 400, 401, 404, 409, 413, 501, 505] {
             assert!(!retryable(StatusCode::from_u16(s).unwrap()), "{s}");
         }
+    }
+
+    #[test]
+    fn body_buffers_come_back_when_the_last_view_is_dropped() {
+        let pool = BodyBuffers::default();
+        let mut buf = pool.take(1000);
+        assert!(buf.capacity() >= 1000);
+        buf.extend_from_slice(b"{\"result\":[]}");
+        let at = buf.as_ptr();
+        let body = pool.wrap(buf);
+        let part = body.slice(1..9);
+        assert_eq!(&body[..], b"{\"result\":[]}");
+        drop(body);
+        assert_eq!(pool.kept(), 0, "a slice still uses the buffer");
+        assert_eq!(&part[..], b"\"result\"");
+        drop(part);
+        assert_eq!(pool.kept(), 1);
+        let again = pool.take(10);
+        assert_eq!(
+            (again.as_ptr(), again.len()),
+            (at, 0),
+            "the same buffer, emptied"
+        );
+    }
+
+    #[test]
+    fn body_buffers_keep_a_few_small_ones() {
+        let pool = BodyBuffers::default();
+        let bodies: Vec<_> = (0..BodyBuffers::KEEP + 2)
+            .map(|_| pool.wrap(pool.take(64)))
+            .collect();
+        drop(bodies);
+        assert_eq!(pool.kept(), BodyBuffers::KEEP);
+        let pool = BodyBuffers::default();
+        drop(pool.wrap(Vec::with_capacity(BodyBuffers::KEEP_BYTES + 1)));
+        assert_eq!(pool.kept(), 0, "an outsized buffer is freed");
+        let huge = pool.take(u64::MAX);
+        assert!(huge.capacity() <= 2 * BodyBuffers::KEEP_BYTES);
     }
 }
