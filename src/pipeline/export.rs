@@ -265,29 +265,21 @@ fn clean(dir: &Path, state: &ExportState) -> Result<()> {
             Err(e) => Err(Error::io(d, e)),
         }
     };
-    let remove = |p: &Path| {
-        if p.is_dir() {
-            fs::remove_dir_all(p)
-        } else {
-            fs::remove_file(p)
-        }
-        .map_err(|e| Error::io(p, e))
-    };
     for path in entries(dir)? {
         let name = path.file_name().unwrap_or_default();
         if name != STATE_DIR && name != COLLECTIONS_DIR {
-            remove(&path)?;
+            remove_entry(&path)?;
         }
     }
     for path in entries(&dir.join(COLLECTIONS_DIR))? {
         let Some(c) = kept.iter().find(|c| dir.join(&c.directory) == path) else {
-            remove(&path)?;
+            remove_entry(&path)?;
             continue;
         };
         for file in entries(&path)? {
             let name = file.file_name().unwrap_or_default();
             if !c.parts.iter().any(|p| name == p.path.as_str()) {
-                remove(&file)?;
+                remove_entry(&file)?;
             }
         }
     }
@@ -440,12 +432,17 @@ fn remove_partial(dir: &Path, existed: bool) {
     }
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
-            let p = e.path();
-            let _ = if p.is_dir() {
-                fs::remove_dir_all(&p)
-            } else {
-                fs::remove_file(&p)
-            };
+            let _ = remove_entry(&e.path());
         }
     }
+}
+
+/// Removes `path`: a directory with all it holds, else the file.
+fn remove_entry(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    }
+    .map_err(|e| Error::io(path, e))
 }

@@ -16,7 +16,7 @@ use crate::connectors::Cursor;
 use crate::error::{Error, Result};
 use crate::snapshot::CollectionManifest;
 use crate::snapshot::layout::TEMP_SUFFIX;
-use crate::snapshot::writer::write_atomic;
+use crate::snapshot::writer::{sync_dir, write_atomic};
 
 /// The directory of progress files inside a snapshot directory.
 pub const STATE_DIR: &str = ".vecport-state";
@@ -245,10 +245,7 @@ fn save<T: Serialize>(path: &Path, state: &T) -> Result<()> {
         .map_err(|e| Error::InvalidData(format!("cannot encode the progress file: {e}")))?;
     bytes.push(b'\n');
     write_atomic(path, &bytes)?;
-    if let Ok(d) = fs::File::open(dir) {
-        d.sync_all().map_err(|e| Error::io(dir, e))?;
-    }
-    Ok(())
+    sync_dir(dir)
 }
 
 #[cfg(test)]

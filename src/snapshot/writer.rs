@@ -268,9 +268,10 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    // Directories cannot be opened for syncing on every platform; where they
-    // can, this makes the renames durable.
+/// Syncs directory `dir`, making the renames inside it durable. Directories
+/// cannot be opened for syncing on every platform; where they cannot, this
+/// does nothing.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     if let Ok(d) = File::open(dir) {
         d.sync_all().map_err(|e| Error::io(dir, e))?;
     }

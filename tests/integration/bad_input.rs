@@ -18,8 +18,9 @@ use crate::emulators::qdrant::{self, QdrantEmulator, QdrantOptions};
 use crate::emulators::weaviate::{self, WeaviateOptions};
 use crate::emulators::{Faults, Served};
 use crate::snapshot_format::rewrite_manifest;
-use crate::support::cli::{files_under, plain_records, vecport};
+use crate::support::cli::{files_under, import_quietly, plain_records, vecport};
 use crate::support::data;
+use crate::support::http;
 
 fn qdrant() -> QdrantEmulator {
     qdrant::start_background(QdrantOptions::default()).unwrap()
@@ -47,10 +48,7 @@ fn snapshot(dir: &Path, name: &str, n: usize, dim: u32, metric: Metric) -> PathB
 /// Seeds collection `name` in `e` with `n` plain records through the CLI.
 fn seed(e: &QdrantEmulator, dir: &Path, name: &str, n: usize, dim: u32, metric: Metric) {
     let snap = snapshot(dir, &format!("seed-{name}"), n, dim, metric);
-    vecport()
-        .args(["import", s(&snap), &url(e, name), "-q"])
-        .assert()
-        .success();
+    import_quietly(&snap, &url(e, name));
     assert_eq!(e.state().points_count(name), Some(n));
 }
 
@@ -513,10 +511,7 @@ fn target_with_another_dimension_or_metric() {
     let w = weaviate::start_background(WeaviateOptions::default()).unwrap();
     let base = snapshot(tmp.path(), "w-base", 4, 4, Metric::Dot);
     let class = format!("weaviate://{}/Docs", w.addr());
-    vecport()
-        .args(["import", s(&base), &class, "-q"])
-        .assert()
-        .success();
+    import_quietly(&base, &class);
     let other = snapshot(tmp.path(), "w-l2", 3, 4, Metric::L2);
     w.faults().clear();
     vecport()
@@ -539,20 +534,14 @@ fn target_with_another_dimension_or_metric() {
 #[tokio::test(flavor = "multi_thread")]
 async fn protected_target_told_to_be_replaced() {
     let e = pinecone::start(PineconeOptions::default()).await.unwrap();
-    let http = reqwest::Client::new();
-    let created = http
-        .post(format!("{}/indexes", e.base_url()))
-        .header("content-type", "application/json")
-        .body(
-            json!({"name": "kept", "dimension": 4, "metric": "dotproduct",
-                   "deletion_protection": "enabled",
-                   "spec": {"serverless": {"cloud": "aws", "region": "us-east-1"}}})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success());
+    http::post(
+        &reqwest::Client::new(),
+        &format!("{}/indexes", e.base_url()),
+        json!({"name": "kept", "dimension": 4, "metric": "dotproduct",
+               "deletion_protection": "enabled",
+               "spec": {"serverless": {"cloud": "aws", "region": "us-east-1"}}}),
+    )
+    .await;
     let tmp = tempfile::tempdir().unwrap();
     let snap = snapshot(tmp.path(), "docs", 3, 4, Metric::Dot);
     e.faults().clear();
@@ -723,20 +712,15 @@ fn feature_the_target_lacks() {
 async fn objects_rejected_inside_a_200() {
     let w = weaviate::start(WeaviateOptions::default()).await.unwrap();
     w.set_auto_schema(false);
-    let created = reqwest::Client::new()
-        .post(format!("{}/v1/schema", w.base_url()))
-        .header("content-type", "application/json")
-        .body(
-            json!({"class": "Strict", "vectorizer": "none",
-                   "vectorIndexConfig": {"distance": "dot"},
-                   "properties": [{"name": "n", "dataType": ["int"]},
-                                  {"name": "vecport_id", "dataType": ["text"]}]})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success());
+    http::post(
+        &reqwest::Client::new(),
+        &format!("{}/v1/schema", w.base_url()),
+        json!({"class": "Strict", "vectorizer": "none",
+               "vectorIndexConfig": {"distance": "dot"},
+               "properties": [{"name": "n", "dataType": ["int"]},
+                              {"name": "vecport_id", "dataType": ["text"]}]}),
+    )
+    .await;
     let records: Vec<Record> = (0..6)
         .map(|i| {
             let mut r = Record::dense(RecordId::String(format!("r-{i}")), vec![i as f32, 1.0]);

@@ -1,126 +1,15 @@
 //! End to end against a real Chroma server (`CHROMA_URL`), through the CLI.
-//! Data goes in and comes out through raw HTTP requests written here, so
-//! vecport's own connector is checked by an independent reader and writer.
+//! Data goes in and comes out through raw HTTP requests (the test support's
+//! [`Raw`]), so vecport's own connector is checked by an independent reader
+//! and writer.
 
-use assert_cmd::Command;
 use serde_json::{Value, json};
-use vecport::model::{Metadata, Record, RecordId, Vector};
+use vecport::model::Vector;
 
+use crate::support::chroma::{Raw, host};
+use crate::support::cli::{export_quietly, import_quietly, vecport};
 use crate::support::data::{self, FLAT};
 use crate::support::{server_url, unique_name};
-
-const PREFIX: &str = "/api/v2/tenants/default_tenant/databases/default_database";
-
-/// A minimal raw Chroma client for seeding and reading back.
-pub struct Raw {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Raw {
-    pub fn new(base: &str) -> Raw {
-        Raw {
-            base: base.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method, format!("{}{PREFIX}{path}", self.base));
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        assert!(status.is_success(), "{path}: {status} {text}");
-        serde_json::from_str(&text).unwrap()
-    }
-
-    pub async fn create(&self, name: &str, space: &str, metadata: Value) -> String {
-        let body = json!({
-            "name": name,
-            "configuration": {"hnsw": {"space": space, "ef_construction": 123, "ef_search": 77, "max_neighbors": 24}},
-            "metadata": metadata,
-        });
-        self.call(reqwest::Method::POST, "/collections", Some(body))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    pub async fn collection(&self, name: &str) -> Value {
-        self.call(reqwest::Method::GET, &format!("/collections/{name}"), None)
-            .await
-    }
-
-    /// Upserts with embeddings as JSON numbers (not vecport's base64 path).
-    pub async fn upsert(&self, id: &str, records: &[Record]) {
-        for chunk in records.chunks(2000) {
-            let body = json!({
-                "ids": chunk.iter().map(|r| r.id.to_string()).collect::<Vec<_>>(),
-                "embeddings": chunk.iter().map(|r| r.vectors[0].as_ref().unwrap().as_dense().unwrap().to_vec()).collect::<Vec<_>>(),
-                "metadatas": chunk.iter().map(|r| r.metadata.clone().map_or(Value::Null, Value::Object)).collect::<Vec<_>>(),
-                "documents": chunk.iter().map(|r| r.document.clone()).collect::<Vec<_>>(),
-                "uris": chunk.iter().map(|r| r.uri.clone()).collect::<Vec<_>>(),
-            });
-            self.call(
-                reqwest::Method::POST,
-                &format!("/collections/{id}/upsert"),
-                Some(body),
-            )
-            .await;
-        }
-    }
-
-    /// Every record, read with offset paging.
-    pub async fn read_all(&self, id: &str) -> Vec<Record> {
-        let mut out = Vec::new();
-        loop {
-            let body = json!({"limit": 5000, "offset": out.len(), "include": ["embeddings", "metadatas", "documents", "uris"]});
-            let page = self
-                .call(
-                    reqwest::Method::POST,
-                    &format!("/collections/{id}/get"),
-                    Some(body),
-                )
-                .await;
-            let ids = page["ids"].as_array().unwrap();
-            for (i, rid) in ids.iter().enumerate() {
-                let emb: Vec<f32> = serde_json::from_value(page["embeddings"][i].clone()).unwrap();
-                let metadata: Option<Metadata> =
-                    serde_json::from_value(page["metadatas"][i].clone()).unwrap();
-                out.push(Record {
-                    id: RecordId::String(rid.as_str().unwrap().to_owned()),
-                    namespace: None,
-                    vectors: vec![Some(Vector::Dense(emb))],
-                    metadata: metadata.filter(|m| !m.is_empty()),
-                    document: page["documents"][i].as_str().map(str::to_owned),
-                    uri: page["uris"][i].as_str().map(str::to_owned),
-                });
-            }
-            if ids.len() < 5000 {
-                return out;
-            }
-        }
-    }
-}
-
-fn vecport() -> Command {
-    Command::cargo_bin("vecport").unwrap()
-}
-
-/// `HOST:PORT` of a Chroma server URL, as `chroma://` URLs take it.
-pub fn host(url: &str) -> String {
-    url.trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned()
-}
 
 /// Seeds a collection, exports it, verifies the snapshot, imports it under a
 /// new name and compares source, snapshot and target record by record.
@@ -151,15 +40,7 @@ async fn export_verify_import(space: &str, n: usize, tolerance: f32) {
 
     let tmp = tempfile::tempdir().unwrap();
     let snap = tmp.path().join("snap");
-    vecport()
-        .args([
-            "export",
-            &format!("chroma://{}/{source}", host(&url)),
-            snap.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
+    export_quietly(&format!("chroma://{}/{source}", host(&url)), &snap);
     vecport()
         .args(["verify", snap.to_str().unwrap()])
         .assert()
@@ -203,15 +84,7 @@ async fn export_verify_import(space: &str, n: usize, tolerance: f32) {
         None
     );
 
-    vecport()
-        .args([
-            "import",
-            snap.to_str().unwrap(),
-            &format!("chroma://{}/{target}", host(&url)),
-            "-q",
-        ])
-        .assert()
-        .success();
+    import_quietly(&snap, &format!("chroma://{}/{target}", host(&url)));
     let target_json = raw.collection(&target).await;
     let source_json = raw.collection(&source).await;
     assert_eq!(

@@ -1,18 +1,12 @@
 //! The command line: messages and exit codes.
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 
 use crate::conformance::write_snapshot;
+use crate::support::cli::vecport;
 use crate::support::data::{self, FLAT};
 use crate::support::{server_url, unique_name};
-
-fn vecport() -> Command {
-    let mut c = Command::cargo_bin("vecport").unwrap();
-    c.env_remove("CHROMA_TOKEN");
-    c
-}
 
 fn snapshot_in(dir: &std::path::Path) -> std::path::PathBuf {
     let snap = dir.join("snap");
@@ -148,7 +142,7 @@ fn non_empty_output_directory_is_refused() {
     let Some(url) = server_url("CHROMA_URL") else {
         return;
     };
-    let host = crate::chroma::host(&url);
+    let host = crate::support::chroma::host(&url);
     vecport()
         .args([
             "export",
@@ -170,7 +164,7 @@ fn missing_collection_exits_6() {
     let Some(url) = server_url("CHROMA_URL") else {
         return;
     };
-    let host = crate::chroma::host(&url);
+    let host = crate::support::chroma::host(&url);
     let tmp = tempfile::tempdir().unwrap();
     let name = unique_name("absent");
     vecport()
@@ -192,7 +186,7 @@ fn import_refuses_records_chroma_cannot_take_before_writing() {
     let Some(url) = server_url("CHROMA_URL") else {
         return;
     };
-    let host = crate::chroma::host(&url);
+    let host = crate::support::chroma::host(&url);
     let tmp = tempfile::tempdir().unwrap();
     let snap = tmp.path().join("snap");
     // Nested objects and nulls: Chroma's metadata is flat.

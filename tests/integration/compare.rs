@@ -1,17 +1,13 @@
 //! `vecport compare`: snapshots and databases, record by record.
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::{Value, json};
 use vecport::compare::{self, CompareOptions, Side};
 use vecport::model::{Metric, Vector};
 
 use crate::conformance::write_snapshot;
+use crate::support::cli::{import_quietly, vecport};
 use crate::support::data::{self, FULL};
-
-fn vecport() -> Command {
-    Command::cargo_bin("vecport").unwrap()
-}
 
 #[test]
 fn equal_snapshots_compare_equal_and_every_kind_of_difference_is_named() {
@@ -180,10 +176,7 @@ async fn a_database_compares_with_its_snapshot_stating_why_vectors_moved() {
         .collect();
     write_snapshot(&snap, &data::spec("docs", 8, Metric::Cosine), records);
     let url = format!("qdrant://{}/docs", e.addr());
-    vecport()
-        .args(["import", snap.to_str().unwrap(), &url, "-q"])
-        .assert()
-        .success();
+    import_quietly(&snap, &url);
     vecport()
         .args(["compare", snap.to_str().unwrap(), &url, "--float-ulps", "2"])
         .assert()
@@ -241,10 +234,7 @@ async fn search_parity_against_exact_neighbours_of_a_snapshot() {
         plain_records(800, 12, 6),
     );
     let url = format!("qdrant://{}/docs", e.addr());
-    vecport()
-        .args(["import", snap.to_str().unwrap(), &url, "-q"])
-        .assert()
-        .success();
+    import_quietly(&snap, &url);
     // The emulator searches by brute force: its neighbours are the exact ones.
     let output = vecport()
         .args([
@@ -278,7 +268,7 @@ async fn search_parity_after_a_chroma_to_chroma_migration() {
     let Some(chroma_url) = crate::support::server_url("CHROMA_URL") else {
         return;
     };
-    let host = crate::chroma::host(&chroma_url);
+    let host = crate::support::chroma::host(&chroma_url);
     let tmp = tempfile::tempdir().unwrap();
     let snap = tmp.path().join("s");
     let (source, target) = (
@@ -290,15 +280,7 @@ async fn search_parity_after_a_chroma_to_chroma_migration() {
         &data::spec(&source, 32, Metric::L2),
         plain_records(3000, 32, 8),
     );
-    vecport()
-        .args([
-            "import",
-            snap.to_str().unwrap(),
-            &format!("chroma://{host}"),
-            "-q",
-        ])
-        .assert()
-        .success();
+    import_quietly(&snap, &format!("chroma://{host}"));
     vecport()
         .current_dir(tmp.path())
         .args([

@@ -344,8 +344,24 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// The suite's tests in module `$module`, each skipped when `$fixture` is
+/// `None`.
 macro_rules! conformance {
     ($module:ident, $fixture:expr) => {
+        conformance!(
+            $module,
+            $fixture,
+            round_trip_every_metadata_type,
+            awkward_ids,
+            rich_collection,
+            empty_collection,
+            many_pages,
+            reimport_is_idempotent,
+            missing_collection_is_named,
+            unsupported_feature_is_refused
+        );
+    };
+    ($module:ident, $fixture:expr, $($case:ident),+) => {
         mod $module {
             use super::*;
 
@@ -353,63 +369,25 @@ macro_rules! conformance {
                 $fixture
             }
 
-            #[test]
-            fn round_trip_every_metadata_type() {
-                if let Some(f) = fixture() {
-                    runtime().block_on(super::round_trip_every_metadata_type(&f))
+            $(
+                #[test]
+                fn $case() {
+                    if let Some(f) = fixture() {
+                        runtime().block_on(super::$case(&f))
+                    }
                 }
-            }
-
-            #[test]
-            fn awkward_ids() {
-                if let Some(f) = fixture() {
-                    runtime().block_on(super::awkward_ids(&f))
-                }
-            }
-
-            #[test]
-            fn rich_collection() {
-                if let Some(f) = fixture() {
-                    runtime().block_on(super::rich_collection(&f))
-                }
-            }
-
-            #[test]
-            fn empty_collection() {
-                if let Some(f) = fixture() {
-                    runtime().block_on(super::empty_collection(&f))
-                }
-            }
-
-            #[test]
-            fn many_pages() {
-                if let Some(f) = fixture() {
-                    runtime().block_on(super::many_pages(&f))
-                }
-            }
-
-            #[test]
-            fn reimport_is_idempotent() {
-                if let Some(f) = fixture() {
-                    runtime().block_on(super::reimport_is_idempotent(&f))
-                }
-            }
-
-            #[test]
-            fn missing_collection_is_named() {
-                if let Some(f) = fixture() {
-                    runtime().block_on(super::missing_collection_is_named(&f))
-                }
-            }
-
-            #[test]
-            fn unsupported_feature_is_refused() {
-                if let Some(f) = fixture() {
-                    runtime().block_on(super::unsupported_feature_is_refused(&f))
-                }
-            }
+            )+
         }
     };
+}
+
+/// The case of [`Fixture::unsupported`]: the connector `open` makes and the
+/// rich collection, under `name`.
+fn lacking(
+    open: impl Fn() -> Arc<dyn Connector> + Send + Sync + 'static,
+    name: &'static str,
+) -> Box<dyn Fn() -> UnsupportedCase + Send + Sync> {
+    Box::new(move || (open(), data::rich_spec(name), data::rich_records(10, 1)))
 }
 
 fn memory_fixture() -> Fixture {
@@ -444,7 +422,7 @@ fn memory_fixture() -> Fixture {
 
 fn chroma_fixture() -> Option<Fixture> {
     let url = server_url("CHROMA_URL")?;
-    let host = crate::chroma::host(&url);
+    let host = crate::support::chroma::host(&url);
     let open_url = format!("chroma://{host}");
     let open = {
         let u = open_url.clone();
@@ -462,13 +440,7 @@ fn chroma_fixture() -> Option<Fixture> {
         // Chroma's JSON parser is not correctly rounded: ~1 in 9 metadata
         // floats is stored 1 ulp off on first write (fixtures/chroma/README.md).
         float_ulps: 1,
-        unsupported: Box::new(move || {
-            (
-                open(),
-                data::rich_spec("needs-sparse"),
-                data::rich_records(10, 1),
-            )
-        }),
+        unsupported: lacking(open, "needs-sparse"),
     })
 }
 
@@ -491,13 +463,7 @@ fn qdrant_fixture() -> Fixture {
         float_ulps: 2,
         _server: Some(Box::new(server)),
         // Namespaces: Qdrant has none.
-        unsupported: Box::new(move || {
-            (
-                open(),
-                data::rich_spec("needs-namespaces"),
-                data::rich_records(10, 1),
-            )
-        }),
+        unsupported: lacking(open, "needs-namespaces"),
     }
 }
 
@@ -521,13 +487,7 @@ fn pinecone_fixture() -> Fixture {
         ints_as_floats: true,
         _server: Some(Box::new(server)),
         // Multivectors: Pinecone has none.
-        unsupported: Box::new(move || {
-            (
-                open(),
-                data::rich_spec("needs-multi"),
-                data::rich_records(10, 1),
-            )
-        }),
+        unsupported: lacking(open, "needs-multi"),
     }
 }
 
@@ -551,13 +511,7 @@ fn weaviate_fixture() -> Fixture {
         ints_as_floats: false,
         _server: Some(Box::new(server)),
         // Sparse vectors: Weaviate has no user sparse vectors.
-        unsupported: Box::new(move || {
-            (
-                open(),
-                data::rich_spec("needs-sparse"),
-                data::rich_records(10, 1),
-            )
-        }),
+        unsupported: lacking(open, "needs-sparse"),
     }
 }
 
@@ -579,13 +533,7 @@ fn pgvector_fixture() -> Option<Fixture> {
         ints_as_floats: false,
         _server: None,
         // Multivectors: pgvector has none.
-        unsupported: Box::new(move || {
-            (
-                open(),
-                data::rich_spec("needs-multi"),
-                data::rich_records(10, 1),
-            )
-        }),
+        unsupported: lacking(open, "needs-multi"),
     })
 }
 

@@ -17,7 +17,7 @@ use crate::emulators::pinecone::{self, PineconeOptions};
 use crate::emulators::qdrant::{self, QdrantOptions};
 use crate::emulators::weaviate::{self, WeaviateOptions};
 use crate::emulators::{FaultCounts, FaultInjector, Faults};
-use crate::support::cli::{plain_records, sorted, vecport};
+use crate::support::cli::{import_quietly, plain_records, sorted, vecport};
 use crate::support::data;
 
 /// Records per fault run (the issue asks for at least 50,000).
@@ -250,10 +250,7 @@ fn slow_answers_time_out_and_are_retried() {
     let records = plain_records(500, 4, 3);
     write_snapshot(&a, &data::spec("slow", 4, Metric::Dot), records.clone());
     let target = format!("qdrant://{}/slow", e.addr());
-    vecport()
-        .args(["import", a.to_str().unwrap(), &target, "-q"])
-        .assert()
-        .success();
+    import_quietly(&a, &target);
     // The first two requests answer after 3 s; the client waits 0.5 s.
     let started = Instant::now();
     let b = tmp.path().join("b");

@@ -7,9 +7,11 @@
 //! in CI), and so is PostgreSQL + pgvector (`DATABASE_URL`); Qdrant,
 //! Pinecone and Weaviate are the emulators.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::json;
+use vecport::compare::{CompareOptions, Comparison, Side};
 use vecport::connectors::{self, Connector, ExistingTarget, Sink, Source};
 use vecport::model::{
     CollectionSpec, Metric, Record, RecordId, SparseVector, Vector, VectorField, VectorKind,
@@ -18,6 +20,7 @@ use vecport::pipeline::{self, ExportOptions, ImportOptions, Quiet};
 
 use crate::conformance::{read_snapshot, write_snapshot};
 use crate::support::data::{self, PINECONE};
+use crate::support::pipeline::{export_and_read, seed_from};
 use crate::support::{server_url, unique_name};
 
 /// One database of the matrix: its URL without a collection, and the
@@ -62,7 +65,7 @@ fn databases() -> Vec<Database> {
         },
     ];
     if let Some(chroma) = server_url("CHROMA_URL") {
-        let host = crate::chroma::host(&chroma);
+        let host = crate::support::chroma::host(&chroma);
         out.push(Database {
             name: "chroma",
             url: format!("chroma://{host}"),
@@ -95,6 +98,29 @@ fn comparable(mut records: Vec<Record>) -> Vec<Record> {
     records
 }
 
+/// `source` and `target` compared record by record (metadata floats within
+/// 4 ulps), and by 5 searches for 5 neighbours; a failure names `pair`.
+async fn compare(
+    source: &Arc<dyn Connector>,
+    target: &Arc<dyn Connector>,
+    work_dir: &Path,
+    pair: &str,
+) -> Comparison {
+    vecport::compare::compare(
+        &Side::Database(source.clone()),
+        &Side::Database(target.clone()),
+        &CompareOptions {
+            float_ulps: 4,
+            queries: 5,
+            k: 5,
+            work_dir: work_dir.to_owned(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{pair}, compare: {e}"))
+}
+
 #[test]
 fn every_database_migrates_into_every_other() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -116,14 +142,8 @@ fn every_database_migrates_into_every_other() {
         let mut sources = Vec::new();
         for db in &dbs {
             let name = unique_name("mx");
-            let report = pipeline::import(
-                &base,
-                db.open(Some(&name)).as_ref() as &dyn Sink,
-                &ImportOptions::default(),
-                &Quiet,
-            )
-            .await
-            .unwrap_or_else(|e| panic!("seeding {}: {e}", db.name));
+            let report =
+                seed_from(&base, db.open(Some(&name)).as_ref() as &dyn Sink, db.name).await;
             assert_eq!(report.collections[0].target_count, 300);
             sources.push((db, name));
         }
@@ -151,34 +171,14 @@ fn every_database_migrates_into_every_other() {
                 assert_eq!(manifest.collections[0].record_count, 300, "{pair}");
                 assert_eq!(report.collections[0].target_count, 300, "{pair}");
                 // compare: same records, and the same neighbours from both searches.
-                let result = vecport::compare::compare(
-                    &vecport::compare::Side::Database(source.clone()),
-                    &vecport::compare::Side::Database(target.clone()),
-                    &vecport::compare::CompareOptions {
-                        float_ulps: 4,
-                        queries: 5,
-                        k: 5,
-                        work_dir: tmp.path().to_owned(),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .unwrap_or_else(|e| panic!("{pair}, compare: {e}"));
+                let result = compare(&source, &target, tmp.path(), &pair).await;
                 let c = &result.collections[0];
                 assert!(result.equal, "{pair}: {c:#?}");
                 let recall = c.search.as_ref().and_then(|p| p.b_vs_a).unwrap();
                 assert!(recall >= 0.9, "{pair}: recall@5 {recall}");
                 // Out of the target again: the records the source was seeded with.
                 let out = tmp.path().join(format!("{}-{}-out", from.name, to.name));
-                pipeline::export(
-                    target.as_ref() as &dyn Source,
-                    &out,
-                    &ExportOptions::default(),
-                    &Quiet,
-                )
-                .await
-                .unwrap_or_else(|e| panic!("{pair}, export: {e}"));
-                let (_, got) = read_snapshot(&out);
+                let (_, got) = export_and_read(target.as_ref() as &dyn Source, &out, &pair).await;
                 // Chroma and Qdrant may move a metadata float by an ulp per write.
                 if let Some(diff) = data::first_difference_within(&want, &comparable(got), 0.0, 4) {
                     panic!("{pair} changed records: {diff}");
@@ -280,14 +280,7 @@ fn sparse_vectors_move_between_the_databases_that_have_them() {
         for from in dbs.iter().filter(|d| sparse(d)) {
             let source_name = unique_name("sp");
             let source = from.open(Some(&source_name));
-            pipeline::import(
-                &base,
-                source.as_ref() as &dyn Sink,
-                &ImportOptions::default(),
-                &Quiet,
-            )
-            .await
-            .unwrap_or_else(|e| panic!("seeding {}: {e}", from.name));
+            seed_from(&base, source.as_ref() as &dyn Sink, from.name).await;
             for to in &dbs {
                 let pair = format!("{} → {}", from.name, to.name);
                 let target_name = unique_name("sp");
@@ -349,19 +342,7 @@ fn sparse_vectors_move_between_the_databases_that_have_them() {
                     "{pair}: {:?}",
                     imported.notes
                 );
-                let result = vecport::compare::compare(
-                    &vecport::compare::Side::Database(source.clone()),
-                    &vecport::compare::Side::Database(target.clone()),
-                    &vecport::compare::CompareOptions {
-                        float_ulps: 4,
-                        queries: 5,
-                        k: 5,
-                        work_dir: tmp.path().to_owned(),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .unwrap_or_else(|e| panic!("{pair}, compare: {e}"));
+                let result = compare(&source, &target, tmp.path(), &pair).await;
                 let c = &result.collections[0];
                 let (missing, extra, differing) =
                     (c.missing.count, c.extra.count, c.differing.count);
@@ -384,15 +365,8 @@ fn sparse_vectors_move_between_the_databases_that_have_them() {
                     // Out of the target again: the seed's records (vectors
                     // bit-exact; Qdrant may move a metadata float by an ulp).
                     let out = tmp.path().join(format!("{}-{}-out", from.name, to.name));
-                    pipeline::export(
-                        target.as_ref() as &dyn Source,
-                        &out,
-                        &ExportOptions::default(),
-                        &Quiet,
-                    )
-                    .await
-                    .unwrap_or_else(|e| panic!("{pair}, export: {e}"));
-                    let (snapshot, got) = read_snapshot(&out);
+                    let (snapshot, got) =
+                        export_and_read(target.as_ref() as &dyn Source, &out, &pair).await;
                     let got = by_field_names(&spec, &snapshot.manifest().collections[0].spec(), got);
                     let field = |f: &str| {
                         snapshot.manifest().collections[0]
@@ -418,7 +392,6 @@ fn sparse_vectors_move_between_the_databases_that_have_them() {
 #[tokio::test(flavor = "multi_thread")]
 async fn migrate_on_the_command_line_keeps_the_snapshot_only_when_asked() {
     use crate::emulators::{qdrant, weaviate};
-    use assert_cmd::Command;
     use predicates::prelude::*;
 
     let q = qdrant::start(qdrant::QdrantOptions::default())
@@ -435,7 +408,7 @@ async fn migrate_on_the_command_line_keeps_the_snapshot_only_when_asked() {
         data::records(120, 8, 3, PINECONE),
     );
     let vecport = || {
-        let mut c = Command::cargo_bin("vecport").unwrap();
+        let mut c = crate::support::cli::vecport();
         c.current_dir(tmp.path());
         c
     };
@@ -645,14 +618,12 @@ fn there_and_back_keeps_everything_but_what_the_reports_list() {
             spec.id_kind = None;
             write_snapshot(&base, &spec, seed.clone());
             let source_name = unique_name("rt");
-            pipeline::import(
+            seed_from(
                 &base,
                 from.open(Some(&source_name)).as_ref() as &dyn Sink,
-                &ImportOptions::default(),
-                &Quiet,
+                from.name,
             )
-            .await
-            .unwrap_or_else(|e| panic!("seeding {}: {e}", from.name));
+            .await;
             for to in &dbs {
                 let pair = format!("{} → {} → {}", from.name, to.name, from.name);
                 let (there, back) = (unique_name("rt"), unique_name("rt"));
@@ -715,15 +686,9 @@ fn there_and_back_keeps_everything_but_what_the_reports_list() {
                 .await
                 .unwrap_or_else(|e| panic!("{pair}, back: {e}"));
                 let out = tmp.path().join(format!("{}-{}-out", from.name, to.name));
-                pipeline::export(
-                    from.open(Some(&back)).as_ref() as &dyn Source,
-                    &out,
-                    &ExportOptions::default(),
-                    &Quiet,
-                )
-                .await
-                .unwrap_or_else(|e| panic!("{pair}, export: {e}"));
-                let (_, got) = read_snapshot(&out);
+                let (_, got) =
+                    export_and_read(from.open(Some(&back)).as_ref() as &dyn Source, &out, &pair)
+                        .await;
                 let (there_report, back_report) =
                     (Report::read(&report_there), Report::read(&report_back));
                 let listed: BTreeSet<_> = there_report
@@ -860,7 +825,6 @@ fn there_and_back_keeps_everything_but_what_the_reports_list() {
 #[tokio::test(flavor = "multi_thread")]
 async fn namespaces_go_into_a_metadata_key_and_come_back_from_it() {
     use crate::emulators::{pinecone, qdrant};
-    use assert_cmd::Command;
     use predicates::prelude::*;
     use std::collections::BTreeMap;
 
@@ -893,7 +857,7 @@ async fn namespaces_go_into_a_metadata_key_and_come_back_from_it() {
     let snap = tmp.path().join("snap");
     write_snapshot(&snap, &data::spec("docs", 4, Metric::Dot), records);
     let vecport = || {
-        let mut c = Command::cargo_bin("vecport").unwrap();
+        let mut c = crate::support::cli::vecport();
         c.current_dir(tmp.path());
         c
     };

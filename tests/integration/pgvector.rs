@@ -3,21 +3,15 @@
 //! with SQL written here, so the connector is checked by an independent
 //! reader and writer.
 
-use assert_cmd::Command;
 use serde_json::json;
 use tokio_postgres::{Client, NoTls};
 use vecport::model::{IdKind, Record, RecordId};
 
-use crate::chroma::Raw as RawChroma;
 use crate::conformance::read_snapshot;
+use crate::support::chroma::Trip;
+use crate::support::cli::{export_quietly, import_quietly, vecport};
 use crate::support::data::{self, WEAVIATE};
 use crate::support::{pgvector_url, server_url, unique_name};
-
-fn vecport() -> Command {
-    let mut c = Command::cargo_bin("vecport").unwrap();
-    c.env_remove("PGPASSWORD");
-    c
-}
 
 /// A table name unique to this run, a plain SQL identifier.
 fn table_name(prefix: &str) -> String {
@@ -100,15 +94,7 @@ async fn fifty_thousand_rows_keep_vectors_metadata_and_the_hnsw_index() {
 
     let tmp = tempfile::tempdir().unwrap();
     let snap = tmp.path().join("snap");
-    vecport()
-        .args([
-            "export",
-            &format!("{base}/{source}"),
-            snap.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
+    export_quietly(&format!("{base}/{source}"), &snap);
     eprintln!("exported at {:?}", started.elapsed());
     let (snapshot, records) = read_snapshot(&snap);
     let c = &snapshot.manifest().collections[0];
@@ -139,15 +125,7 @@ async fn fifty_thousand_rows_keep_vectors_metadata_and_the_hnsw_index() {
     assert_eq!(v[2], f32::MAX);
     drop(records);
 
-    vecport()
-        .args([
-            "import",
-            snap.to_str().unwrap(),
-            &format!("{base}/{target}"),
-            "-q",
-        ])
-        .assert()
-        .success();
+    import_quietly(&snap, &format!("{base}/{target}"));
     eprintln!("imported at {:?}", started.elapsed());
 
     // Same rows, vectors bit-exact (pgvector prints the shortest exact
@@ -222,50 +200,22 @@ async fn fifty_thousand_rows_keep_vectors_metadata_and_the_hnsw_index() {
         .unwrap();
 }
 
-fn sorted(mut r: Vec<Record>) -> Vec<Record> {
-    r.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
-    r
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn chroma_to_pgvector_and_back_restores_ids_metadata_and_documents() {
-    let Some(chroma_url) = server_url("CHROMA_URL") else {
+    let Some(chroma) = Trip::seed("to-pgvector", &data::records(600, 16, 31, WEAVIATE)).await
+    else {
         return;
     };
     let Some((client, base)) = sql().await else {
         return;
     };
-    let chroma_host = crate::chroma::host(&chroma_url);
-    let chroma = RawChroma::new(&chroma_url);
-    let source = unique_name("to-pgvector");
-    let id = chroma
-        .create(&source, "l2", json!({"origin": "chroma"}))
-        .await;
-    let written = data::records(600, 16, 31, WEAVIATE);
-    chroma.upsert(&id, &written).await;
-    let original = sorted(chroma.read_all(&id).await);
+    let original = &chroma.records;
 
     let tmp = tempfile::tempdir().unwrap();
     let (snap_a, snap_b) = (tmp.path().join("a"), tmp.path().join("b"));
     let table = table_name("from_chroma");
-    vecport()
-        .args([
-            "export",
-            &format!("chroma://{chroma_host}/{source}"),
-            snap_a.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
-    vecport()
-        .args([
-            "import",
-            snap_a.to_str().unwrap(),
-            &format!("{base}/{table}"),
-            "-q",
-        ])
-        .assert()
-        .success();
+    chroma.export(&snap_a);
+    import_quietly(&snap_a, &format!("{base}/{table}"));
     // In PostgreSQL: the ids as text keys, documents in their column, an L2 index.
     let row = client
         .query_one(
@@ -290,41 +240,21 @@ async fn chroma_to_pgvector_and_back_restores_ids_metadata_and_documents() {
         "{indexes:?}"
     );
 
-    vecport()
-        .args([
-            "export",
-            &format!("{base}/{table}"),
-            snap_b.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
-    let (snapshot, back) = read_snapshot(&snap_b);
-    assert_eq!(snapshot.manifest().collections[0].id_kind, IdKind::String);
-    assert_eq!(
-        data::first_difference_within(&original, &sorted(back), 0.0, 0),
-        None,
-        "Chroma → pgvector → snapshot"
+    chroma.assert_exported(
+        &format!("{base}/{table}"),
+        &snap_b,
+        0,
+        "Chroma → pgvector → snapshot",
     );
-    let target = unique_name("back-from-pgvector");
-    vecport()
-        .args([
-            "import",
-            snap_b.to_str().unwrap(),
-            &format!("chroma://{chroma_host}/{target}"),
-            "-q",
-        ])
-        .assert()
-        .success();
-    let target_json = chroma.collection(&target).await;
+    let target_json = chroma
+        .assert_imported_back(
+            &snap_b,
+            "back-from-pgvector",
+            1,
+            "Chroma → pgvector → Chroma",
+        )
+        .await;
     assert_eq!(target_json["metadata"]["origin"], json!("chroma"));
-    let restored = sorted(chroma.read_all(target_json["id"].as_str().unwrap()).await);
-    assert_eq!(
-        data::first_difference_within(&original, &restored, 0.0, 1),
-        None,
-        "Chroma → pgvector → Chroma"
-    );
-    assert!(restored.iter().all(|r| matches!(r.id, RecordId::String(_))));
     client
         .batch_execute(&format!("DROP TABLE {table}"))
         .await
@@ -354,15 +284,7 @@ async fn bit_columns_are_binary_vectors_with_their_hamming_index() {
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let snap = tmp.path().join("snap");
-    vecport()
-        .args([
-            "export",
-            &format!("{base}/{source}"),
-            snap.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
+    export_quietly(&format!("{base}/{source}"), &snap);
     let (snapshot, records) = read_snapshot(&snap);
     let c = &snapshot.manifest().collections[0];
     assert_eq!(c.record_count, 500);
@@ -429,15 +351,7 @@ async fn bit_columns_are_binary_vectors_with_their_hamming_index() {
     assert_eq!(ten.vectors[1], None);
     drop(records);
 
-    vecport()
-        .args([
-            "import",
-            snap.to_str().unwrap(),
-            &format!("{base}/{target}"),
-            "-q",
-        ])
-        .assert()
-        .success();
+    import_quietly(&snap, &format!("{base}/{target}"));
     let types = column_types(&client, &target).await;
     for want in [
         ("code", "bit(70)"),

@@ -18,6 +18,7 @@ use tokio_postgres::{Client, NoTls};
 use vecport::model::{RecordId, Vector};
 
 use crate::conformance::read_snapshot;
+use crate::support::cli::vecport;
 use crate::support::{server_url, unique_name};
 
 /// Variables of libpq that would change what these tests check.
@@ -82,7 +83,7 @@ impl Server {
 
     /// vecport with libpq's variables cleared and this test's home directory.
     fn vecport(&self) -> Command {
-        let mut c = Command::cargo_bin("vecport").unwrap();
+        let mut c = vecport();
         for v in LIBPQ_ENV {
             c.env_remove(v);
         }

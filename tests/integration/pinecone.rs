@@ -1,7 +1,6 @@
 //! The Pinecone connector end to end against the Pinecone emulator, through
 //! the CLI; data is seeded with raw HTTP written here.
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::{Value, json};
 use vecport::model::{Metadata, Metric, Record, RecordId, SparseVector, Vector};
@@ -9,32 +8,14 @@ use vecport::model::{Metadata, Metric, Record, RecordId, SparseVector, Vector};
 use crate::conformance::{read_snapshot, write_snapshot};
 use crate::emulators::Faults;
 use crate::emulators::pinecone::{self as emu, PineconeEmulator, PineconeOptions};
+use crate::support::cli::{export_quietly, import_quietly, sorted, vecport};
 use crate::support::data;
-
-fn vecport() -> Command {
-    let mut c = Command::cargo_bin("vecport").unwrap();
-    c.env_remove("PINECONE_API_KEY");
-    c
-}
+use crate::support::http::post;
 
 async fn emulator() -> PineconeEmulator {
     let e = emu::start(PineconeOptions::default()).await.unwrap();
     e.set_stats_lag_reads(0);
     e
-}
-
-async fn post(http: &reqwest::Client, url: &str, body: Value) -> Value {
-    let resp = http
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert!(status.is_success(), "{url}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 /// Creates a dotproduct index with `n` dense + sparse records in three namespaces.
@@ -104,11 +85,6 @@ async fn seed(e: &PineconeEmulator, name: &str, n: usize) -> Vec<Record> {
     records
 }
 
-fn sorted(mut r: Vec<Record>) -> Vec<Record> {
-    r.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
-    r
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn three_namespaces_dense_and_sparse_round_trip() {
     let e = emulator().await;
@@ -116,15 +92,7 @@ async fn three_namespaces_dense_and_sparse_round_trip() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let url = format!("pinecone+http://{}", e.addr());
-    vecport()
-        .args([
-            "export",
-            &format!("{url}/source-index"),
-            a.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
+    export_quietly(&format!("{url}/source-index"), &a);
     vecport()
         .args(["verify", a.to_str().unwrap()])
         .assert()
@@ -152,24 +120,8 @@ async fn three_namespaces_dense_and_sparse_round_trip() {
         "export equals what was written"
     );
 
-    vecport()
-        .args([
-            "import",
-            a.to_str().unwrap(),
-            &format!("{url}/copy-index"),
-            "-q",
-        ])
-        .assert()
-        .success();
-    vecport()
-        .args([
-            "export",
-            &format!("{url}/copy-index"),
-            b.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
+    import_quietly(&a, &format!("{url}/copy-index"));
+    export_quietly(&format!("{url}/copy-index"), &b);
     let (copy, back) = read_snapshot(&b);
     assert_eq!(copy.manifest().collections[0].namespaces, c.namespaces);
     assert_eq!(
@@ -229,10 +181,7 @@ async fn faults_are_retried_without_losing_or_duplicating_records() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let url = format!("pinecone+http://{}", e.addr());
-    vecport()
-        .args(["export", &format!("{url}/flaky"), a.to_str().unwrap(), "-q"])
-        .assert()
-        .success();
+    export_quietly(&format!("{url}/flaky"), &a);
     let during_export = e.faults().counts();
     vecport()
         .args(["import", a.to_str().unwrap(), &format!("{url}/flaky-copy")])
@@ -257,15 +206,7 @@ async fn faults_are_retried_without_losing_or_duplicating_records() {
     );
     let (_, exported) = read_snapshot(&a);
     assert_eq!(data::first_difference(&written, &sorted(exported)), None);
-    vecport()
-        .args([
-            "export",
-            &format!("{url}/flaky-copy"),
-            b.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
+    export_quietly(&format!("{url}/flaky-copy"), &b);
     let (_, back) = read_snapshot(&b);
     assert_eq!(data::first_difference(&written, &sorted(back)), None);
 }
@@ -334,15 +275,7 @@ fn report_lines(path: &std::path::Path) -> Vec<(String, String, String)> {
 }
 
 fn exported_metadata(e: &PineconeEmulator, index: &str, dir: &std::path::Path) -> Value {
-    vecport()
-        .args([
-            "export",
-            &format!("pinecone+http://{}/{index}", e.addr()),
-            dir.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
+    export_quietly(&format!("pinecone+http://{}/{index}", e.addr()), dir);
     let (_, records) = read_snapshot(dir);
     Value::Object(
         records
@@ -549,15 +482,7 @@ async fn export_of_what_the_official_sdk_wrote_equals_it() {
     let index = summary["index"].as_str().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let snap = tmp.path().join("sdk");
-    vecport()
-        .args([
-            "export",
-            &format!("pinecone+http://{}/{index}", e.addr()),
-            snap.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
+    export_quietly(&format!("pinecone+http://{}/{index}", e.addr()), &snap);
     let (_, records) = read_snapshot(&snap);
     let mut expected = 0;
     for (ns, list) in summary["namespaces"].as_object().unwrap() {

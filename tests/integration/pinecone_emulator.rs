@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::emulators::Faults;
 use crate::emulators::pinecone::{self, PineconeEmulator, PineconeOptions};
+use crate::support::http::{self, Answer};
 
 /// Runs `tests/sdk/pinecone_sdk.py` (the official pinecone SDK 10.2.0)
 /// against the server at `base_url` (control plane; the data plane is the
@@ -52,23 +53,18 @@ async fn start() -> PineconeEmulator {
     .expect("start the Pinecone emulator")
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    text: String,
+/// Pinecone's data-plane errors on an answer.
+trait DataError {
+    /// The message of a data-plane error, checking Pinecone's shape.
+    fn data_error(&self, status: StatusCode, code: u64) -> String;
+
+    /// An invalid-argument (400, code 3) data-plane error.
+    fn invalid(&self) -> String {
+        self.data_error(StatusCode::BAD_REQUEST, 3)
+    }
 }
 
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-
-    fn ok(&self) -> Value {
-        assert_eq!(self.status, StatusCode::OK, "{}", self.text);
-        self.json()
-    }
-
-    /// The message of a data-plane error, checking Pinecone's shape.
+impl DataError for Answer {
     fn data_error(&self, status: StatusCode, code: u64) -> String {
         assert_eq!(self.status, status, "{}", self.text);
         let body = self.json();
@@ -77,11 +73,6 @@ impl Answer {
         assert_eq!(body["code"], code, "{}", self.text);
         assert_eq!(body["details"], json!([]), "{}", self.text);
         body["message"].as_str().expect("message").to_owned()
-    }
-
-    /// An invalid-argument (400, code 3) data-plane error.
-    fn invalid(&self) -> String {
-        self.data_error(StatusCode::BAD_REQUEST, 3)
     }
 }
 
@@ -111,17 +102,7 @@ impl Raw {
         if let Some(key) = &self.key {
             request = request.header("Api-Key", key);
         }
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body);
-        }
-        let response = request.send().await.expect("request");
-        Answer {
-            status: response.status(),
-            headers: response.headers().clone(),
-            text: response.text().await.expect("body"),
-        }
+        http::send(request, body).await
     }
 
     async fn control(&self, method: Method, path: &str, body: Option<Value>) -> Answer {

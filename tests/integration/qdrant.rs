@@ -2,21 +2,15 @@
 //! Chroma for the cross-database test), through the CLI. Points go in and
 //! come out through raw HTTP written here, independent of the connector.
 
-use assert_cmd::Command;
 use serde_json::{Value, json};
 use vecport::model::{IdKind, RecordId, StoredValues, Vector};
 
-use crate::chroma::Raw as RawChroma;
 use crate::conformance::read_snapshot;
 use crate::emulators::qdrant::{self as emu, QdrantEmulator, QdrantOptions};
-use crate::support::data::{self, FLAT, json_matches};
-use crate::support::{server_url, unique_name};
-
-fn vecport() -> Command {
-    let mut c = Command::cargo_bin("vecport").unwrap();
-    c.env_remove("QDRANT_API_KEY").env_remove("CHROMA_TOKEN");
-    c
-}
+use crate::support::chroma::Trip;
+use crate::support::cli::{export_quietly, import_quietly, vecport};
+use crate::support::data::{self, FLAT, f32s_match, json_matches};
+use crate::support::http;
 
 /// A raw Qdrant client.
 struct Raw {
@@ -33,16 +27,8 @@ impl Raw {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        assert!(status.is_success(), "{path}: {status} {text}");
+        let url = format!("{}{path}", self.base);
+        let text = http::call(&self.http, method, &url, body, path).await;
         serde_json::from_str::<Value>(&text).unwrap()["result"].clone()
     }
 
@@ -74,17 +60,6 @@ fn f32s(v: &Value) -> Vec<f32> {
         .iter()
         .map(|x| x.as_f64().unwrap() as f32)
         .collect()
-}
-
-fn close(a: &[f32], b: &[f32], tolerance: f32) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            if tolerance == 0.0 {
-                x.to_bits() == y.to_bits()
-            } else {
-                (x - y).abs() <= tolerance
-            }
-        })
 }
 
 fn rng_vector(rng: &mut fastrand::Rng, dim: usize) -> Vec<f32> {
@@ -196,15 +171,7 @@ async fn named_dense_and_sparse_round_trip_keeps_points_and_configuration() {
     assert!(image.index.as_ref().unwrap().quantization.is_some());
     assert!(records.iter().any(|r| r.id == RecordId::Uint(u64::MAX)));
 
-    vecport()
-        .args([
-            "import",
-            snap.to_str().unwrap(),
-            &format!("{url}/copy"),
-            "-q",
-        ])
-        .assert()
-        .success();
+    import_quietly(&snap, &format!("{url}/copy"));
     let source_info = raw
         .call(reqwest::Method::GET, "/collections/source", None)
         .await;
@@ -248,7 +215,7 @@ async fn named_dense_and_sparse_round_trip_keeps_points_and_configuration() {
         assert_eq!(p["id"], q["id"]);
         // Cosine vectors are normalised again on write: the last bits may move.
         assert!(
-            close(
+            f32s_match(
                 &f32s(&p["vector"]["text"]),
                 &f32s(&q["vector"]["text"]),
                 1e-6
@@ -286,43 +253,18 @@ async fn named_dense_and_sparse_round_trip_keeps_points_and_configuration() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chroma_to_qdrant_and_back_restores_string_ids() {
-    let Some(chroma_url) = server_url("CHROMA_URL") else {
+    let Some(chroma) = Trip::seed("to-qdrant", &data::records(600, 16, 23, FLAT)).await else {
         return;
     };
-    let chroma_host = crate::chroma::host(&chroma_url);
-    let chroma = RawChroma::new(&chroma_url);
-    let source = unique_name("to-qdrant");
-    let id = chroma
-        .create(&source, "l2", json!({"origin": "chroma"}))
-        .await;
-    let written = data::records(600, 16, 23, FLAT);
-    chroma.upsert(&id, &written).await;
-    let mut original = chroma.read_all(&id).await;
-    original.sort_by(|a, b| a.id.cmp(&b.id));
+    let original = &chroma.records;
 
     let e = emu::start(QdrantOptions::default()).await.unwrap();
     let raw = Raw::new(&e);
     let tmp = tempfile::tempdir().unwrap();
     let (snap_a, snap_b) = (tmp.path().join("a"), tmp.path().join("b"));
     let qdrant = format!("qdrant://{}", e.addr());
-    vecport()
-        .args([
-            "export",
-            &format!("chroma://{chroma_host}/{source}"),
-            snap_a.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
-    vecport()
-        .args([
-            "import",
-            snap_a.to_str().unwrap(),
-            &format!("{qdrant}/from-chroma"),
-            "-q",
-        ])
-        .assert()
-        .success();
+    chroma.export(&snap_a);
+    import_quietly(&snap_a, &format!("{qdrant}/from-chroma"));
 
     // In Qdrant: UUID point ids, the original string ids and documents in the payload.
     let points = raw.scroll_all("from-chroma").await;
@@ -345,43 +287,15 @@ async fn chroma_to_qdrant_and_back_restores_string_ids() {
             .any(|p| p["payload"]["__vecport_document"].is_string())
     );
 
-    vecport()
-        .args([
-            "export",
-            &format!("{qdrant}/from-chroma"),
-            snap_b.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
-    let (snapshot, mut back) = read_snapshot(&snap_b);
-    assert_eq!(snapshot.manifest().collections[0].id_kind, IdKind::String);
-    back.sort_by(|a, b| a.id.cmp(&b.id));
-    assert_eq!(
-        data::first_difference_within(&original, &back, 0.0, 2),
-        None,
-        "Chroma → Qdrant → snapshot"
+    chroma.assert_exported(
+        &format!("{qdrant}/from-chroma"),
+        &snap_b,
+        2,
+        "Chroma → Qdrant → snapshot",
     );
-
-    let target = unique_name("back-from-qdrant");
-    vecport()
-        .args([
-            "import",
-            snap_b.to_str().unwrap(),
-            &format!("chroma://{chroma_host}/{target}"),
-            "-q",
-        ])
-        .assert()
-        .success();
-    let target_json = chroma.collection(&target).await;
-    let mut restored = chroma.read_all(target_json["id"].as_str().unwrap()).await;
-    restored.sort_by(|a, b| a.id.cmp(&b.id));
-    assert_eq!(
-        data::first_difference_within(&original, &restored, 0.0, 3),
-        None,
-        "Chroma → Qdrant → Chroma"
-    );
-    assert!(restored.iter().all(|r| matches!(r.id, RecordId::String(_))));
+    chroma
+        .assert_imported_back(&snap_b, "back-from-qdrant", 3, "Chroma → Qdrant → Chroma")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -422,15 +336,7 @@ async fn export_of_what_the_official_client_wrote_equals_it() {
     let collection = summary["collection"].as_str().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let snap = tmp.path().join("sdk");
-    vecport()
-        .args([
-            "export",
-            &format!("qdrant://{}/{collection}", e.addr()),
-            snap.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
+    export_quietly(&format!("qdrant://{}/{collection}", e.addr()), &snap);
     let (snapshot, records) = read_snapshot(&snap);
     let c = &snapshot.manifest().collections[0];
     let expected = summary["points"].as_array().unwrap();
@@ -453,12 +359,12 @@ async fn export_of_what_the_official_client_wrote_equals_it() {
             match slot {
                 None => assert!(want.is_null(), "{id} {} missing", field.field.name),
                 Some(Vector::Dense(d)) => {
-                    assert!(close(d, &f32s(want), 0.0), "{id} {}", field.field.name)
+                    assert!(f32s_match(d, &f32s(want), 0.0), "{id} {}", field.field.name)
                 }
                 Some(Vector::Sparse(s)) => {
                     assert_eq!(json!(s.indices), want["indices"], "{id} sparse indices");
                     assert!(
-                        close(&s.values, &f32s(&want["values"]), 0.0),
+                        f32s_match(&s.values, &f32s(&want["values"]), 0.0),
                         "{id} sparse values"
                     );
                 }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::emulators::qdrant::{self, QdrantEmulator, QdrantOptions};
 use crate::emulators::{FaultCounts, Faults};
+use crate::support::http::{self, Answer};
 
 /// Runs `tests/sdk/qdrant_sdk.py` (the official qdrant-client) against the
 /// server at `base_url` and returns its JSON summary: the collection name,
@@ -55,18 +56,16 @@ struct Raw {
     http: reqwest::Client,
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    text: String,
+/// Qdrant's envelope around an answer.
+trait Envelope {
+    /// `result` of a successful answer.
+    fn result(&self) -> Value;
+
+    /// The error message of a failed answer, checking Qdrant's error shape.
+    fn error(&self, status: StatusCode) -> String;
 }
 
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-
-    /// `result` of a successful answer.
+impl Envelope for Answer {
     fn result(&self) -> Value {
         assert_eq!(self.status, StatusCode::OK, "{}", self.text);
         let body = self.json();
@@ -75,7 +74,6 @@ impl Answer {
         body["result"].clone()
     }
 
-    /// The error message of a failed answer, checking Qdrant's error shape.
     fn error(&self, status: StatusCode) -> String {
         assert_eq!(self.status, status, "{}", self.text);
         let body = self.json();
@@ -97,18 +95,8 @@ impl Raw {
     }
 
     async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Answer {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request.send().await.expect("request");
-        Answer {
-            status: response.status(),
-            headers: response.headers().clone(),
-            text: response.text().await.expect("body"),
-        }
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        http::send(request, body.map(Value::to_string)).await
     }
 
     async fn get(&self, path: &str) -> Answer {

@@ -11,30 +11,28 @@ use std::time::{Duration, Instant};
 
 use vecport::connectors::{self, Sink};
 use vecport::model::{Metric, Record};
-use vecport::pipeline::{self, ImportOptions, Quiet};
 use vecport::snapshot::Snapshot;
 
 use crate::conformance::write_snapshot;
 use crate::emulators::qdrant::{self, QdrantOptions};
+use crate::support::cli::vecport_process;
 use crate::support::data::{self, FLAT};
+use crate::support::pipeline::seed_from;
 use crate::support::{server_url, unique_name};
 
 /// Records per collection: enough for many parts, pages and batches.
 const RECORDS: usize = 3_000;
 const DIM: usize = 16;
 
-fn vecport(args: &[&str]) -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("vecport"));
-    c.args(args)
-        .env_remove("QDRANT_API_KEY")
-        .env_remove("CHROMA_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+/// `vecport ARGS` with its output captured.
+fn command(args: &[&str]) -> Command {
+    let mut c = vecport_process();
+    c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
 
 fn run(args: &[&str]) -> Output {
-    vecport(args).output().expect("run vecport")
+    command(args).output().expect("run vecport")
 }
 
 fn ok(args: &[&str]) -> Output {
@@ -76,7 +74,7 @@ impl Crashes {
         };
         for _ in 0..kills {
             let delay = span.mul_f64(0.02 + 0.6 * self.rng.f64());
-            let mut child: Child = vecport(args)
+            let mut child: Child = command(args)
                 .current_dir(cwd)
                 .spawn()
                 .expect("spawn vecport");
@@ -96,7 +94,7 @@ impl Crashes {
             }
             args = resumed;
         }
-        finished(resumed, vecport(resumed).current_dir(cwd).output().unwrap())
+        finished(resumed, command(resumed).current_dir(cwd).output().unwrap())
     }
 }
 
@@ -209,7 +207,8 @@ fn s(p: &Path) -> &str {
 
 #[test]
 fn sigkilled_runs_resume_to_exactly_the_uninterrupted_result() {
-    let chroma = server_url("CHROMA_URL").map(|u| format!("chroma://{}", crate::chroma::host(&u)));
+    let chroma =
+        server_url("CHROMA_URL").map(|u| format!("chroma://{}", crate::support::chroma::host(&u)));
     let emulator = qdrant::start_background(QdrantOptions::default()).unwrap();
     let qdrant = format!("qdrant://{}", emulator.addr());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -242,14 +241,7 @@ fn sigkilled_runs_resume_to_exactly_the_uninterrupted_result() {
             let collection = unique_name("crash");
             let target = format!("{url}/{collection}");
             let sink = connectors::open(&target).unwrap();
-            pipeline::import(
-                &base,
-                sink.as_ref() as &dyn Sink,
-                &ImportOptions::default(),
-                &Quiet,
-            )
-            .await
-            .unwrap_or_else(|e| panic!("seeding {name}: {e}"));
+            seed_from(&base, sink.as_ref() as &dyn Sink, name).await;
             out.push((*name, target));
         }
         out
@@ -582,45 +574,52 @@ fn exports_resume_across_namespaces_and_tenants() {
 
     let p = pinecone::start_background(pinecone::PineconeOptions::default()).unwrap();
     p.set_stats_lag_reads(0);
-    let base = tmp.path().join("pinecone-base");
-    write_snapshot(
-        &base,
-        &data::spec("base", DIM as u32, Metric::L2),
+    assert_export_resumes(
+        tmp.path(),
+        "Pinecone",
         namespaced(data::PINECONE),
-    );
-    let source = format!("pinecone+http://{}/ns-source", p.addr());
-    ok(&["import", s(&base), &source]);
-    let dir = tmp.path().join("pinecone");
-    std::fs::create_dir(&dir).unwrap();
-    let stopped = export_through_faults(&source, &dir, &|f| match f {
-        Some(f) => p
-            .faults()
-            .set(f.under("/__index/ns-source/vectors"))
-            .unwrap(),
-        None => p.faults().clear(),
-    });
-    assert!(
-        stopped > 0,
-        "no export from Pinecone stopped after completing a part"
+        &format!("pinecone+http://{}/ns-source", p.addr()),
+        &|f| match f {
+            Some(f) => p
+                .faults()
+                .set(f.under("/__index/ns-source/vectors"))
+                .unwrap(),
+            None => p.faults().clear(),
+        },
     );
 
     let w = weaviate::start_background(weaviate::WeaviateOptions::default()).unwrap();
-    let base = tmp.path().join("weaviate-base");
-    write_snapshot(
-        &base,
-        &data::spec("base", DIM as u32, Metric::L2),
+    assert_export_resumes(
+        tmp.path(),
+        "Weaviate",
         namespaced(data::WEAVIATE),
+        &format!("weaviate://{}/Tenanted", w.addr()),
+        &|f| match f {
+            Some(f) => w.faults().set(f.under("/v1/objects")).unwrap(),
+            None => w.faults().clear(),
+        },
     );
-    let source = format!("weaviate://{}/Tenanted", w.addr());
-    ok(&["import", s(&base), &source]);
-    let dir = tmp.path().join("weaviate");
+}
+
+/// Seeds `source` of `database` with `records` through a snapshot in `tmp`,
+/// then runs [`export_through_faults`] in a directory of its own there: some
+/// run must stop after completing a part.
+fn assert_export_resumes(
+    tmp: &Path,
+    database: &str,
+    records: Vec<Record>,
+    source: &str,
+    faults: &dyn Fn(Option<crate::emulators::Faults>),
+) {
+    let name = database.to_lowercase();
+    let base = tmp.join(format!("{name}-base"));
+    write_snapshot(&base, &data::spec("base", DIM as u32, Metric::L2), records);
+    ok(&["import", s(&base), source]);
+    let dir = tmp.join(&name);
     std::fs::create_dir(&dir).unwrap();
-    let stopped = export_through_faults(&source, &dir, &|f| match f {
-        Some(f) => w.faults().set(f.under("/v1/objects")).unwrap(),
-        None => w.faults().clear(),
-    });
+    let stopped = export_through_faults(source, &dir, faults);
     assert!(
         stopped > 0,
-        "no export from Weaviate stopped after completing a part"
+        "no export from {database} stopped after completing a part"
     );
 }

@@ -283,7 +283,7 @@ async fn keys_never_appear_in_output_snapshots_or_files() {
     // The real servers, when they are there (always in CI).
     if let Some(chroma) = server_url("CHROMA_URL") {
         let name = unique_name("secrets");
-        let target = format!("chroma://{}/{name}", crate::chroma::host(&chroma));
+        let target = format!("chroma://{}/{name}", crate::support::chroma::host(&chroma));
         runs.run(
             &[
                 "migrate",

@@ -1,36 +1,16 @@
 //! The Weaviate connector end to end against the Weaviate emulator, through
 //! the CLI; data is seeded with raw HTTP written here.
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::{Value, json};
 use vecport::model::{IdKind, Metric, Record, RecordId, Vector, VectorKind};
 
-use crate::chroma::Raw as RawChroma;
 use crate::conformance::{read_snapshot, write_snapshot};
 use crate::emulators::weaviate::{self as emu, WeaviateEmulator, WeaviateOptions};
+use crate::support::chroma::Trip;
+use crate::support::cli::{export_quietly, sorted, vecport};
 use crate::support::data::{self, WEAVIATE};
-use crate::support::{server_url, unique_name};
-
-fn vecport() -> Command {
-    let mut c = Command::cargo_bin("vecport").unwrap();
-    c.env_remove("WEAVIATE_API_KEY");
-    c
-}
-
-async fn post(http: &reqwest::Client, url: &str, body: Value) -> Value {
-    let resp = http
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert!(status.is_success(), "{url}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
+use crate::support::http::post;
 
 /// Batch-imports objects, asserting every object succeeded.
 async fn batch(http: &reqwest::Client, e: &WeaviateEmulator, objects: Vec<Value>) {
@@ -143,11 +123,6 @@ async fn seed(e: &WeaviateEmulator) {
     batch(&http, e, objects).await;
 }
 
-fn sorted(mut r: Vec<Record>) -> Vec<Record> {
-    r.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
-    r
-}
-
 /// Every collection of a snapshot: name → records, sorted.
 fn collections(dir: &std::path::Path) -> Vec<(String, Vec<Record>)> {
     let s = vecport::snapshot::Snapshot::open(dir).unwrap();
@@ -176,10 +151,7 @@ async fn tenants_named_vectors_and_nested_properties_round_trip() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let url = format!("weaviate://{}", e.addr());
-    vecport()
-        .args(["export", &url, a.to_str().unwrap(), "-q"])
-        .assert()
-        .success();
+    export_quietly(&url, &a);
 
     let s = vecport::snapshot::Snapshot::open(&a).unwrap();
     let m = s.manifest();
@@ -303,15 +275,6 @@ async fn tenants_named_vectors_and_nested_properties_round_trip() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chroma_to_weaviate_and_back_restores_ids_metadata_and_documents() {
-    let Some(chroma_url) = server_url("CHROMA_URL") else {
-        return;
-    };
-    let chroma_host = crate::chroma::host(&chroma_url);
-    let chroma = RawChroma::new(&chroma_url);
-    let source = unique_name("to-weaviate");
-    let id = chroma
-        .create(&source, "l2", json!({"origin": "chroma"}))
-        .await;
     // Awkward ids, every flat metadata type, keys Weaviate renames, documents.
     let mut written = data::records(600, 16, 29, WEAVIATE);
     for (i, r) in written.iter_mut().enumerate() {
@@ -319,22 +282,16 @@ async fn chroma_to_weaviate_and_back_restores_ids_metadata_and_documents() {
             m.insert("Odd-Key".into(), json!(i as i64));
         }
     }
-    chroma.upsert(&id, &written).await;
-    let original = sorted(chroma.read_all(&id).await);
+    let Some(chroma) = Trip::seed("to-weaviate", &written).await else {
+        return;
+    };
+    let original = &chroma.records;
 
     let e = emu::start(WeaviateOptions::default()).await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let (snap_a, snap_b) = (tmp.path().join("a"), tmp.path().join("b"));
     let weaviate = format!("weaviate://{}", e.addr());
-    vecport()
-        .args([
-            "export",
-            &format!("chroma://{chroma_host}/{source}"),
-            snap_a.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
+    chroma.export(&snap_a);
     vecport()
         .args([
             "import",
@@ -361,40 +318,20 @@ async fn chroma_to_weaviate_and_back_restores_ids_metadata_and_documents() {
         .count();
     assert_eq!(renamed, with_metadata, "`Odd-Key` is held as `odd_Key`");
 
-    vecport()
-        .args([
-            "export",
-            &format!("{weaviate}/From_chroma"),
-            snap_b.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
-    let (snapshot, back) = read_snapshot(&snap_b);
-    assert_eq!(snapshot.manifest().collections[0].id_kind, IdKind::String);
-    assert_eq!(
-        data::first_difference_within(&original, &sorted(back), 0.0, 0),
-        None,
-        "Chroma → Weaviate → snapshot"
+    chroma.assert_exported(
+        &format!("{weaviate}/From_chroma"),
+        &snap_b,
+        0,
+        "Chroma → Weaviate → snapshot",
     );
-    let target = unique_name("back-from-weaviate");
-    vecport()
-        .args([
-            "import",
-            snap_b.to_str().unwrap(),
-            &format!("chroma://{chroma_host}/{target}"),
-            "-q",
-        ])
-        .assert()
-        .success();
-    let target_json = chroma.collection(&target).await;
-    let restored = sorted(chroma.read_all(target_json["id"].as_str().unwrap()).await);
-    assert_eq!(
-        data::first_difference_within(&original, &restored, 0.0, 1),
-        None,
-        "Chroma → Weaviate → Chroma"
-    );
-    assert!(restored.iter().all(|r| matches!(r.id, RecordId::String(_))));
+    chroma
+        .assert_imported_back(
+            &snap_b,
+            "back-from-weaviate",
+            1,
+            "Chroma → Weaviate → Chroma",
+        )
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -525,19 +462,8 @@ async fn creation_and_update_times_are_exported_on_request() {
     let tmp = tempfile::tempdir().unwrap();
     let (plain, timed) = (tmp.path().join("plain"), tmp.path().join("timed"));
     let url = format!("weaviate://{}/Timed", e.addr());
-    vecport()
-        .args(["export", &url, plain.to_str().unwrap(), "-q"])
-        .assert()
-        .success();
-    vecport()
-        .args([
-            "export",
-            &format!("{url}?timestamps=true"),
-            timed.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
+    export_quietly(&url, &plain);
+    export_quietly(&format!("{url}?timestamps=true"), &timed);
     let (_, without) = read_snapshot(&plain);
     assert!(without.iter().all(|r| {
         !r.metadata
@@ -673,15 +599,7 @@ async fn export_of_what_the_official_client_wrote_equals_it() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let snap = tmp.path().join("sdk");
-    vecport()
-        .args([
-            "export",
-            &format!("weaviate://{}", e.addr()),
-            snap.to_str().unwrap(),
-            "-q",
-        ])
-        .assert()
-        .success();
+    export_quietly(&format!("weaviate://{}", e.addr()), &snap);
     let exported: std::collections::BTreeMap<String, Vec<Record>> =
         collections(&snap).into_iter().collect();
     let mut seen = 0;

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::emulators::Faults;
 use crate::emulators::weaviate::{self, WeaviateEmulator, WeaviateOptions};
+use crate::support::http::{self, Answer};
 
 /// Runs `tests/sdk/weaviate_sdk.py` (the official weaviate-client 3.26.7)
 /// against the server at `base_url` with `api_key` (if any) and returns its
@@ -51,23 +52,13 @@ async fn start() -> WeaviateEmulator {
         .expect("start the Weaviate emulator")
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    text: String,
+/// Weaviate's error shape on an answer.
+trait ErrorShape {
+    /// The message of a `{"error":[{"message"}]}` answer with `status`.
+    fn error(&self, status: StatusCode) -> String;
 }
 
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-
-    fn ok(&self) -> Value {
-        assert_eq!(self.status, StatusCode::OK, "{}", self.text);
-        self.json()
-    }
-
-    /// The message of a `{"error":[{"message"}]}` answer with `status`.
+impl ErrorShape for Answer {
     fn error(&self, status: StatusCode) -> String {
         assert_eq!(self.status, status, "{}", self.text);
         let body = self.json();
@@ -97,17 +88,7 @@ impl Raw {
         if let Some(key) = &self.key {
             request = request.bearer_auth(key);
         }
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request.send().await.expect("request");
-        Answer {
-            status: response.status(),
-            headers: response.headers().clone(),
-            text: response.text().await.expect("body"),
-        }
+        http::send(request, body.map(|b| b.to_string())).await
     }
 
     async fn get(&self, path: &str) -> Answer {

@@ -1306,16 +1306,18 @@ impl Sink for Pgvector {
         for (f, v) in spec.vectors.iter().zip(&record.vectors) {
             let Some(v) = v else { continue };
             let finite = |xs: &[f32]| xs.iter().all(|x| x.is_finite());
+            if let Vector::Dense(d) = v
+                && f.dimension.is_some_and(|dim| dim as usize != d.len())
+            {
+                return bad(format!(
+                    "vector {:?} has {} values, the field's dimension is {:?}",
+                    f.name,
+                    d.len(),
+                    f.dimension
+                ));
+            }
             match v {
                 Vector::Dense(d) if VecType::of(f) == VecType::Bit => {
-                    if f.dimension.is_some_and(|dim| dim as usize != d.len()) {
-                        return bad(format!(
-                            "vector {:?} has {} values, the field's dimension is {:?}",
-                            f.name,
-                            d.len(),
-                            f.dimension
-                        ));
-                    }
                     if d.is_empty() || d.len() > BIT_MAX_DIM as usize {
                         return bad(format!(
                             "vector {:?} has {} values; a bit column holds 1 to {BIT_MAX_DIM}",
@@ -1333,14 +1335,6 @@ impl Sink for Pgvector {
                     }
                 }
                 Vector::Dense(d) => {
-                    if f.dimension.is_some_and(|dim| dim as usize != d.len()) {
-                        return bad(format!(
-                            "vector {:?} has {} values, the field's dimension is {:?}",
-                            f.name,
-                            d.len(),
-                            f.dimension
-                        ));
-                    }
                     if d.is_empty() || d.len() > VECTOR_MAX_DIM as usize {
                         return bad(format!(
                             "vector {:?} has {} values; pgvector stores 1 to {VECTOR_MAX_DIM}",

@@ -18,12 +18,38 @@ pub const CREDENTIAL_VARS: [&str; 5] = [
 
 /// The `vecport` binary with no credentials from the caller's environment.
 pub fn vecport() -> Command {
-    let mut c = Command::cargo_bin("vecport").unwrap();
+    Command::from_std(vecport_process())
+}
+
+/// [`vecport`] as a plain [`std::process::Command`], for runs that are
+/// spawned and stopped midway.
+pub fn vecport_process() -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("vecport"));
     for var in CREDENTIAL_VARS {
         c.env_remove(var);
     }
     c.env_remove("VECPORT_LOG");
     c
+}
+
+/// `vecport export SOURCE DIR -q`, which must succeed.
+pub fn export_quietly(source: &str, dir: &Path) {
+    vecport()
+        .args(["export", source])
+        .arg(dir)
+        .arg("-q")
+        .assert()
+        .success();
+}
+
+/// `vecport import SNAPSHOT TARGET -q`, which must succeed.
+pub fn import_quietly(snapshot: &Path, target: &str) {
+    vecport()
+        .arg("import")
+        .arg(snapshot)
+        .args([target, "-q"])
+        .assert()
+        .success();
 }
 
 /// `n` records of one dense vector of `dim`, ids `r-000000`…, metadata that

@@ -346,7 +346,9 @@ fn metadata_types(m: &Option<Metadata>) -> Vec<(String, String)> {
         .collect()
 }
 
-fn f32s_match(a: &[f32], b: &[f32], tolerance: f32) -> bool {
+/// Whether two float lists are equal: bit for bit when `tolerance` is 0.0,
+/// else component by component within it.
+pub fn f32s_match(a: &[f32], b: &[f32], tolerance: f32) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {
             if tolerance == 0.0 {

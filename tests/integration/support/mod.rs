@@ -1,9 +1,13 @@
-//! Shared test support: data generators and the servers' URLs.
+//! Shared test support: data generators, the servers' URLs, running the
+//! binary and raw HTTP.
 
 #![allow(dead_code)]
 
+pub mod chroma;
 pub mod cli;
 pub mod data;
+pub mod http;
+pub mod pipeline;
 pub mod sdk;
 
 /// The URL of a real server from the environment variable `var`; `None`
