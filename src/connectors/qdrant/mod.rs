@@ -53,7 +53,7 @@ pub use crate::mapping::ID_NAMESPACE;
 pub const COSINE_NOTE: &str = "qdrant normalises vectors of Cosine fields to unit length on write: exported values are the normalised vectors";
 
 /// The Qdrant connector.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Qdrant {
     http: HttpClient,
     collection: Option<String>,
@@ -259,21 +259,13 @@ impl Qdrant {
         Ok(resp.body)
     }
 
-    /// A page's records and next offset, decoded on the blocking pool.
-    async fn decode_page(
-        &self,
-        body: bytes::Bytes,
-        fields: Vec<VectorField>,
-    ) -> Result<(Vec<Record>, Option<Value>)> {
-        let decoded = tokio::task::spawn_blocking(move || decode_page(&body, &fields))
-            .await
-            .map_err(|e| format!("decoder task failed: {e}"))
-            .and_then(|page| page);
-        decoded.map_err(|message| Error::Protocol {
+    /// A scroll page that could not be decoded.
+    fn decode_error(&self, message: String) -> Error {
+        Error::Protocol {
             endpoint: self.http.base().to_owned(),
             operation: "scroll".into(),
             message,
-        })
+        }
     }
 }
 
@@ -382,11 +374,11 @@ fn record_of(p: wire::Point) -> std::result::Result<Record, String> {
     })
 }
 
+/// A scroll page's records and the offset of the next (`None` after the last).
+type DecodedPage = (Vec<Record>, Option<Value>);
+
 /// A scroll response as records and the next offset (`None` after the last page).
-fn decode_page(
-    body: &[u8],
-    fields: &[VectorField],
-) -> std::result::Result<(Vec<Record>, Option<Value>), String> {
+fn decode_page(body: &[u8], fields: &[VectorField]) -> std::result::Result<DecodedPage, String> {
     let page = wire::decode_scroll(body, fields)?;
     let records = page
         .points
@@ -519,49 +511,135 @@ impl Source for Qdrant {
         spec: &'a CollectionSpec,
         options: ScanOptions,
     ) -> BoxStream<'a, Result<Page>> {
-        let path = format!("/collections/{}/points/scroll", seg(&spec.name));
-        let limit = options.page_size.max(1);
+        let scroll = Scroll {
+            qdrant: self.clone(),
+            path: format!("/collections/{}/points/scroll", seg(&spec.name)),
+            limit: options.page_size.max(1),
+            fields: spec.vectors.clone(),
+        };
+        let ahead = options.concurrency.clamp(1, 8);
         let first = options.start.clone().unwrap_or(Value::Null);
-        // Scroll is a cursor chain. Each page is decoded (in one pass, straight
-        // into records) on the blocking pool while the next one is requested:
-        // its offset is read ahead from the end of the body, and the request
-        // is used only if the decoded page names the same offset.
-        type Ahead = Option<(Value, Result<bytes::Bytes>)>;
-        stream::unfold(
-            Some((first, None::<(Value, Result<bytes::Bytes>)>)),
-            move |state| {
-                let path = path.clone();
-                async move {
-                    let (offset, ahead): (Value, Ahead) = state?;
-                    let body = match ahead {
-                        Some((at, body)) if at == offset => body,
-                        _ => self.fetch_page(&path, limit, &offset).await,
-                    };
-                    let body = match body {
-                        Ok(b) => b,
-                        Err(e) => return Some((Err(e), None)),
-                    };
-                    let guess = wire::peek_next_page_offset(&body);
-                    let decode = self.decode_page(body, spec.vectors.clone());
-                    let (decoded, ahead) = match guess {
-                        Some(next) => {
-                            let (decoded, fetched) =
-                                tokio::join!(decode, self.fetch_page(&path, limit, &next));
-                            (decoded, Some((next, fetched)))
-                        }
-                        None => (decode.await, None),
-                    };
-                    match decoded {
-                        Ok((records, next)) => {
-                            let state = next.clone().map(|n| (n, ahead));
-                            Some((Ok(Page { records, next }), state))
-                        }
-                        Err(e) => Some((Err(e), None)),
-                    }
-                }
-            },
-        )
+        stream::unfold(ScrollState::Start(first), move |state| {
+            let scroll = scroll.clone();
+            async move {
+                let prefetch = match state {
+                    ScrollState::Start(offset) => Prefetch::start(scroll.clone(), offset, ahead),
+                    ScrollState::Running(p) => p,
+                    ScrollState::Done => return None,
+                };
+                Some(match scroll.next_page(prefetch).await {
+                    Ok((page, state)) => (Ok(page), state),
+                    Err(e) => (Err(e), ScrollState::Done),
+                })
+            }
+        })
         .boxed()
+    }
+}
+
+/// What a scroll needs, owned, for the task that fetches its pages.
+#[derive(Debug, Clone)]
+struct Scroll {
+    qdrant: Qdrant,
+    path: String,
+    limit: usize,
+    fields: Vec<VectorField>,
+}
+
+impl Scroll {
+    /// The next page `prefetch` fetched, and where the scroll stands after it.
+    async fn next_page(&self, mut prefetch: Prefetch) -> Result<(Page, ScrollState)> {
+        let fetched = prefetch.pages.recv().await.ok_or_else(|| {
+            // The task ended without a word: it panicked.
+            self.qdrant.decode_error("the scroll task stopped".into())
+        })??;
+        let (records, next) = fetched
+            .decoded
+            .await
+            .map_err(|e| format!("decoder task failed: {e}"))
+            .and_then(|decoded| decoded)
+            .map_err(|message| self.qdrant.decode_error(message))?;
+        let state = match &next {
+            None => ScrollState::Done,
+            // The pages fetched ahead followed this page's real offset.
+            Some(n) if fetched.guess.as_ref() == Some(n) => ScrollState::Running(prefetch),
+            // The guess read from the body's end was wrong, or absent: what
+            // was fetched after it is dropped (its task stopped) and fetching
+            // starts over at the real offset.
+            Some(n) => ScrollState::Start(n.clone()),
+        };
+        Ok((Page { records, next }, state))
+    }
+}
+
+/// Where a scroll stands between two pages.
+enum ScrollState {
+    /// Fetching (again) from this offset.
+    Start(Value),
+    Running(Prefetch),
+    Done,
+}
+
+/// A scroll page as fetched ahead: its decoding, under way on the blocking
+/// pool, and the offset the page after it was asked for with.
+struct Fetched {
+    decoded: tokio::task::JoinHandle<std::result::Result<DecodedPage, String>>,
+    /// Read from the end of the body before decoding; `None` where it could
+    /// not be (and nothing was fetched after this page).
+    guess: Option<Value>,
+}
+
+/// Scroll is a cursor chain, each page naming the offset of the next at its
+/// end. A task of its own asks for the next page as soon as a page has
+/// arrived, with the offset read from the end of its body, and starts the
+/// page decoding on the blocking pool: the server is never kept waiting for
+/// vecport's decoding or writing, and decoding runs beside receiving. Up to
+/// `ahead` pages wait for the consumer, which checks each guessed offset
+/// against the decoded page. Dropping it stops the task.
+struct Prefetch {
+    pages: tokio::sync::mpsc::Receiver<Result<Fetched>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Prefetch {
+    fn start(scroll: Scroll, mut offset: Value, ahead: usize) -> Prefetch {
+        let (tx, pages) = tokio::sync::mpsc::channel(ahead);
+        let task = tokio::spawn(async move {
+            loop {
+                let body = match scroll
+                    .qdrant
+                    .fetch_page(&scroll.path, scroll.limit, &offset)
+                    .await
+                {
+                    Ok(body) => body,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                let guess = wire::peek_next_page_offset(&body);
+                let fields = scroll.fields.clone();
+                let decoded = tokio::task::spawn_blocking(move || decode_page(&body, &fields));
+                let fetched = Fetched {
+                    decoded,
+                    guess: guess.clone(),
+                };
+                if tx.send(Ok(fetched)).await.is_err() {
+                    return;
+                }
+                match guess {
+                    Some(next) => offset = next,
+                    None => return,
+                }
+            }
+        });
+        Prefetch { pages, task }
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -943,6 +1021,96 @@ impl CollectionWriter for QdrantWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use futures::TryStreamExt;
+
+    /// A scroll server of five points, two a page, whose first page ends
+    /// with a decoy `next_page_offset` (in a payload, after the real one):
+    /// the read-ahead follows the decoy to a page that must not be exported.
+    async fn decoy_server(requests: Arc<AtomicUsize>) -> String {
+        let point = |id: u64, payload: Value| json!({"id": id, "payload": payload, "vector": [id as f32, 0.5]});
+        let app = axum::Router::new().route(
+            "/collections/c/points/scroll",
+            axum::routing::post(move |axum::Json(req): axum::Json<Value>| {
+                requests.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let body = match &req["offset"] {
+                        Value::Null => format!(
+                            r#"{{"result":{{"next_page_offset":3,"points":[{},{}]}},"status":"ok","time":0}}"#,
+                            point(1, json!({})),
+                            point(2, json!({"next_page_offset": 99}))
+                        ),
+                        o if o == 3 => json!({"result": {"points": [point(3, json!({})), point(4, json!({}))], "next_page_offset": 5}, "status": "ok", "time": 0}).to_string(),
+                        o if o == 5 => json!({"result": {"points": [point(5, json!({}))], "next_page_offset": null}, "status": "ok", "time": 0}).to_string(),
+                        _ => json!({"result": {"points": [point(99, json!({}))], "next_page_offset": null}, "status": "ok", "time": 0}).to_string(),
+                    };
+                    ([(reqwest::header::CONTENT_TYPE, "application/json")], body)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    fn decoy_client(base: &str) -> (Qdrant, CollectionSpec) {
+        let qdrant = Qdrant {
+            http: HttpClient::new(base, &[]).unwrap(),
+            collection: None,
+        };
+        let spec = CollectionSpec {
+            name: "c".into(),
+            vectors: vec![VectorField::dense(Some(2), Some(Metric::Dot))],
+            ..CollectionSpec::default()
+        };
+        (qdrant, spec)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scroll_read_ahead_recovers_from_a_wrong_offset() {
+        let base = decoy_server(Arc::new(AtomicUsize::new(0))).await;
+        let (qdrant, spec) = decoy_client(&base);
+        for ahead in [1, 4] {
+            let options = ScanOptions {
+                page_size: 2,
+                concurrency: ahead,
+                ..ScanOptions::default()
+            };
+            let pages: Vec<Page> = qdrant.scan(&spec, options).try_collect().await.unwrap();
+            let ids: Vec<Vec<RecordId>> = pages
+                .iter()
+                .map(|p| p.records.iter().map(|r| r.id.clone()).collect())
+                .collect();
+            let id = RecordId::Uint;
+            assert_eq!(ids, [vec![id(1), id(2)], vec![id(3), id(4)], vec![id(5)]]);
+            let nexts: Vec<Option<Value>> = pages.into_iter().map(|p| p.next).collect();
+            assert_eq!(nexts, [Some(json!(3)), Some(json!(5)), None]);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_a_scroll_stops_its_read_ahead() {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let base = decoy_server(requests.clone()).await;
+        let (qdrant, spec) = decoy_client(&base);
+        let options = ScanOptions {
+            page_size: 2,
+            concurrency: 1,
+            ..ScanOptions::default()
+        };
+        let mut scan = qdrant.scan(&spec, options);
+        let first = scan.next().await.unwrap().unwrap();
+        assert_eq!(first.next, Some(json!(3)));
+        // Dropped while its task may be asking for the page after the decoy.
+        drop(scan);
+        let at_drop = requests.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(requests.load(Ordering::SeqCst) <= at_drop + 1);
+    }
 
     #[test]
     fn ids_qdrant_cannot_take_become_uuid_v5() {
