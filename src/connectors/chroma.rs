@@ -28,7 +28,7 @@ use crate::model::{
 };
 use crate::redact::Secret;
 
-use super::http::{HttpClient, Response, decode_json};
+use super::http::{HttpClient, Response, TOKEN_HINT, decode_json};
 use super::json_cursor::JsonCursor;
 use super::{
     BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, Endpoint, ExistingTarget, Page,
@@ -824,20 +824,9 @@ impl CollectionWriter for ChromaWriter {
         if resp.status.is_success() {
             return Ok(());
         }
-        if matches!(
-            resp.status,
-            StatusCode::BAD_REQUEST
-                | StatusCode::UNPROCESSABLE_ENTITY
-                | StatusCode::PAYLOAD_TOO_LARGE
-        ) {
-            return Err(Error::refused(
-                "chroma",
-                "upsert",
-                resp.status.as_u16(),
-                resp.text_excerpt(),
-            ));
-        }
-        Err(self.http.status_error("upsert", &resp))
+        Err(self
+            .http
+            .fail("chroma", "upsert", &resp, resp.text_excerpt(), TOKEN_HINT))
     }
 
     async fn count(&self) -> Result<u64> {

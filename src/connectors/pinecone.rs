@@ -242,25 +242,13 @@ impl Pinecone {
     }
 
     fn fail(client: &HttpClient, operation: &str, resp: &Response) -> Error {
-        let message = Pinecone::message(resp);
-        match resp.status {
-            StatusCode::BAD_REQUEST
-            | StatusCode::UNPROCESSABLE_ENTITY
-            | StatusCode::PAYLOAD_TOO_LARGE => {
-                Error::refused("pinecone", operation, resp.status.as_u16(), message)
-            }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
-                endpoint: client.base().to_owned(),
-                reason: crate::error::http_reason(resp.status.as_u16(), &message),
-                hint: format!("the API key in {API_KEY_ENV}"),
-            },
-            status => Error::Server {
-                endpoint: client.base().to_owned(),
-                operation: operation.to_owned(),
-                status: status.as_u16(),
-                message,
-            },
-        }
+        client.fail(
+            "pinecone",
+            operation,
+            resp,
+            Pinecone::message(resp),
+            &format!("the API key in {API_KEY_ENV}"),
+        )
     }
 
     async fn call<T: serde::de::DeserializeOwned + Send + 'static>(

@@ -152,30 +152,13 @@ impl Qdrant {
     }
 
     fn fail(&self, operation: &str, resp: &Response) -> Error {
-        match resp.status {
-            StatusCode::BAD_REQUEST
-            | StatusCode::UNPROCESSABLE_ENTITY
-            | StatusCode::PAYLOAD_TOO_LARGE => Error::refused(
-                "qdrant",
-                operation,
-                resp.status.as_u16(),
-                Qdrant::error_message(resp),
-            ),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
-                endpoint: self.http.base().to_owned(),
-                reason: crate::error::http_reason(
-                    resp.status.as_u16(),
-                    &Qdrant::error_message(resp),
-                ),
-                hint: format!("the API key in {API_KEY_ENV}"),
-            },
-            status => Error::Server {
-                endpoint: self.http.base().to_owned(),
-                operation: operation.to_owned(),
-                status: status.as_u16(),
-                message: Qdrant::error_message(resp),
-            },
-        }
+        self.http.fail(
+            "qdrant",
+            operation,
+            resp,
+            Qdrant::error_message(resp),
+            &format!("the API key in {API_KEY_ENV}"),
+        )
     }
 
     async fn call<T: DeserializeOwned + Send + 'static>(
