@@ -701,10 +701,10 @@ impl Sink for Chroma {
         let space = configuration["hnsw"]["space"].clone();
         let collection = match (self.find(target).await?, existing) {
             (Some(_), ExistingTarget::Refuse) => {
-                return Err(Error::Incompatible(format!(
-                    "collection `{target}` already exists on {}; import under another name (--rename), or pass --if-exists append|replace",
-                    self.where_()
-                )));
+                return Err(super::already_exists(
+                    &format!("collection `{target}`"),
+                    &self.where_(),
+                ));
             }
             (Some(c), ExistingTarget::Append) => {
                 let (metric, _) = index_of(&c.configuration_json, c.metadata.as_ref());

@@ -235,6 +235,14 @@ pub(crate) fn check_request_size(connector: &str, record: &Record, max_bytes: us
     Ok(())
 }
 
+/// The refusal to write into `what` (``collection `x` ``) on `place`, which
+/// already exists, when the user allowed neither appending nor replacing.
+pub(crate) fn already_exists(what: &str, place: &str) -> Error {
+    Error::Incompatible(format!(
+        "{what} already exists on {place}; import under another name (--rename), or pass --if-exists append|replace"
+    ))
+}
+
 /// Refuses to append to `what` (``collection `x` on http://…``), whose
 /// vector fields are `theirs`, records with the vector fields `ours`: each of
 /// ours must be there with the same kind, dimension and metric (where both

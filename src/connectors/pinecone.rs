@@ -996,10 +996,10 @@ impl Sink for Pinecone {
         let found = self.describe_index(target).await?;
         let model = match (found, existing) {
             (Some(_), ExistingTarget::Refuse) => {
-                return Err(Error::Incompatible(format!(
-                    "index `{target}` already exists on {}; import under another name (--rename), or pass --if-exists append|replace",
-                    self.control.base()
-                )));
+                return Err(super::already_exists(
+                    &format!("index `{target}`"),
+                    self.control.base(),
+                ));
             }
             (Some(m), ExistingTarget::Append) => {
                 if m.dimension != dense.and_then(|f| f.dimension)

@@ -1233,10 +1233,7 @@ impl Sink for Weaviate {
                 } else {
                     format!("class `{class}` (Weaviate's name for `{target}`)")
                 };
-                return Err(Error::Incompatible(format!(
-                    "{named} already exists on {}; import under another name (--rename), or pass --if-exists append|replace",
-                    self.http.base()
-                )));
+                return Err(super::already_exists(&named, self.http.base()));
             }
             (Some(c), ExistingTarget::Append) => {
                 let dims = self.dimensions(c).await?;

@@ -1483,10 +1483,10 @@ impl Sink for Pgvector {
         let found = self.table_oid(&client, target).await?;
         match (found, existing) {
             (Some(_), ExistingTarget::Refuse) => {
-                return Err(Error::Incompatible(format!(
-                    "table `{}.{target}` already exists on {}; import under another name (--rename), or pass --if-exists append|replace",
-                    self.schema, self.public
-                )));
+                return Err(super::already_exists(
+                    &format!("table `{}.{target}`", self.schema),
+                    &self.public,
+                ));
             }
             (Some(_), ExistingTarget::Append) => {
                 let (theirs, layout) = self.inspect(&client, target).await?;

@@ -776,10 +776,10 @@ impl Sink for Qdrant {
         let found = self.info(target).await?;
         match (&found, existing) {
             (Some(_), ExistingTarget::Refuse) => {
-                return Err(Error::Incompatible(format!(
-                    "collection `{target}` already exists on {}; import under another name (--rename), or pass --if-exists append|replace",
-                    self.http.base()
-                )));
+                return Err(super::already_exists(
+                    &format!("collection `{target}`"),
+                    self.http.base(),
+                ));
             }
             (Some(info), ExistingTarget::Append) => {
                 super::check_append(
