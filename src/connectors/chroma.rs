@@ -178,10 +178,7 @@ impl Chroma {
     fn not_found(&self, name: &str) -> Error {
         Error::NotFound {
             what: format!("collection `{name}` on {}", self.where_()),
-            hint: Some(format!(
-                "`vecport ls chroma://{}` lists the collections",
-                self.http.base().split("://").nth(1).unwrap_or_default()
-            )),
+            hint: Some(super::ls_hint("chroma", self.http.base(), "collections")),
         }
     }
 

@@ -235,6 +235,15 @@ pub(crate) fn check_request_size(connector: &str, record: &Record, max_bytes: us
     Ok(())
 }
 
+/// The hint of a missing collection: the `vecport ls` command that lists the
+/// `listed` (`collections`) of the `scheme` server at `base` (`http://host:port`).
+pub(crate) fn ls_hint(scheme: &str, base: &str, listed: &str) -> String {
+    format!(
+        "`vecport ls {scheme}://{}` lists the {listed}",
+        base.split("://").nth(1).unwrap_or_default()
+    )
+}
+
 /// The refusal to write into `what` (``collection `x` ``) on `place`, which
 /// already exists, when the user allowed neither appending nor replacing.
 pub(crate) fn already_exists(what: &str, place: &str) -> Error {

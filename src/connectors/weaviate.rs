@@ -621,10 +621,7 @@ impl Weaviate {
     fn not_found(&self, name: &str) -> Error {
         Error::NotFound {
             what: format!("class `{name}` on {}", self.http.base()),
-            hint: Some(format!(
-                "`vecport ls weaviate://{}` lists the classes",
-                self.http.base().split("://").nth(1).unwrap_or_default()
-            )),
+            hint: Some(super::ls_hint("weaviate", self.http.base(), "classes")),
         }
     }
 

@@ -189,10 +189,7 @@ impl Qdrant {
     fn not_found(&self, name: &str) -> Error {
         Error::NotFound {
             what: format!("collection `{name}` on {}", self.http.base()),
-            hint: Some(format!(
-                "`vecport ls qdrant://{}` lists the collections",
-                self.http.base().split("://").nth(1).unwrap_or_default()
-            )),
+            hint: Some(super::ls_hint("qdrant", self.http.base(), "collections")),
         }
     }
 
