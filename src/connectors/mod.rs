@@ -252,6 +252,22 @@ pub(crate) fn already_exists(what: &str, place: &str) -> Error {
     ))
 }
 
+/// Why a dense vector of `field` with `values` does not fit it: its length
+/// is not the field's dimension. `None` when it fits or the field has none.
+pub(crate) fn wrong_dimension(field: &VectorField, values: &[f32]) -> Option<String> {
+    field
+        .dimension
+        .is_some_and(|dim| dim as usize != values.len())
+        .then(|| {
+            format!(
+                "vector {:?} has {} values, the field's dimension is {:?}",
+                field.name,
+                values.len(),
+                field.dimension
+            )
+        })
+}
+
 /// Refuses to append to `what` (``collection `x` on http://…``), whose
 /// vector fields are `theirs`, records with the vector fields `ours`: each of
 /// ours must be there with the same kind, dimension and metric (where both

@@ -1182,13 +1182,8 @@ impl Sink for Weaviate {
         }
         for (f, v) in spec.vectors.iter().zip(&record.vectors) {
             let Some(Vector::Dense(d)) = v else { continue };
-            if f.dimension.is_some_and(|dim| dim as usize != d.len()) {
-                return bad(format!(
-                    "vector {:?} has {} values, the field's dimension is {:?}",
-                    f.name,
-                    d.len(),
-                    f.dimension
-                ));
+            if let Some(why) = super::wrong_dimension(f, d) {
+                return bad(why);
             }
             if d.iter().any(|x| !x.is_finite()) {
                 return bad(format!("vector {:?} has NaN or infinite values", f.name));

@@ -1307,14 +1307,9 @@ impl Sink for Pgvector {
             let Some(v) = v else { continue };
             let finite = |xs: &[f32]| xs.iter().all(|x| x.is_finite());
             if let Vector::Dense(d) = v
-                && f.dimension.is_some_and(|dim| dim as usize != d.len())
+                && let Some(why) = super::wrong_dimension(f, d)
             {
-                return bad(format!(
-                    "vector {:?} has {} values, the field's dimension is {:?}",
-                    f.name,
-                    d.len(),
-                    f.dimension
-                ));
+                return bad(why);
             }
             match v {
                 Vector::Dense(d) if VecType::of(f) == VecType::Bit => {

@@ -713,13 +713,8 @@ impl Sink for Qdrant {
             let finite = |xs: &[f32]| xs.iter().all(|x| x.is_finite());
             match v {
                 Vector::Dense(d) => {
-                    if f.dimension.is_some_and(|dim| dim as usize != d.len()) {
-                        return bad(format!(
-                            "vector {:?} has {} values, the field's dimension is {:?}",
-                            f.name,
-                            d.len(),
-                            f.dimension
-                        ));
+                    if let Some(why) = super::wrong_dimension(f, d) {
+                        return bad(why);
                     }
                     if !finite(d) {
                         return bad(format!(
