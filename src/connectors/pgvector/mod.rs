@@ -1893,6 +1893,16 @@ impl CollectionWriter for PgWriter {
 mod tests {
     use super::*;
 
+    /// A column as the catalog describes it.
+    fn col(name: &str, typname: &str, typmod: i32) -> ColumnInfo {
+        ColumnInfo {
+            name: name.into(),
+            typname: typname.into(),
+            format: typname.into(),
+            typmod,
+        }
+    }
+
     #[test]
     fn opclasses_map_to_metrics_and_back() {
         for (opclass, metric) in [
@@ -1927,12 +1937,6 @@ mod tests {
             bits_to_floats(&b),
             [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
         );
-        let col = |name: &str, typname: &str, typmod: i32| ColumnInfo {
-            name: name.into(),
-            typname: typname.into(),
-            format: typname.into(),
-            typmod,
-        };
         let columns = vec![
             col("id", "text", -1),
             col("code", "bit", 9),
@@ -1992,12 +1996,6 @@ mod tests {
 
     #[test]
     fn columns_get_roles_from_their_types() {
-        let col = |name: &str, typname: &str, typmod: i32| ColumnInfo {
-            name: name.into(),
-            typname: typname.into(),
-            format: typname.into(),
-            typmod,
-        };
         let columns = vec![
             col("pk", "int8", -1),
             col("emb", "vector", 3),
