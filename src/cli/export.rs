@@ -84,11 +84,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
             name,
             dimension: args.embedding_dimension,
         }),
-        resume: if args.resume {
-            pipeline::Resume::IfStarted
-        } else {
-            pipeline::Resume::No
-        },
+        resume: super::resume(args.resume),
     };
     let started = Instant::now();
     let manifest = pipeline::export(source.as_ref(), &args.snapshot, &options, &Bars::new(quiet))

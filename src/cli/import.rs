@@ -163,11 +163,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
         renames: args.renames,
         existing: args.if_exists.into(),
         concurrency: args.concurrency as usize,
-        resume: if args.resume {
-            pipeline::Resume::IfStarted
-        } else {
-            pipeline::Resume::No
-        },
+        resume: super::resume(args.resume),
         state_dir: args.state_dir,
         batch_size: args.batch_size.map(|n| n as usize),
         ..ImportOptions::default()

@@ -106,13 +106,13 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
             ids_from: args.ids_from.clone(),
         },
         embedding_model: None,
-        resume: resume(args.resume),
+        resume: super::resume(args.resume),
     };
     let mut import = ImportOptions {
         renames: args.renames.clone(),
         existing: args.if_exists.into(),
         concurrency: args.write_concurrency as usize,
-        resume: resume(args.resume),
+        resume: super::resume(args.resume),
         batch_size: args.batch_size.map(|n| n as usize),
         ..ImportOptions::default()
     };
@@ -155,14 +155,6 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
-}
-
-fn resume(asked: bool) -> pipeline::Resume {
-    if asked {
-        pipeline::Resume::IfStarted
-    } else {
-        pipeline::Resume::No
-    }
 }
 
 /// The snapshot directory of a migration without --via: in the current

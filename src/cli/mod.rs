@@ -191,6 +191,16 @@ impl Write for ScrubbedStderr {
     }
 }
 
+/// What `--resume` asks of the pipeline: continue an unfinished run if there
+/// is one; without it, start afresh.
+fn resume(asked: bool) -> crate::pipeline::Resume {
+    if asked {
+        crate::pipeline::Resume::IfStarted
+    } else {
+        crate::pipeline::Resume::No
+    }
+}
+
 /// Says how many requests were retried so far, if any.
 pub(crate) fn report_retries() {
     let n = crate::connectors::http::requests_retried();

@@ -28,7 +28,7 @@ use crate::model::{
 };
 use crate::redact::Secret;
 
-use super::http::{HttpClient, Response, decode_json};
+use super::http::{HttpClient, Response, TOKEN_HINT, decode_json};
 use super::json_cursor::JsonCursor;
 use super::{
     BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, Endpoint, ExistingTarget, Page,
@@ -178,10 +178,7 @@ impl Chroma {
     fn not_found(&self, name: &str) -> Error {
         Error::NotFound {
             what: format!("collection `{name}` on {}", self.where_()),
-            hint: Some(format!(
-                "`vecport ls chroma://{}` lists the collections",
-                self.http.base().split("://").nth(1).unwrap_or_default()
-            )),
+            hint: Some(super::ls_hint("chroma", self.http.base(), "collections")),
         }
     }
 
@@ -701,10 +698,10 @@ impl Sink for Chroma {
         let space = configuration["hnsw"]["space"].clone();
         let collection = match (self.find(target).await?, existing) {
             (Some(_), ExistingTarget::Refuse) => {
-                return Err(Error::Incompatible(format!(
-                    "collection `{target}` already exists on {}; import under another name (--rename), or pass --if-exists append|replace",
-                    self.where_()
-                )));
+                return Err(super::already_exists(
+                    &format!("collection `{target}`"),
+                    &self.where_(),
+                ));
             }
             (Some(c), ExistingTarget::Append) => {
                 let (metric, _) = index_of(&c.configuration_json, c.metadata.as_ref());
@@ -824,20 +821,9 @@ impl CollectionWriter for ChromaWriter {
         if resp.status.is_success() {
             return Ok(());
         }
-        if matches!(
-            resp.status,
-            StatusCode::BAD_REQUEST
-                | StatusCode::UNPROCESSABLE_ENTITY
-                | StatusCode::PAYLOAD_TOO_LARGE
-        ) {
-            return Err(Error::refused(
-                "chroma",
-                "upsert",
-                resp.status.as_u16(),
-                resp.text_excerpt(),
-            ));
-        }
-        Err(self.http.status_error("upsert", &resp))
+        Err(self
+            .http
+            .fail("chroma", "upsert", &resp, resp.text_excerpt(), TOKEN_HINT))
     }
 
     async fn count(&self) -> Result<u64> {

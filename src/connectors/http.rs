@@ -148,6 +148,10 @@ pub fn retry_policy() -> RetryPolicy {
     POLICY.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+/// The setting to check when credentials are refused, for connectors that
+/// name none of their own.
+pub const TOKEN_HINT: &str = "the token in the connector's environment variable";
+
 /// A response whose status the caller inspects.
 #[derive(Debug)]
 pub struct Response {
@@ -399,17 +403,51 @@ impl HttpClient {
     /// The error for an unexpected status: 401/403 become
     /// [`Error::Unauthenticated`], the rest [`Error::Server`].
     pub fn status_error(&self, operation: &str, resp: &Response) -> Error {
+        self.unexpected(operation, resp.status, resp.text_excerpt(), TOKEN_HINT)
+    }
+
+    /// The error for an unexpected status of `database`'s answer to
+    /// `operation`, `message` being the database's own account of it: 400,
+    /// 413 and 422 become [`Error::refused`], 401/403
+    /// [`Error::Unauthenticated`] naming `hint` as the setting to check, the
+    /// rest [`Error::Server`].
+    pub fn fail(
+        &self,
+        database: &str,
+        operation: &str,
+        resp: &Response,
+        message: String,
+        hint: &str,
+    ) -> Error {
         match resp.status {
+            StatusCode::BAD_REQUEST
+            | StatusCode::UNPROCESSABLE_ENTITY
+            | StatusCode::PAYLOAD_TOO_LARGE => {
+                Error::refused(database, operation, resp.status.as_u16(), message)
+            }
+            status => self.unexpected(operation, status, message, hint),
+        }
+    }
+
+    /// [`Error::Unauthenticated`] for 401/403, else [`Error::Server`].
+    fn unexpected(
+        &self,
+        operation: &str,
+        status: StatusCode,
+        message: String,
+        hint: &str,
+    ) -> Error {
+        match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
                 endpoint: self.base.clone(),
-                reason: crate::error::http_reason(resp.status.as_u16(), &resp.text_excerpt()),
-                hint: "the token in the connector's environment variable".into(),
+                reason: crate::error::http_reason(status.as_u16(), &message),
+                hint: hint.to_owned(),
             },
             status => Error::Server {
                 endpoint: self.base.clone(),
                 operation: operation.to_owned(),
                 status: status.as_u16(),
-                message: resp.text_excerpt(),
+                message,
             },
         }
     }

@@ -235,6 +235,39 @@ pub(crate) fn check_request_size(connector: &str, record: &Record, max_bytes: us
     Ok(())
 }
 
+/// The hint of a missing collection: the `vecport ls` command that lists the
+/// `listed` (`collections`) of the `scheme` server at `base` (`http://host:port`).
+pub(crate) fn ls_hint(scheme: &str, base: &str, listed: &str) -> String {
+    format!(
+        "`vecport ls {scheme}://{}` lists the {listed}",
+        base.split("://").nth(1).unwrap_or_default()
+    )
+}
+
+/// The refusal to write into `what` (``collection `x` ``) on `place`, which
+/// already exists, when the user allowed neither appending nor replacing.
+pub(crate) fn already_exists(what: &str, place: &str) -> Error {
+    Error::Incompatible(format!(
+        "{what} already exists on {place}; import under another name (--rename), or pass --if-exists append|replace"
+    ))
+}
+
+/// Why a dense vector of `field` with `values` does not fit it: its length
+/// is not the field's dimension. `None` when it fits or the field has none.
+pub(crate) fn wrong_dimension(field: &VectorField, values: &[f32]) -> Option<String> {
+    field
+        .dimension
+        .is_some_and(|dim| dim as usize != values.len())
+        .then(|| {
+            format!(
+                "vector {:?} has {} values, the field's dimension is {:?}",
+                field.name,
+                values.len(),
+                field.dimension
+            )
+        })
+}
+
 /// Refuses to append to `what` (``collection `x` on http://…``), whose
 /// vector fields are `theirs`, records with the vector fields `ours`: each of
 /// ours must be there with the same kind, dimension and metric (where both

@@ -242,25 +242,13 @@ impl Pinecone {
     }
 
     fn fail(client: &HttpClient, operation: &str, resp: &Response) -> Error {
-        let message = Pinecone::message(resp);
-        match resp.status {
-            StatusCode::BAD_REQUEST
-            | StatusCode::UNPROCESSABLE_ENTITY
-            | StatusCode::PAYLOAD_TOO_LARGE => {
-                Error::refused("pinecone", operation, resp.status.as_u16(), message)
-            }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
-                endpoint: client.base().to_owned(),
-                reason: crate::error::http_reason(resp.status.as_u16(), &message),
-                hint: format!("the API key in {API_KEY_ENV}"),
-            },
-            status => Error::Server {
-                endpoint: client.base().to_owned(),
-                operation: operation.to_owned(),
-                status: status.as_u16(),
-                message,
-            },
-        }
+        client.fail(
+            "pinecone",
+            operation,
+            resp,
+            Pinecone::message(resp),
+            &format!("the API key in {API_KEY_ENV}"),
+        )
     }
 
     async fn call<T: serde::de::DeserializeOwned + Send + 'static>(
@@ -1008,10 +996,10 @@ impl Sink for Pinecone {
         let found = self.describe_index(target).await?;
         let model = match (found, existing) {
             (Some(_), ExistingTarget::Refuse) => {
-                return Err(Error::Incompatible(format!(
-                    "index `{target}` already exists on {}; import under another name (--rename), or pass --if-exists append|replace",
-                    self.control.base()
-                )));
+                return Err(super::already_exists(
+                    &format!("index `{target}`"),
+                    self.control.base(),
+                ));
             }
             (Some(m), ExistingTarget::Append) => {
                 if m.dimension != dense.and_then(|f| f.dimension)

@@ -574,30 +574,13 @@ impl Weaviate {
     }
 
     fn fail(&self, operation: &str, resp: &Response) -> Error {
-        match resp.status {
-            StatusCode::BAD_REQUEST
-            | StatusCode::UNPROCESSABLE_ENTITY
-            | StatusCode::PAYLOAD_TOO_LARGE => Error::refused(
-                "weaviate",
-                operation,
-                resp.status.as_u16(),
-                Weaviate::error_message(resp),
-            ),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
-                endpoint: self.http.base().to_owned(),
-                reason: crate::error::http_reason(
-                    resp.status.as_u16(),
-                    &Weaviate::error_message(resp),
-                ),
-                hint: format!("the API key in {API_KEY_ENV}"),
-            },
-            status => Error::Server {
-                endpoint: self.http.base().to_owned(),
-                operation: operation.to_owned(),
-                status: status.as_u16(),
-                message: Weaviate::error_message(resp),
-            },
-        }
+        self.http.fail(
+            "weaviate",
+            operation,
+            resp,
+            Weaviate::error_message(resp),
+            &format!("the API key in {API_KEY_ENV}"),
+        )
     }
 
     /// Sends a request and decodes the JSON answer of a 2xx status; `None`
@@ -638,10 +621,7 @@ impl Weaviate {
     fn not_found(&self, name: &str) -> Error {
         Error::NotFound {
             what: format!("class `{name}` on {}", self.http.base()),
-            hint: Some(format!(
-                "`vecport ls weaviate://{}` lists the classes",
-                self.http.base().split("://").nth(1).unwrap_or_default()
-            )),
+            hint: Some(super::ls_hint("weaviate", self.http.base(), "classes")),
         }
     }
 
@@ -1202,13 +1182,8 @@ impl Sink for Weaviate {
         }
         for (f, v) in spec.vectors.iter().zip(&record.vectors) {
             let Some(Vector::Dense(d)) = v else { continue };
-            if f.dimension.is_some_and(|dim| dim as usize != d.len()) {
-                return bad(format!(
-                    "vector {:?} has {} values, the field's dimension is {:?}",
-                    f.name,
-                    d.len(),
-                    f.dimension
-                ));
+            if let Some(why) = super::wrong_dimension(f, d) {
+                return bad(why);
             }
             if d.iter().any(|x| !x.is_finite()) {
                 return bad(format!("vector {:?} has NaN or infinite values", f.name));
@@ -1250,10 +1225,7 @@ impl Sink for Weaviate {
                 } else {
                     format!("class `{class}` (Weaviate's name for `{target}`)")
                 };
-                return Err(Error::Incompatible(format!(
-                    "{named} already exists on {}; import under another name (--rename), or pass --if-exists append|replace",
-                    self.http.base()
-                )));
+                return Err(super::already_exists(&named, self.http.base()));
             }
             (Some(c), ExistingTarget::Append) => {
                 let dims = self.dimensions(c).await?;

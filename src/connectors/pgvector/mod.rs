@@ -1307,14 +1307,9 @@ impl Sink for Pgvector {
             let Some(v) = v else { continue };
             let finite = |xs: &[f32]| xs.iter().all(|x| x.is_finite());
             if let Vector::Dense(d) = v
-                && f.dimension.is_some_and(|dim| dim as usize != d.len())
+                && let Some(why) = super::wrong_dimension(f, d)
             {
-                return bad(format!(
-                    "vector {:?} has {} values, the field's dimension is {:?}",
-                    f.name,
-                    d.len(),
-                    f.dimension
-                ));
+                return bad(why);
             }
             match v {
                 Vector::Dense(d) if VecType::of(f) == VecType::Bit => {
@@ -1483,10 +1478,10 @@ impl Sink for Pgvector {
         let found = self.table_oid(&client, target).await?;
         match (found, existing) {
             (Some(_), ExistingTarget::Refuse) => {
-                return Err(Error::Incompatible(format!(
-                    "table `{}.{target}` already exists on {}; import under another name (--rename), or pass --if-exists append|replace",
-                    self.schema, self.public
-                )));
+                return Err(super::already_exists(
+                    &format!("table `{}.{target}`", self.schema),
+                    &self.public,
+                ));
             }
             (Some(_), ExistingTarget::Append) => {
                 let (theirs, layout) = self.inspect(&client, target).await?;
@@ -1898,6 +1893,16 @@ impl CollectionWriter for PgWriter {
 mod tests {
     use super::*;
 
+    /// A column as the catalog describes it.
+    fn col(name: &str, typname: &str, typmod: i32) -> ColumnInfo {
+        ColumnInfo {
+            name: name.into(),
+            typname: typname.into(),
+            format: typname.into(),
+            typmod,
+        }
+    }
+
     #[test]
     fn opclasses_map_to_metrics_and_back() {
         for (opclass, metric) in [
@@ -1932,12 +1937,6 @@ mod tests {
             bits_to_floats(&b),
             [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
         );
-        let col = |name: &str, typname: &str, typmod: i32| ColumnInfo {
-            name: name.into(),
-            typname: typname.into(),
-            format: typname.into(),
-            typmod,
-        };
         let columns = vec![
             col("id", "text", -1),
             col("code", "bit", 9),
@@ -1997,12 +1996,6 @@ mod tests {
 
     #[test]
     fn columns_get_roles_from_their_types() {
-        let col = |name: &str, typname: &str, typmod: i32| ColumnInfo {
-            name: name.into(),
-            typname: typname.into(),
-            format: typname.into(),
-            typmod,
-        };
         let columns = vec![
             col("pk", "int8", -1),
             col("emb", "vector", 3),

@@ -152,30 +152,13 @@ impl Qdrant {
     }
 
     fn fail(&self, operation: &str, resp: &Response) -> Error {
-        match resp.status {
-            StatusCode::BAD_REQUEST
-            | StatusCode::UNPROCESSABLE_ENTITY
-            | StatusCode::PAYLOAD_TOO_LARGE => Error::refused(
-                "qdrant",
-                operation,
-                resp.status.as_u16(),
-                Qdrant::error_message(resp),
-            ),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
-                endpoint: self.http.base().to_owned(),
-                reason: crate::error::http_reason(
-                    resp.status.as_u16(),
-                    &Qdrant::error_message(resp),
-                ),
-                hint: format!("the API key in {API_KEY_ENV}"),
-            },
-            status => Error::Server {
-                endpoint: self.http.base().to_owned(),
-                operation: operation.to_owned(),
-                status: status.as_u16(),
-                message: Qdrant::error_message(resp),
-            },
-        }
+        self.http.fail(
+            "qdrant",
+            operation,
+            resp,
+            Qdrant::error_message(resp),
+            &format!("the API key in {API_KEY_ENV}"),
+        )
     }
 
     async fn call<T: DeserializeOwned + Send + 'static>(
@@ -206,10 +189,7 @@ impl Qdrant {
     fn not_found(&self, name: &str) -> Error {
         Error::NotFound {
             what: format!("collection `{name}` on {}", self.http.base()),
-            hint: Some(format!(
-                "`vecport ls qdrant://{}` lists the collections",
-                self.http.base().split("://").nth(1).unwrap_or_default()
-            )),
+            hint: Some(super::ls_hint("qdrant", self.http.base(), "collections")),
         }
     }
 
@@ -811,13 +791,8 @@ impl Sink for Qdrant {
             let finite = |xs: &[f32]| xs.iter().all(|x| x.is_finite());
             match v {
                 Vector::Dense(d) => {
-                    if f.dimension.is_some_and(|dim| dim as usize != d.len()) {
-                        return bad(format!(
-                            "vector {:?} has {} values, the field's dimension is {:?}",
-                            f.name,
-                            d.len(),
-                            f.dimension
-                        ));
+                    if let Some(why) = super::wrong_dimension(f, d) {
+                        return bad(why);
                     }
                     if !finite(d) {
                         return bad(format!(
@@ -871,10 +846,10 @@ impl Sink for Qdrant {
         let found = self.info(target).await?;
         match (&found, existing) {
             (Some(_), ExistingTarget::Refuse) => {
-                return Err(Error::Incompatible(format!(
-                    "collection `{target}` already exists on {}; import under another name (--rename), or pass --if-exists append|replace",
-                    self.http.base()
-                )));
+                return Err(super::already_exists(
+                    &format!("collection `{target}`"),
+                    self.http.base(),
+                ));
             }
             (Some(info), ExistingTarget::Append) => {
                 super::check_append(
