@@ -25,7 +25,8 @@ pub struct Args {
     /// Records per read request.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub page_size: u32,
-    /// Read requests in flight at once.
+    /// Read requests in flight at once; where pages form a chain (Qdrant's
+    /// scroll), how many pages may wait decoded ahead of the writer (at most 8).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: u32,
     /// Start a new part file after this many rows.
