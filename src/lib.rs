@@ -4,6 +4,7 @@
 //! [`model`]. The snapshot format knows no database, connectors speak only
 //! the neutral [`model`], and nothing below the CLI knows about terminals.
 
+mod buffers;
 pub mod error;
 pub mod mapping;
 pub mod model;

@@ -9,23 +9,31 @@
 //! dropped connection) is retried.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
+use crate::buffers::BufferPool;
 use crate::error::{Error, Result};
 use crate::redact::Secret;
 
 /// Buffers that response bodies are read into, kept for the responses after
-/// them. A page of vectors is megabytes; reading each into fresh memory
-/// costs a page fault for every 4 KiB touched and returns the memory only to
-/// fault it in again for the next page, which cost more CPU than decoding
-/// the page's ids and payloads.
-#[derive(Debug, Clone, Default)]
-struct BodyBuffers(Arc<Mutex<Vec<Vec<u8>>>>);
+/// them: a page of vectors is megabytes, and reading each into fresh memory
+/// cost more CPU than decoding the page's ids and payloads.
+#[derive(Debug, Clone)]
+struct BodyBuffers(Arc<BufferPool>);
+
+impl Default for BodyBuffers {
+    fn default() -> Self {
+        BodyBuffers(Arc::new(BufferPool::new(
+            BodyBuffers::KEEP,
+            BodyBuffers::KEEP_BYTES,
+        )))
+    }
+}
 
 impl BodyBuffers {
     /// Buffers kept: the pages in flight at once (one decoding, one being
@@ -49,12 +57,7 @@ impl BodyBuffers {
     /// bytes (as far as a kept buffer would hold: a length header is no
     /// reason to reserve gigabytes before they arrive).
     fn take(&self, expected: u64) -> Vec<u8> {
-        let mut buf = self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .unwrap_or_default();
+        let mut buf = self.0.take();
         buf.reserve(expected.min(Self::KEEP_BYTES as u64) as usize);
         buf
     }
@@ -65,12 +68,6 @@ impl BodyBuffers {
             buf,
             pool: self.clone(),
         })
-    }
-
-    /// Buffers kept now.
-    #[cfg(test)]
-    fn kept(&self) -> usize {
-        self.0.lock().unwrap().len()
     }
 }
 
@@ -88,15 +85,7 @@ impl AsRef<[u8]> for KeptBuffer {
 
 impl Drop for KeptBuffer {
     fn drop(&mut self) {
-        let mut buf = std::mem::take(&mut self.buf);
-        if buf.capacity() > BodyBuffers::KEEP_BYTES {
-            return;
-        }
-        buf.clear();
-        let mut kept = self.pool.0.lock().unwrap_or_else(|e| e.into_inner());
-        if kept.len() < BodyBuffers::KEEP {
-            kept.push(buf);
-        }
+        self.pool.0.give(std::mem::take(&mut self.buf));
     }
 }
 
@@ -525,10 +514,10 @@ mod tests {
         let part = body.slice(1..9);
         assert_eq!(&body[..], b"{\"result\":[]}");
         drop(body);
-        assert_eq!(pool.kept(), 0, "a slice still uses the buffer");
+        assert_eq!(pool.0.kept(), 0, "a slice still uses the buffer");
         assert_eq!(&part[..], b"\"result\"");
         drop(part);
-        assert_eq!(pool.kept(), 1);
+        assert_eq!(pool.0.kept(), 1);
         let again = pool.take(10);
         assert_eq!(
             (again.as_ptr(), again.len()),
@@ -544,10 +533,10 @@ mod tests {
             .map(|_| pool.wrap(pool.take(64)))
             .collect();
         drop(bodies);
-        assert_eq!(pool.kept(), BodyBuffers::KEEP);
+        assert_eq!(pool.0.kept(), BodyBuffers::KEEP);
         let pool = BodyBuffers::default();
         drop(pool.wrap(Vec::with_capacity(BodyBuffers::KEEP_BYTES + 1)));
-        assert_eq!(pool.kept(), 0, "an outsized buffer is freed");
+        assert_eq!(pool.0.kept(), 0, "an outsized buffer is freed");
         let huge = pool.take(u64::MAX);
         assert!(huge.capacity() <= 2 * BodyBuffers::KEEP_BYTES);
     }

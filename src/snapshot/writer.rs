@@ -8,8 +8,8 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::mem;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use arrow::datatypes::SchemaRef;
@@ -25,6 +25,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 use serde::Serialize;
 
+use crate::buffers::BufferPool;
 use crate::error::{Error, Result};
 use crate::model::{CollectionSpec, EmbeddingModel, IdKind, Record, VectorKind};
 
@@ -409,7 +410,7 @@ struct JobContext {
     page_bytes: usize,
     /// Buffers of written dense chunks, reused so that each group does not
     /// fault in fresh memory.
-    buffers: Mutex<Vec<Vec<u8>>>,
+    buffers: BufferPool,
 }
 
 /// Row groups being encoded on the rayon pool, and those encoded but not yet
@@ -693,7 +694,8 @@ impl CollectionWriter {
                 vectors: self.vectors.clone(),
                 direct,
                 page_bytes: props.data_page_size_limit(),
-                buffers: Mutex::new(Vec::new()),
+                // Groups being encoded and waiting to be written.
+                buffers: BufferPool::new(2 * self.parallelism() + 2, usize::MAX),
             });
             self.encoder = Some(Encoder {
                 schema,
@@ -772,7 +774,6 @@ impl CollectionWriter {
         if self.part.is_none() {
             self.open_part()?;
         }
-        let keep = 2 * self.parallelism() + 2;
         let part = self.part.as_mut().expect("opened above");
         let mut rg = part
             .writer
@@ -784,10 +785,7 @@ impl CollectionWriter {
                 Chunk::Dense(d) => {
                     let r = rg.append_column(&d.bytes, d.close);
                     if let Some(e) = &self.encoder {
-                        let mut pool = e.job.buffers.lock().unwrap_or_else(|p| p.into_inner());
-                        if pool.len() < keep {
-                            pool.push(Vec::from(d.bytes));
-                        }
+                        e.job.buffers.give(Vec::from(d.bytes));
                     }
                     r
                 }
@@ -981,13 +979,8 @@ fn encode_group(
             Some(descr) => {
                 // Its Arrow writer goes unused.
                 writers.next();
-                let buffer = job
-                    .buffers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .pop()
-                    .unwrap_or_default();
-                let chunk = dense::encode(descr, v, i, &records, job.page_bytes, buffer)?;
+                let chunk =
+                    dense::encode(descr, v, i, &records, job.page_bytes, job.buffers.take())?;
                 chunks.push(Chunk::Dense(chunk));
             }
             None => {
