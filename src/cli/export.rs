@@ -41,6 +41,11 @@ pub struct Args {
     /// Storage of vector columns: none (plain, fastest) or zstd (BYTE_STREAM_SPLIT + zstd, a few % smaller).
     #[arg(long, value_enum, default_value_t = VectorCompression::None)]
     pub vector_compression: VectorCompression,
+    /// Write part files through the page cache. By default they are written
+    /// with direct I/O where the filesystem takes it (Linux), which keeps a
+    /// large export from evicting what the machine has cached.
+    #[arg(long)]
+    pub no_direct_io: bool,
     /// Record the embedding model that produced the vectors.
     #[arg(long, value_name = "NAME")]
     pub embedding_model: Option<String>,
@@ -73,6 +78,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
             part_max_bytes: args.part_bytes,
             row_group_rows: args.row_group_rows as usize,
             vector_compression: args.vector_compression,
+            direct_io: !args.no_direct_io,
             ..WriteOptions::default()
         },
         scan: ScanOptions {

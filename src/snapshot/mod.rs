@@ -8,6 +8,7 @@ mod dense;
 pub mod layout;
 pub mod manifest;
 pub mod reader;
+mod sink;
 pub mod writer;
 
 pub use block::RecordBlock;

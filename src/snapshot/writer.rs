@@ -9,8 +9,7 @@ use std::io::{self, Write};
 use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::arrow_writer::{
@@ -36,6 +35,7 @@ use super::manifest::{
     CollectionManifest, DimensionSource, FORMAT_MAJOR, FORMAT_MINOR, FORMAT_NAME, Manifest,
     MetadataSchema, NamespaceCount, PartManifest, Producer, SourceInfo, VectorColumn,
 };
+use super::sink::HashingFile;
 
 /// How vector columns are stored.
 #[derive(
@@ -69,6 +69,10 @@ pub struct WriteOptions {
     pub zstd_level: i32,
     /// Row groups encoded at once; 0 means one per rayon thread.
     pub parallelism: usize,
+    /// Write part files with direct I/O where the filesystem takes it
+    /// (Linux), past the page cache: a large export then neither evicts what
+    /// the machine has cached nor pays a copy per byte.
+    pub direct_io: bool,
 }
 
 impl Default for WriteOptions {
@@ -83,6 +87,7 @@ impl Default for WriteOptions {
             vector_compression: VectorCompression::None,
             zstd_level: 3,
             parallelism: 0,
+            direct_io: true,
         }
     }
 }
@@ -821,7 +826,7 @@ impl CollectionWriter {
             .expect("created before a part is opened");
         let options = ArrowWriterOptions::new().with_properties(encoder.props.clone());
         let arrow_writer = ArrowWriter::try_new_with_options(
-            HashingFile::new(file),
+            HashingFile::new(file, self.options.direct_io),
             encoder.schema.clone(),
             options,
         )
@@ -865,13 +870,19 @@ impl CollectionWriter {
             .writer
             .into_inner()
             .map_err(|e| parquet_error(&tmp, e))?;
-        let (bytes, hash) = hashing.finish().map_err(|e| Error::io(&tmp, e))?;
+        let written = hashing.finish().map_err(|e| Error::io(&tmp, e))?;
+        tracing::debug!(
+            part = %path.display(),
+            bytes = written.bytes,
+            direct_io_bytes = written.direct,
+            "part written"
+        );
         fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
         self.parts.push(PartManifest {
             path: name,
             rows: part.rows,
-            bytes,
-            blake3: hash,
+            bytes: written.bytes,
+            blake3: written.blake3,
         });
         self.closed.merge(mem::take(&mut self.part_observed));
         Ok(())
@@ -1011,177 +1022,4 @@ fn encode_arrow(
         chunks.push(Chunk::Arrow(w.close().map_err(invalid)?));
     }
     Ok(())
-}
-
-/// Starts writing back a range just written, so that the final `fsync` finds
-/// little left to do (Linux; elsewhere the `fsync` does it all).
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    unsafe extern "C" {
-        // glibc and musl, LP64: off64_t is 64-bit.
-        fn sync_file_range(fd: i32, offset: i64, nbytes: i64, flags: u32) -> i32;
-    }
-    const SYNC_FILE_RANGE_WRITE: u32 = 2;
-    // SAFETY: a valid open descriptor; the call only starts asynchronous
-    // writeback of pages already written, and its failure changes nothing
-    // (the file is synced with `fsync` before it is renamed).
-    let _ = unsafe {
-        sync_file_range(
-            file.as_raw_fd(),
-            offset as i64,
-            len as i64,
-            SYNC_FILE_RANGE_WRITE,
-        )
-    };
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
-
-/// Bytes handed from [`HashingFile`] to its threads at a time.
-const HASH_BLOCK: usize = 4 << 20;
-
-/// A file written through two threads: bytes are gathered into large
-/// blocks, which one thread hashes (BLAKE3) and passes on to a second that
-/// writes them, so neither hashing nor the `write` calls hold up encoding.
-struct HashingFile {
-    block: Vec<u8>,
-    bytes: u64,
-    /// To the hashing thread; `None` once finished.
-    to_hash: Option<SyncSender<Vec<u8>>>,
-    /// Emptied blocks coming back from the writing thread.
-    free: Receiver<Vec<u8>>,
-    hasher: Option<JoinHandle<blake3::Hasher>>,
-    writer: Option<JoinHandle<io::Result<File>>>,
-    /// Why the writing thread stopped, once it has (a full disk, say).
-    failure: Option<(io::ErrorKind, String)>,
-}
-
-impl HashingFile {
-    fn new(file: File) -> HashingFile {
-        let (to_hash, hash_rx) = sync_channel::<Vec<u8>>(2);
-        let (to_write, write_rx) = sync_channel::<Vec<u8>>(2);
-        let (free_tx, free) = channel::<Vec<u8>>();
-        let hasher = std::thread::spawn(move || {
-            let mut hasher = blake3::Hasher::new();
-            for block in hash_rx {
-                hasher.update(&block);
-                if to_write.send(block).is_err() {
-                    break;
-                }
-            }
-            hasher
-        });
-        let writer = std::thread::spawn(move || {
-            let mut file = file;
-            let mut offset = 0u64;
-            for mut block in write_rx {
-                // Stop at the first error; the hashing thread then stops too.
-                file.write_all(&block)?;
-                start_writeback(&file, offset, block.len() as u64);
-                offset += block.len() as u64;
-                block.clear();
-                let _ = free_tx.send(block);
-            }
-            Ok(file)
-        });
-        HashingFile {
-            block: Vec::with_capacity(HASH_BLOCK),
-            bytes: 0,
-            to_hash: Some(to_hash),
-            free,
-            hasher: Some(hasher),
-            writer: Some(writer),
-            failure: None,
-        }
-    }
-
-    /// The error that stopped the writing thread, for this and every later
-    /// call: joins both threads the first time.
-    fn write_failure(&mut self) -> io::Error {
-        if self.failure.is_none() {
-            self.to_hash = None;
-            if let Some(h) = self.hasher.take() {
-                let _ = h.join();
-            }
-            self.failure = Some(match self.writer.take().map(JoinHandle::join) {
-                Some(Ok(Err(e))) => (e.kind(), e.to_string()),
-                Some(Err(_)) => (
-                    io::ErrorKind::Other,
-                    "the part writing thread panicked".to_owned(),
-                ),
-                _ => (io::ErrorKind::Other, "writing the part failed".to_owned()),
-            });
-        }
-        match &self.failure {
-            Some((kind, message)) => io::Error::new(*kind, message.clone()),
-            None => io::Error::other("writing the part failed"),
-        }
-    }
-
-    /// Passes the gathered block on. Fails with the writing thread's error
-    /// when it has stopped.
-    fn send_block(&mut self) -> io::Result<()> {
-        if self.block.is_empty() {
-            return Ok(());
-        }
-        let next = self
-            .free
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(HASH_BLOCK));
-        let block = mem::replace(&mut self.block, next);
-        let sent = self.to_hash.as_ref().map(|tx| tx.send(block));
-        match sent {
-            Some(Ok(())) => Ok(()),
-            _ => Err(self.write_failure()),
-        }
-    }
-
-    /// Writes out what is left, syncs the file; returns its size and BLAKE3.
-    fn finish(mut self) -> io::Result<(u64, String)> {
-        self.send_block()?;
-        self.to_hash = None;
-        let (Some(hasher), Some(writer)) = (self.hasher.take(), self.writer.take()) else {
-            return Err(self.write_failure());
-        };
-        let hasher = hasher.join();
-        let file = match writer.join() {
-            Ok(f) => f?,
-            Err(_) => return Err(io::Error::other("the part writing thread panicked")),
-        };
-        let hasher = hasher.map_err(|_| io::Error::other("the hashing thread panicked"))?;
-        file.sync_all()?;
-        Ok((self.bytes, hasher.finalize().to_hex().to_string()))
-    }
-}
-
-impl Drop for HashingFile {
-    fn drop(&mut self) {
-        // Abandoned (an error elsewhere): stop the threads.
-        self.to_hash = None;
-        if let Some(h) = self.hasher.take() {
-            let _ = h.join();
-        }
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
-        }
-    }
-}
-
-impl Write for HashingFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = buf.len().min(HASH_BLOCK - self.block.len());
-        self.block.extend_from_slice(&buf[..n]);
-        self.bytes += n as u64;
-        if self.block.len() == HASH_BLOCK {
-            self.send_block()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        // Blocks are written as they fill; `finish` writes the rest.
-        Ok(())
-    }
 }
