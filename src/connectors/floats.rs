@@ -9,6 +9,10 @@
 //! multiplication, proven exact in [`fast_path`]. Everything else goes to the
 //! Eisel-Lemire parser of `fast-float2`, which is correctly rounded too.
 //!
+//! Inside arrays, runs of the commonest shape (`-?d.ddd…`, comma after) are
+//! read by [`short_decimal_run`] with SIMD (x86-64 with SSSE3): the commas
+//! are found first, so that no number waits for the one before it to end.
+//!
 //! Only JSON's number grammar is accepted (`-? int frac? exp?`): no `+1`,
 //! `.5`, `1.`, `01`, `NaN` or `Infinity`, and a decimal beyond `f32`'s range
 //! (which rounds to infinity) is an error rather than a silent `inf`.
@@ -166,6 +170,26 @@ fn short_decimal(b: &[u8]) -> Option<(f32, usize)> {
         f32::from_bits(v.to_bits() | (u32::from(neg == 1) << 31)),
         end,
     ))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+/// Reads the run of numbers from `pos` on that have the shape of
+/// [`short_decimal`] and are each followed by a comma (consumed too),
+/// appending them to `out`; returns the start of the first number not read.
+/// About twice as fast per number as [`parse_f32_token`]
+/// (`cargo bench --bench json_decode`), with the same results; reads nothing
+/// where the CPU lacks the instructions it uses (x86-64 with SSSE3).
+#[inline]
+pub fn short_decimal_run(bytes: &[u8], pos: usize, out: &mut Vec<f32>) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if x86::available() {
+        // SAFETY: the CPU has SSSE3, checked just now.
+        return unsafe { x86::run(bytes, pos, out) };
+    }
+    let _ = (bytes, out);
+    pos
 }
 
 /// [`parse_f32_token`] for any JSON number.
@@ -439,6 +463,65 @@ mod tests {
         assert_eq!(short_decimal(b"0.5,"), None); // too close to the end to load
     }
 
+    /// What [`short_decimal_run`] reads of `tokens` joined by commas (padded
+    /// so that the run may look far enough ahead): the numbers it read of
+    /// them, and where it stopped, which must be the start of a token.
+    fn run_over(tokens: &[&str]) -> (Vec<f32>, usize) {
+        let text = format!("{},{}", tokens.join(","), "0.5,".repeat(40));
+        let mut out = Vec::new();
+        let end = short_decimal_run(text.as_bytes(), 0, &mut out);
+        let starts: Vec<usize> = std::iter::once(0)
+            .chain(text.match_indices(',').map(|(i, _)| i + 1))
+            .collect();
+        assert_eq!(
+            starts.get(out.len()),
+            Some(&end),
+            "{text}: stopped mid-token"
+        );
+        out.truncate(tokens.len());
+        (out, end)
+    }
+
+    #[test]
+    fn runs_take_short_decimals_and_stop_at_anything_else() {
+        if cfg!(target_arch = "x86_64") && std::is_x86_feature_detected!("ssse3") {
+            let short = [
+                "0.11411756",
+                "-0.038432837",
+                "9.999999999999",
+                "-0.0",
+                "1.5",
+            ];
+            let (read, _) = run_over(&short);
+            assert_eq!(read.len(), short.len());
+            for (got, text) in read.iter().zip(short) {
+                assert_eq!(got.to_bits(), std_f32(text).to_bits(), "{text}");
+            }
+            // Each of these stops the run right where it starts.
+            for odd in [
+                "0.0000000000001", // 13 decimals
+                "10.5",
+                "1.5e3",
+                "1.5E-3",
+                "1.",
+                "-.5",
+                "1",
+                "--1.5",
+                " 1.5",
+                "1.5 ",
+                "1.5]",
+                "1.x5",
+                "1..5",
+                "+1.5",
+                "1.5-",
+                "",
+            ] {
+                let (read, end) = run_over(&["0.25", "0.75", odd]);
+                assert_eq!((read.len(), end), (2, 10), "{odd:?}");
+            }
+        }
+    }
+
     #[test]
     fn token_ends_where_json_number_ends() {
         assert_eq!(parse_f32_token(b"1.5,2"), Ok((1.5, 3)));
@@ -563,6 +646,11 @@ mod tests {
                 assert_eq!(followed, Ok((v, len)), "{buf}");
                 assert_eq!(alone.unwrap().0.to_bits(), b, "{buf}");
                 assert_eq!(followed.unwrap().0.to_bits(), b, "{buf}");
+                // Eight in a run: all read, or none.
+                let text = &buf[..len];
+                let (read, _) = run_over(&[text; 8]);
+                assert!(read.is_empty() || read.len() == 8, "{text}");
+                assert!(read.iter().all(|r| r.to_bits() == b), "{text}");
             }
         }
     }
@@ -607,6 +695,32 @@ mod tests {
                 prop_assert_eq!(bits(&parse_f32_array(&text).unwrap()), bits(&values));
                 let spaced = text.replace(',', " ,\n ");
                 prop_assert_eq!(bits(&parse_f32_array(&spaced).unwrap()), bits(&values));
+            }
+
+            #[test]
+            fn arrays_of_every_shape_read_like_std(
+                tokens in proptest::collection::vec(
+                    prop_oneof![
+                        4 => (-9.99f32..9.99).prop_map(|v| v.to_string()),
+                        1 => any::<u32>().prop_map(f32::from_bits).prop_filter("finite", |v| v.is_finite()).prop_map(|v| v.to_string()),
+                        1 => any::<u32>().prop_map(f32::from_bits).prop_filter("finite", |v| v.is_finite()).prop_map(|v| format!("{v:e}")),
+                        1 => "-?[0-9]\\.[0-9]{10,15}",
+                        1 => "-?[1-9][0-9]{0,3}",
+                    ],
+                    0..200,
+                ),
+                spaced in proptest::collection::vec(any::<bool>(), 200),
+            ) {
+                let mut text = String::from("[");
+                for (i, t) in tokens.iter().enumerate() {
+                    if i > 0 {
+                        text.push_str(if spaced[i] { ", " } else { "," });
+                    }
+                    text.push_str(t);
+                }
+                text.push(']');
+                let want: Vec<f32> = tokens.iter().map(|t| std_f32(t)).collect();
+                prop_assert_eq!(bits(&parse_f32_array(&text).unwrap()), bits(&want), "{}", text);
             }
 
             #[test]

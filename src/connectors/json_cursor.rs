@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use crate::connectors::floats::{NumberError, parse_f32_token};
+use crate::connectors::floats::{NumberError, parse_f32_token, short_decimal_run};
 
 /// A position in a JSON document.
 pub struct JsonCursor<'a> {
@@ -206,7 +206,20 @@ impl<'a> JsonCursor<'a> {
         if self.eat(b']') {
             return Ok(());
         }
+        // Numbers the fast run did not take; after one that stopped it at
+        // once (spaces after commas, exponents), the next few are read one
+        // by one before it is tried again.
+        let mut one_by_one = 0u32;
         loop {
+            if one_by_one == 0 {
+                let before = self.pos;
+                self.pos = short_decimal_run(self.bytes, self.pos, out);
+                if self.pos == before {
+                    one_by_one = 8;
+                }
+            } else {
+                one_by_one -= 1;
+            }
             self.ws();
             let rest = &self.bytes[self.pos..];
             match parse_f32_token(rest) {
