@@ -172,6 +172,8 @@ pub struct HttpClient {
     /// Whether the server has answered at least once (any status).
     answered: Arc<AtomicBool>,
     buffers: BodyBuffers,
+    /// Request bodies sent, kept for the next ones.
+    requests: BodyBuffers,
 }
 
 impl HttpClient {
@@ -215,6 +217,7 @@ impl HttpClient {
             retries: Arc::new(AtomicU64::new(0)),
             answered: Arc::new(AtomicBool::new(false)),
             buffers: BodyBuffers::default(),
+            requests: BodyBuffers::default(),
         })
     }
 
@@ -243,6 +246,14 @@ impl HttpClient {
         self.retries.load(Ordering::Relaxed)
     }
 
+    /// An empty buffer to build a request body in: one sent before, when
+    /// there is one, so that bodies of megabytes neither grow by copying
+    /// nor fault their pages in again. [`HttpClient::send`] keeps every body
+    /// it sent (up to a few) for this.
+    pub fn body_buffer(&self) -> Vec<u8> {
+        self.requests.0.take()
+    }
+
     /// Sends a request, retrying transient failures when `idempotent`.
     /// Statuses other than 429 and 5xx are returned for the caller to judge.
     pub async fn send(
@@ -254,7 +265,7 @@ impl HttpClient {
         idempotent: bool,
     ) -> Result<Response> {
         let url = format!("{}{}", self.base, path);
-        let body = body.map(bytes::Bytes::from);
+        let body = body.map(|b| self.requests.wrap(b));
         let mut attempt = 0u32;
         loop {
             let mut req = self
@@ -524,6 +535,72 @@ mod tests {
             (at, 0),
             "the same buffer, emptied"
         );
+    }
+
+    /// Answers every request on a local port with `200 {}`, having read it
+    /// whole.
+    async fn answer_ok() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    let mut chunk = [0u8; 65536];
+                    loop {
+                        let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let len = text
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                            if got.len() >= end + 4 + len {
+                                let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+                                if conn.write_all(ok.as_bytes()).await.is_err() {
+                                    return;
+                                }
+                                got.drain(..end + 4 + len);
+                                continue;
+                            }
+                        }
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn request_bodies_come_back_for_the_next_request() {
+        let client = HttpClient::new(&answer_ok().await, &[]).unwrap();
+        let mut body = client.body_buffer();
+        body.resize(300_000, b' ');
+        let at = body.as_ptr();
+        let resp = client
+            .send(Method::POST, "/x", Some(body), "test", true)
+            .await
+            .unwrap();
+        assert_eq!(resp.status, StatusCode::OK);
+        let again = client.body_buffer();
+        assert_eq!(
+            (again.as_ptr(), again.len()),
+            (at, 0),
+            "the body sent, emptied"
+        );
+        assert!(again.capacity() >= 300_000);
+        // A clone of the client shares the kept bodies.
+        client
+            .clone()
+            .send(Method::POST, "/x", Some(again), "test", true)
+            .await
+            .unwrap();
+        let third = client.body_buffer();
+        assert_eq!(third.as_ptr(), at);
     }
 
     #[test]

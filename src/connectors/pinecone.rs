@@ -1178,8 +1178,9 @@ impl CollectionWriter for PineconeWriter {
                 vectors: Vec<UpsertVector>,
                 namespace: String,
             }
+            let mut body = self.data.body_buffer();
             let body = tokio::task::spawn_blocking(move || {
-                serde_json::to_vec(&Upsert { vectors, namespace })
+                serde_json::to_writer(&mut body, &Upsert { vectors, namespace }).map(|()| body)
             })
             .await
             .map_err(|e| Error::InvalidData(format!("encoder task failed: {e}")))?

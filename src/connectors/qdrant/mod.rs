@@ -969,9 +969,10 @@ impl CollectionWriter for QdrantWriter {
             return Ok(());
         }
         let fields = self.fields.clone();
+        let mut body = self.qdrant.http.body_buffer();
         let body = tokio::task::spawn_blocking(move || {
             let points = records.into_iter().map(|r| point_of(r, &fields)).collect();
-            serde_json::to_vec(&UpsertBody { points })
+            serde_json::to_writer(&mut body, &UpsertBody { points }).map(|()| body)
         })
         .await
         .map_err(|e| Error::InvalidData(format!("encoder task failed: {e}")))?
