@@ -82,7 +82,7 @@ pub fn lift_namespace(metadata: &mut Option<Metadata>) -> Option<String> {
     let Some(Value::String(_)) = m.get(NAMESPACE_KEY) else {
         return None;
     };
-    let Some(Value::String(ns)) = m.remove(NAMESPACE_KEY) else {
+    let Some(Value::String(ns)) = m.shift_remove(NAMESPACE_KEY) else {
         return None;
     };
     if m.is_empty() {
@@ -542,6 +542,15 @@ mod tests {
             "left as it is"
         );
         assert_eq!(lift_namespace(&mut None), None);
+        // The other keys keep their order (maps compare equal in any order).
+        let mut first = Some(meta(json!({NAMESPACE_KEY: "eu", "a": 1, "b": 2, "c": 3})));
+        lift_namespace(&mut first);
+        let keys: Vec<&str> = first
+            .iter()
+            .flat_map(|m| m.keys())
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["a", "b", "c"]);
     }
 
     #[test]

@@ -458,8 +458,8 @@ impl Pinecone {
                 }
                 let mut metadata = v.metadata.unwrap_or_default();
                 let text = |v: Option<Value>| v.and_then(|v| v.as_str().map(str::to_owned));
-                let document = text(metadata.remove(DOCUMENT_KEY));
-                let uri = text(metadata.remove(URI_KEY));
+                let document = text(metadata.shift_remove(DOCUMENT_KEY));
+                let uri = text(metadata.shift_remove(URI_KEY));
                 out.push(Record {
                     id: RecordId::String(id),
                     namespace: ns.clone(),

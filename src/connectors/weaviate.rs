@@ -483,7 +483,7 @@ fn record_of(
     let mut props = o.properties.unwrap_or_default();
     let mut take_text = |name: &Option<String>| {
         name.as_ref()
-            .and_then(|n| props.remove(n))
+            .and_then(|n| props.shift_remove(n))
             .and_then(|v| v.as_str().map(str::to_owned))
     };
     let original = take_text(&lift.id);

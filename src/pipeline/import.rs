@@ -647,7 +647,7 @@ impl Fit {
         }
         let mut namespace_moved = false;
         if let Namespaces::FromKey(key) = &self.namespaces
-            && let Some(v) = r.metadata.as_mut().and_then(|m| m.remove(key))
+            && let Some(v) = r.metadata.as_mut().and_then(|m| m.shift_remove(key))
         {
             match (v, &r.namespace) {
                 (Value::String(ns), None) if !ns.is_empty() => {

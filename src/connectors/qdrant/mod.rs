@@ -330,9 +330,9 @@ fn record_of(p: wire::Point) -> std::result::Result<Record, String> {
     let mut payload = Some(p.payload.unwrap_or_default());
     let namespace = lift_namespace(&mut payload);
     let mut payload = payload.unwrap_or_default();
-    let original = payload.remove(ORIGINAL_ID_KEY);
-    let document = payload.remove(DOCUMENT_KEY);
-    let uri = payload.remove(URI_KEY);
+    let original = payload.shift_remove(ORIGINAL_ID_KEY);
+    let document = payload.shift_remove(DOCUMENT_KEY);
+    let uri = payload.shift_remove(URI_KEY);
     let id = match (original, &p.id) {
         (Some(Value::String(s)), _) => RecordId::String(s),
         (_, Value::Number(n)) => RecordId::Uint(
@@ -1002,6 +1002,30 @@ mod tests {
     use std::time::Duration;
 
     use futures::TryStreamExt;
+
+    #[test]
+    fn lifted_keys_leave_the_payload_in_its_order() {
+        let payload =
+            json!({ORIGINAL_ID_KEY: "doc-1", "a": 1, DOCUMENT_KEY: "text", "b": 2, "c": 3});
+        let Value::Object(payload) = payload else {
+            unreachable!()
+        };
+        let point = wire::Point {
+            id: json!(7),
+            payload: Some(payload),
+            vectors: vec![],
+        };
+        let r = record_of(point).unwrap();
+        assert_eq!(r.id, RecordId::String("doc-1".into()));
+        assert_eq!(r.document.as_deref(), Some("text"));
+        let keys: Vec<&str> = r
+            .metadata
+            .iter()
+            .flat_map(|m| m.keys())
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+    }
 
     /// A scroll server of five points, two a page, whose first page ends
     /// with a decoy `next_page_offset` (in a payload, after the real one):
