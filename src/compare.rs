@@ -36,7 +36,7 @@ pub enum Side {
 impl Side {
     /// A snapshot when `arg` is a directory holding `manifest.json`, else a
     /// database URL.
-    pub fn open(arg: &str) -> Result<Side> {
+    pub fn open(arg: &str, connect: &connectors::ConnectOptions) -> Result<Side> {
         let path = Path::new(arg);
         if path.join("manifest.json").is_file() {
             return Ok(Side::Snapshot(Arc::new(Snapshot::open(path)?)));
@@ -47,7 +47,7 @@ impl Side {
                 "is a directory without manifest.json: not a snapshot",
             ));
         }
-        Ok(Side::Database(connectors::open(arg)?))
+        Ok(Side::Database(connectors::open(arg, connect)?))
     }
 
     /// What the side is, for messages.

@@ -189,6 +189,16 @@ pub enum Error {
         /// Cause.
         message: String,
     },
+
+    /// A bug in vecport: a task panicked or was cancelled. Not the user's data
+    /// nor the database's answer (exit 70).
+    #[error("internal error while {what}: {cause}; this is a bug in vecport, please report it")]
+    Internal {
+        /// What vecport was doing.
+        what: String,
+        /// The panic's message.
+        cause: String,
+    },
 }
 
 impl Error {
@@ -246,6 +256,8 @@ pub enum Category {
     Data,
     /// Local file system trouble (exit 8).
     Io,
+    /// A bug in vecport (exit 70).
+    Internal,
 }
 
 impl Error {
@@ -268,6 +280,7 @@ impl Error {
             | Error::InvalidData(_)
             | Error::Refused { .. } => Category::Data,
             Error::Io { .. } => Category::Io,
+            Error::Internal { .. } => Category::Internal,
             Error::Stopped { cause, .. } => cause.category(),
         }
     }
@@ -304,6 +317,25 @@ impl Error {
             status,
             message,
             records: None,
+        }
+    }
+
+    /// An [`Error::Internal`] of a task that panicked (or was cancelled)
+    /// while doing `what`.
+    pub fn internal(what: impl Into<String>, cause: tokio::task::JoinError) -> Error {
+        let cause = if cause.is_panic() {
+            let panic = cause.into_panic();
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a task panicked".to_owned())
+        } else {
+            cause.to_string()
+        };
+        Error::Internal {
+            what: what.into(),
+            cause,
         }
     }
 

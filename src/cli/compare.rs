@@ -50,9 +50,12 @@ pub struct Args {
     pub json: bool,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<u8> {
-    let a = Side::open(&args.a).with_context(|| format!("cannot open A ({})", args.a))?;
-    let b = Side::open(&args.b).with_context(|| format!("cannot open B ({})", args.b))?;
+pub async fn run(
+    args: Args,
+    connect: &crate::connectors::ConnectOptions,
+) -> anyhow::Result<u8> {
+    let a = Side::open(&args.a, connect).with_context(|| format!("cannot open A ({})", args.a))?;
+    let b = Side::open(&args.b, connect).with_context(|| format!("cannot open B ({})", args.b))?;
     let options = CompareOptions {
         pairs: args
             .collections

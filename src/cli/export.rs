@@ -63,9 +63,13 @@ pub struct Args {
     pub embedding_dimension: Option<u32>,
 }
 
-pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
-    let source = connectors::open(&args.source)?;
-    if args.ids_from.is_some() && source.name() != "pinecone" {
+pub async fn run(
+    args: Args,
+    quiet: bool,
+    connect: &connectors::ConnectOptions,
+) -> anyhow::Result<u8> {
+    let source = connectors::open(&args.source, connect)?;
+    if args.ids_from.is_some() && !source.reads_ids_from() {
         anyhow::bail!(crate::Error::Usage(format!(
             "--ids-from is for sources that cannot list ids (pinecone pod indexes); {} lists them itself",
             source.name()
@@ -99,7 +103,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
         .with_context(|| format!("export from {} failed", source.endpoint()))?;
     if !quiet {
         summarize(&manifest, started, &args.snapshot);
-        super::report_retries();
+        super::report_retries(connect);
     }
     Ok(0)
 }

@@ -156,8 +156,12 @@ pub(super) fn parse_rename(s: &str) -> Result<(String, String), String> {
     }
 }
 
-pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
-    let sink = connectors::open(&args.target)?;
+pub async fn run(
+    args: Args,
+    quiet: bool,
+    connect: &connectors::ConnectOptions,
+) -> anyhow::Result<u8> {
+    let sink = connectors::open(&args.target, connect)?;
     let mut options = ImportOptions {
         collections: args.collections,
         renames: args.renames,
@@ -182,7 +186,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
         })?;
     if !quiet {
         summarize(&report, started);
-        super::report_retries();
+        super::report_retries(connect);
     }
     Ok(0)
 }

@@ -14,8 +14,8 @@ pub struct Args {
     pub json: bool,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<u8> {
-    let source = connectors::open(&args.url)?;
+pub async fn run(args: Args, connect: &connectors::ConnectOptions) -> anyhow::Result<u8> {
+    let source = connectors::open(&args.url, connect)?;
     let collections = source.list().await?;
     if args.json {
         for c in &collections {

@@ -60,9 +60,13 @@ pub struct Args {
     pub fit: FitArgs,
 }
 
-pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
-    let source = connectors::open(&args.source)?;
-    let sink = connectors::open(&args.target)?;
+pub async fn run(
+    args: Args,
+    quiet: bool,
+    connect: &connectors::ConnectOptions,
+) -> anyhow::Result<u8> {
+    let source = connectors::open(&args.source, connect)?;
+    let sink = connectors::open(&args.target, connect)?;
     // A target URL naming one collection takes exactly one: find out before
     // exporting anything.
     if sink.collection_in_url().is_some()
@@ -149,7 +153,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
     if !quiet {
         super::export::summarize(&manifest, started, &via);
         super::import::summarize(&report, started);
-        super::report_retries();
+        super::report_retries(connect);
         if args.via.is_none() {
             eprintln!("vecport: the temporary snapshot was removed (keep one with --via DIR)");
         }

@@ -5,8 +5,9 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::connectors::ConnectOptions;
 use crate::error::Category;
 
 mod compare;
@@ -41,9 +42,14 @@ pub struct Cli {
     /// `Retry-After` honoured.
     #[arg(long, global = true, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub retry_max_wait: Duration,
-    /// A request without an answer after this many seconds fails (and is retried).
+    /// A request not answered in full after this many seconds (its whole
+    /// body included, however slowly it arrives) fails, and is retried.
     #[arg(long, global = true, value_name = "SECS", default_value = "300", value_parser = parse_secs)]
     pub timeout: Duration,
+    /// The longest answer read from a database, in MiB; a longer one is an
+    /// error (a server sending without end cannot exhaust memory).
+    #[arg(long, global = true, value_name = "MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub max_response_mib: u64,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -82,7 +88,16 @@ pub fn exit_code(category: Category) -> u8 {
         Category::NotFound => 6,
         Category::Data => 7,
         Category::Io => 8,
+        Category::Internal => 70,
     }
+}
+
+/// The command line, with the databases and their URLs (from the
+/// connectors' registry) below `--help`.
+fn parse() -> Cli {
+    let command = Cli::command().after_help(crate::connectors::help_text());
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// Seconds, possibly fractional, as a duration.
@@ -96,19 +111,23 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> u8 {
-    let cli = Cli::parse();
+    let cli = parse();
     // Known from the start, so that no message can show them, whatever
     // fails first (a URL, say).
-    for var in crate::connectors::CREDENTIAL_ENV {
+    for var in crate::connectors::credential_env() {
         let _ = crate::redact::Secret::from_env(var);
     }
     init_logging(cli.verbose, cli.quiet);
-    crate::connectors::http::set_retry_policy(crate::connectors::http::RetryPolicy {
-        max_retries: cli.retries,
-        base: cli.retry_wait,
-        max: cli.retry_max_wait,
-        timeout: cli.timeout.max(Duration::from_millis(1)),
-    });
+    let connect = ConnectOptions {
+        retry: crate::connectors::http::RetryPolicy {
+            max_retries: cli.retries,
+            base: cli.retry_wait,
+            max: cli.retry_max_wait,
+            timeout: cli.timeout.max(Duration::from_millis(1)),
+        },
+        max_response_bytes: cli.max_response_mib << 20,
+        ..ConnectOptions::default()
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -122,13 +141,13 @@ pub fn main() -> u8 {
     let quiet = cli.quiet;
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Export(a) => export::run(a, quiet).await,
-            Command::Import(a) => import::run(a, quiet).await,
-            Command::Migrate(a) => migrate::run(a, quiet).await,
-            Command::Compare(a) => compare::run(a).await,
+            Command::Export(a) => export::run(a, quiet, &connect).await,
+            Command::Import(a) => import::run(a, quiet, &connect).await,
+            Command::Migrate(a) => migrate::run(a, quiet, &connect).await,
+            Command::Compare(a) => compare::run(a, &connect).await,
             Command::Verify(a) => verify::run(a),
             Command::Inspect(a) => inspect::run(a),
-            Command::Ls(a) => ls::run(a).await,
+            Command::Ls(a) => ls::run(a, &connect).await,
         }
     });
     match result {
@@ -201,9 +220,10 @@ fn resume(asked: bool) -> crate::pipeline::Resume {
     }
 }
 
-/// Says how many requests were retried so far, if any.
-pub(crate) fn report_retries() {
-    let n = crate::connectors::http::requests_retried();
+/// Says how many requests the connectors opened with `connect` retried so
+/// far, if any.
+pub(crate) fn report_retries(connect: &ConnectOptions) {
+    let n = connect.retried.get();
     if n > 0 {
         eprintln!(
             "vecport: {n} request(s) were retried (rate limits, server errors, dropped connections)"

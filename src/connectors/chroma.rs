@@ -11,7 +11,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::Engine as _;
 use futures::stream::{self, BoxStream, StreamExt};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -28,7 +27,7 @@ use crate::model::{
 };
 use crate::redact::Secret;
 
-use super::http::{HttpClient, Response, TOKEN_HINT, decode_json};
+use super::http::{HttpClient, Response, Vendor, decode_json, segment};
 use super::json_cursor::JsonCursor;
 use super::{
     BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, Endpoint, ExistingTarget, Page,
@@ -137,20 +136,29 @@ impl GetResult {
     }
 }
 
-fn seg(s: &str) -> String {
-    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+/// Chroma's HTTP dialect.
+#[derive(Debug)]
+struct ChromaApi;
+
+impl Vendor for ChromaApi {
+    fn name(&self) -> &'static str {
+        "chroma"
+    }
+
+    fn credential_hint(&self) -> String {
+        format!("the token in {TOKEN_ENV}")
+    }
 }
 
 impl Chroma {
     /// Opens a `chroma://` URL.
-    pub fn new(url: &ConnectorUrl) -> Result<Chroma> {
-        url.only_params(&["tenant", "database"])?;
+    pub fn new(url: &ConnectorUrl, options: &super::ConnectOptions) -> Result<Chroma> {
         let base = url.http_base(DEFAULT_PORT)?;
         let token = Secret::from_env(TOKEN_ENV);
         let creds: Vec<(&'static str, &Secret)> =
             token.iter().map(|t| ("x-chroma-token", t)).collect();
         Ok(Chroma {
-            http: HttpClient::new(&base, &creds)?,
+            http: HttpClient::new(&ChromaApi, &base, &creds, &[], options)?,
             tenant: url.param("tenant").unwrap_or(DEFAULT_TENANT).to_owned(),
             database: url.param("database").unwrap_or(DEFAULT_DATABASE).to_owned(),
             collection: url.collection().map(str::to_owned),
@@ -161,8 +169,8 @@ impl Chroma {
     fn prefix(&self) -> String {
         format!(
             "/api/v2/tenants/{}/databases/{}",
-            seg(&self.tenant),
-            seg(&self.database)
+            segment(&self.tenant),
+            segment(&self.database)
         )
     }
 
@@ -201,7 +209,7 @@ impl Chroma {
     }
 
     async fn find(&self, name: &str) -> Result<Option<CollectionJson>> {
-        let path = format!("{}/collections/{}", self.prefix(), seg(name));
+        let path = format!("{}/collections/{}", self.prefix(), segment(name));
         let resp = self
             .http
             .send(Method::GET, &path, None, "get collection", true)
@@ -220,7 +228,7 @@ impl Chroma {
     }
 
     async fn count_of(&self, id: &str) -> Result<u64> {
-        let path = format!("{}/collections/{}/count", self.prefix(), seg(id));
+        let path = format!("{}/collections/{}/count", self.prefix(), segment(id));
         self.http
             .json(Method::GET, &path, None, "count", true, |_| None)
             .await
@@ -233,7 +241,7 @@ impl Chroma {
         limit: usize,
         vectors: usize,
     ) -> Result<Vec<Record>> {
-        let path = format!("{}/collections/{}/get", self.prefix(), seg(id));
+        let path = format!("{}/collections/{}/get", self.prefix(), segment(id));
         let body = json!({
             "limit": limit,
             "offset": offset,
@@ -298,11 +306,7 @@ impl Chroma {
             Ok(out)
         })
         .await
-        .map_err(|e| Error::Protocol {
-            endpoint: self.http.base().to_owned(),
-            operation: "get records".into(),
-            message: format!("decoder task failed: {e}"),
-        })?
+        .map_err(|e| Error::internal("decoding chroma records", e))?
     }
 
     /// The collection's settings in the neutral model.
@@ -537,7 +541,7 @@ impl Source for Chroma {
         _namespace: Option<&str>,
     ) -> Result<Vec<RecordId>> {
         let c = self.get_collection(&spec.name).await?;
-        let path = format!("{}/collections/{}/query", self.prefix(), seg(&c.id));
+        let path = format!("{}/collections/{}/query", self.prefix(), segment(&c.id));
         let body = json!({"query_embeddings": [vector], "n_results": k, "include": []});
         let answer: Value = self
             .http
@@ -725,7 +729,7 @@ impl Sink for Chroma {
             }
             (found, _) => {
                 if found.is_some() {
-                    let path = format!("{}/collections/{}", self.prefix(), seg(target));
+                    let path = format!("{}/collections/{}", self.prefix(), segment(target));
                     let resp = self
                         .http
                         .send(Method::DELETE, &path, None, "delete collection", true)
@@ -757,7 +761,7 @@ impl Sink for Chroma {
         let per_record = dimension.map_or(0, |d| d as usize * per_value) + 512;
         Ok(Arc::new(ChromaWriter {
             http: self.http.clone(),
-            path: format!("{}/collections/{}", self.prefix(), seg(&collection.id)),
+            path: format!("{}/collections/{}", self.prefix(), segment(&collection.id)),
             max_records: preflight
                 .max_batch_size
                 .unwrap_or(1000)
@@ -812,7 +816,7 @@ impl CollectionWriter for ChromaWriter {
         let base64 = self.base64;
         let body = tokio::task::spawn_blocking(move || upsert_body(records, base64))
             .await
-            .map_err(|e| Error::InvalidData(format!("encoder task failed: {e}")))?;
+            .map_err(|e| Error::internal("encoding a chroma upsert", e))?;
         let path = format!("{}/upsert", self.path);
         let resp = self
             .http
@@ -823,7 +827,7 @@ impl CollectionWriter for ChromaWriter {
         }
         Err(self
             .http
-            .fail("chroma", "upsert", &resp, resp.text_excerpt(), TOKEN_HINT))
+            .fail("upsert", &resp))
     }
 
     async fn count(&self) -> Result<u64> {

@@ -3,22 +3,60 @@
 //! backoff and jitter honouring `Retry-After` (idempotent requests only), and
 //! JSON decoding on the blocking pool, never on the network task.
 //!
+//! Redirects are never followed: a data-plane call carries credentials and
+//! records, and a redirect would send both to wherever the server points. A
+//! 3xx answer becomes an error naming the origin it pointed to.
+//!
+//! What differs between databases (their name, the setting that holds their
+//! credentials, how their error bodies read) is a [`Vendor`].
+//!
 //! A server that never answered is not waited for: a refused or failed
 //! connection before its first answer is reported at once (a wrong host or
 //! port), while the same failure later in a run (a server restarting, a
 //! dropped connection) is retried.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
 use crate::buffers::BufferPool;
 use crate::error::{Error, Result};
 use crate::redact::Secret;
+
+/// What differs between the HTTP databases: the shared [`HttpClient`] asks
+/// its vendor how to name the database, which setting holds its
+/// credentials, and how to read its error bodies.
+pub trait Vendor: Send + Sync + std::fmt::Debug {
+    /// Connector name (`qdrant`), for messages.
+    fn name(&self) -> &'static str;
+    /// The setting to check when credentials are refused (``the API key in QDRANT_API_KEY``).
+    fn credential_hint(&self) -> String;
+    /// The database's own account of a failed request, from its answer;
+    /// the body's first 500 characters when it gives none.
+    fn error_message(&self, resp: &Response) -> String {
+        resp.text_excerpt()
+    }
+    /// The objects of a successful (2xx) answer worth sending again: a batch
+    /// answered 200 in which some objects failed for a passing reason (a
+    /// timeout inside the server). The client retries the request while
+    /// any are left (requests are upserts, so objects already written are
+    /// written again unchanged), and returns the last answer.
+    fn transient_failures(&self, body: &[u8]) -> usize {
+        let _ = body;
+        0
+    }
+}
+
+/// `s` as one percent-encoded path segment.
+pub fn segment(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
 
 /// Buffers that response bodies are read into, kept for the responses after
 /// them: a page of vectors is megabytes, and reading each into fresh memory
@@ -44,13 +82,26 @@ impl BodyBuffers {
     const KEEP_BYTES: usize = 64 << 20;
 
     /// Reads the whole body of `resp` into a kept buffer, which goes back to
-    /// the pool when the last clone of the returned `Bytes` is dropped.
-    async fn read(&self, mut resp: reqwest::Response) -> reqwest::Result<bytes::Bytes> {
-        let mut buf = self.take(resp.content_length().unwrap_or(0));
+    /// the pool when the last clone of the returned `Bytes` is dropped; `None`
+    /// as soon as it is known to be longer than `max` bytes.
+    async fn read(
+        &self,
+        mut resp: reqwest::Response,
+        max: u64,
+    ) -> reqwest::Result<Option<bytes::Bytes>> {
+        let announced = resp.content_length().unwrap_or(0);
+        if announced > max {
+            return Ok(None);
+        }
+        let mut buf = self.take(announced);
         while let Some(chunk) = resp.chunk().await? {
+            if (buf.len() + chunk.len()) as u64 > max {
+                self.0.give(buf);
+                return Ok(None);
+            }
             buf.extend_from_slice(&chunk);
         }
-        Ok(self.wrap(buf))
+        Ok(Some(self.wrap(buf)))
     }
 
     /// An empty buffer, a kept one if there is one, with room for `expected`
@@ -89,14 +140,25 @@ impl Drop for KeptBuffer {
     }
 }
 
-/// Requests retried by every client of this process.
-static RETRIED: AtomicU64 = AtomicU64::new(0);
+/// Counts the requests retried by every client that shares it (those opened
+/// with the same [`ConnectOptions`](super::ConnectOptions)), for the user to see.
+#[derive(Debug, Clone, Default)]
+pub struct RetryCount(Arc<AtomicU64>);
 
-/// How many requests every client of this process has retried so far (rate
-/// limits, server errors, dropped connections), for the user to see.
-pub fn requests_retried() -> u64 {
-    RETRIED.load(Ordering::Relaxed)
+impl RetryCount {
+    /// Requests retried so far (rate limits, server errors, dropped connections).
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
 }
+
+/// Responses longer than this are refused unless the user allows more: far
+/// beyond any page or batch answer, but short of exhausting memory.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1 << 30;
 
 /// How requests are retried.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,24 +184,6 @@ impl Default for RetryPolicy {
         }
     }
 }
-
-/// The policy clients created from now on start with.
-static POLICY: LazyLock<RwLock<RetryPolicy>> = LazyLock::new(Default::default);
-
-/// Sets the retry policy of every client created afterwards (the CLI's
-/// `--retries`, `--retry-wait`, `--retry-max-wait` and `--timeout`).
-pub fn set_retry_policy(policy: RetryPolicy) {
-    *POLICY.write().unwrap_or_else(|e| e.into_inner()) = policy;
-}
-
-/// The retry policy new clients get.
-pub fn retry_policy() -> RetryPolicy {
-    POLICY.read().unwrap_or_else(|e| e.into_inner()).clone()
-}
-
-/// The setting to check when credentials are refused, for connectors that
-/// name none of their own.
-pub const TOKEN_HINT: &str = "the token in the connector's environment variable";
 
 /// A response whose status the caller inspects.
 #[derive(Debug)]
@@ -167,8 +211,12 @@ impl Response {
 pub struct HttpClient {
     client: reqwest::Client,
     base: String,
+    vendor: &'static dyn Vendor,
     retry: RetryPolicy,
+    max_response_bytes: u64,
     retries: Arc<AtomicU64>,
+    /// Shared by every client opened with the same options.
+    retried: RetryCount,
     /// Whether the server has answered at least once (any status).
     answered: Arc<AtomicBool>,
     buffers: BodyBuffers,
@@ -177,17 +225,16 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    /// A client for `base` (`http://host:port`), sending `credentials` as
-    /// sensitive headers on every request.
-    pub fn new(base: &str, credentials: &[(&'static str, &Secret)]) -> Result<HttpClient> {
-        HttpClient::with_headers(base, credentials, &[])
-    }
-
-    /// [`HttpClient::new`] with further plain headers on every request (API versions).
-    pub fn with_headers(
+    /// A client of `vendor`'s database at `base` (`http://host:port`),
+    /// sending `credentials` as sensitive headers and the `plain` headers
+    /// (API versions) on every request, retrying and bounding answers as
+    /// `options` say.
+    pub fn new(
+        vendor: &'static dyn Vendor,
         base: &str,
         credentials: &[(&'static str, &Secret)],
         plain: &[(&'static str, &'static str)],
+        options: &super::ConnectOptions,
     ) -> Result<HttpClient> {
         let mut headers = HeaderMap::new();
         for (name, value) in plain {
@@ -208,23 +255,21 @@ impl HttpClient {
             .user_agent(concat!("vecport/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(16)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Usage(format!("cannot build an HTTP client: {e}")))?;
         Ok(HttpClient {
             client,
             base: base.trim_end_matches('/').to_owned(),
-            retry: retry_policy(),
+            vendor,
+            retry: options.retry.clone(),
+            max_response_bytes: options.max_response_bytes,
             retries: Arc::new(AtomicU64::new(0)),
+            retried: options.retried.clone(),
             answered: Arc::new(AtomicBool::new(false)),
             buffers: BodyBuffers::default(),
             requests: BodyBuffers::default(),
         })
-    }
-
-    /// Replaces the retry policy.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> HttpClient {
-        self.retry = retry;
-        self
     }
 
     /// Shares `other`'s knowledge of whether the database ever answered: for
@@ -255,7 +300,8 @@ impl HttpClient {
     }
 
     /// Sends a request, retrying transient failures when `idempotent`.
-    /// Statuses other than 429 and 5xx are returned for the caller to judge.
+    /// Statuses other than 429 and 5xx are returned for the caller to judge;
+    /// a redirect is an error (see the module's comment).
     pub async fn send(
         &self,
         method: Method,
@@ -268,32 +314,15 @@ impl HttpClient {
         let body = body.map(|b| self.requests.wrap(b));
         let mut attempt = 0u32;
         loop {
-            let mut req = self
-                .client
-                .request(method.clone(), &url)
-                .timeout(self.retry.timeout);
-            if let Some(b) = &body {
-                req = req
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(b.clone());
-            }
-            let outcome = match req.send().await {
-                Ok(resp) => {
-                    self.answered.store(true, Ordering::Relaxed);
-                    let status = resp.status();
-                    let retry_after = retry_after(resp.headers());
-                    match self.buffers.read(resp).await {
-                        Ok(body) => Ok((status, retry_after, body)),
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => Err(e),
-            };
+            let outcome = self.attempt(&method, &url, body.as_ref()).await?;
             // A connection that cannot be made to a server that never
             // answered is a wrong address, not a passing failure.
             let never_answered = !self.answered.load(Ordering::Relaxed);
             let retryable_after = match &outcome {
-                Ok((status, retry_after, _)) if retryable(*status) => Some(*retry_after),
+                Ok(a) if retryable(a.status) => Some(a.retry_after),
+                Ok(a) if a.status.is_success() && self.vendor.transient_failures(&a.body) > 0 => {
+                    Some(None)
+                }
                 Ok(_) => None,
                 Err(e) if e.is_connect() && never_answered => None,
                 Err(e) if e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() => {
@@ -307,12 +336,16 @@ impl HttpClient {
             {
                 attempt += 1;
                 self.retries.fetch_add(1, Ordering::Relaxed);
-                RETRIED.fetch_add(1, Ordering::Relaxed);
+                self.retried.add();
                 let wait = retry_after
                     .unwrap_or_else(|| self.backoff(attempt))
                     .min(self.retry.max);
                 let why = match &outcome {
-                    Ok((status, _, _)) => format!("HTTP {}", status.as_u16()),
+                    Ok(a) if a.status.is_success() => format!(
+                        "{} object(s) failed for a passing reason",
+                        self.vendor.transient_failures(&a.body)
+                    ),
+                    Ok(a) => format!("HTTP {}", a.status.as_u16()),
                     Err(e) if e.is_timeout() => "timed out".to_owned(),
                     Err(_) => "connection failed".to_owned(),
                 };
@@ -334,23 +367,27 @@ impl HttpClient {
                 String::new()
             };
             return match outcome {
-                Ok((status, retry_after, _)) if status == StatusCode::TOO_MANY_REQUESTS => {
-                    Err(Error::RateLimited {
-                        endpoint: self.base.clone(),
-                        retry_after,
-                        retries: attempt,
-                    })
-                }
-                Ok((status, _, body)) if !gave_up.is_empty() => {
-                    let resp = Response { status, body };
+                Ok(a) if a.status == StatusCode::TOO_MANY_REQUESTS => Err(Error::RateLimited {
+                    endpoint: self.base.clone(),
+                    retry_after: a.retry_after,
+                    retries: attempt,
+                }),
+                Ok(a) if !gave_up.is_empty() && !a.status.is_success() => {
+                    let resp = Response {
+                        status: a.status,
+                        body: a.body,
+                    };
                     Err(Error::Server {
                         endpoint: self.base.clone(),
                         operation: operation.to_owned(),
-                        status: status.as_u16(),
+                        status: resp.status.as_u16(),
                         message: format!("{}{gave_up}", resp.text_excerpt()),
                     })
                 }
-                Ok((status, _, body)) => Ok(Response { status, body }),
+                Ok(a) => Ok(Response {
+                    status: a.status,
+                    body: a.body,
+                }),
                 Err(e) => Err(Error::Unreachable {
                     endpoint: self.base.clone(),
                     message: if e.is_connect() && never_answered {
@@ -360,7 +397,7 @@ impl HttpClient {
                         )
                     } else if e.is_timeout() {
                         format!(
-                            "{operation}: no answer within {}s{gave_up}",
+                            "{operation}: no complete answer within {}s (--timeout bounds each request, its whole body included){gave_up}",
                             self.retry.timeout.as_secs_f64()
                         )
                     } else {
@@ -368,6 +405,78 @@ impl HttpClient {
                     },
                 }),
             };
+        }
+    }
+
+    /// One try of a request: the answer, or the transport's failure for
+    /// [`HttpClient::send`] to judge; an error when the answer is one no
+    /// retry can change (a redirect, a body over the limit).
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<&bytes::Bytes>,
+    ) -> Result<reqwest::Result<Answer>> {
+        let mut req = self
+            .client
+            .request(method.clone(), url)
+            .timeout(self.retry.timeout);
+        if let Some(b) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.clone());
+        }
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.answered.store(true, Ordering::Relaxed);
+        let status = resp.status();
+        if status.is_redirection() {
+            return Err(self.redirected(status, resp.headers()));
+        }
+        let retry_after = retry_after(resp.headers());
+        Ok(
+            match self.buffers.read(resp, self.max_response_bytes).await {
+                Ok(Some(body)) => Ok(Answer {
+                    status,
+                    retry_after,
+                    body,
+                }),
+                Ok(None) => return Err(self.too_large()),
+                Err(e) => Err(e),
+            },
+        )
+    }
+
+    /// The error of a redirect: where it pointed (its origin only: a path
+    /// or query may hold anything), never followed.
+    fn redirected(&self, status: StatusCode, headers: &HeaderMap) -> Error {
+        let target = headers
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| url::Url::parse(&self.base).ok()?.join(l).ok())
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|| "nowhere it named".to_owned());
+        Error::Server {
+            endpoint: self.base.clone(),
+            operation: format!("a {} request", self.vendor.name()),
+            status: status.as_u16(),
+            message: format!(
+                "a redirect to {target}, which vecport does not follow (credentials and records go only to the URL given); if that is the server meant, put its address in the URL"
+            ),
+        }
+    }
+
+    /// The error of an answer longer than the limit.
+    fn too_large(&self) -> Error {
+        Error::Protocol {
+            endpoint: self.base.clone(),
+            operation: format!("a {} request", self.vendor.name()),
+            message: format!(
+                "the answer is longer than {} MiB, the most vecport reads; if the server's answers are that large, raise --max-response-mib (or read smaller pages with --page-size)",
+                self.max_response_bytes >> 20
+            ),
         }
     }
 
@@ -380,6 +489,22 @@ impl HttpClient {
         // Full jitter: anywhere between half and all of the capped backoff.
         let half = capped / 2;
         half + half.mul_f64(fastrand::f64())
+    }
+
+    /// Sends a request (idempotent: retried) and decodes the JSON answer of
+    /// a 2xx status on the blocking pool; other statuses become errors
+    /// through [`HttpClient::fail`].
+    pub async fn call<T: DeserializeOwned + Send + 'static>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        operation: &str,
+    ) -> Result<T> {
+        self.json(method, path, body, operation, true, |r| {
+            Some(self.fail(operation, r))
+        })
+        .await
     }
 
     /// Sends a request and decodes a JSON answer of a 2xx status on the
@@ -401,47 +526,35 @@ impl HttpClient {
     }
 
     /// The error for an unexpected status: 401/403 become
-    /// [`Error::Unauthenticated`], the rest [`Error::Server`].
+    /// [`Error::Unauthenticated`], the rest [`Error::Server`], with the
+    /// body's first 500 characters.
     pub fn status_error(&self, operation: &str, resp: &Response) -> Error {
-        self.unexpected(operation, resp.status, resp.text_excerpt(), TOKEN_HINT)
+        self.unexpected(operation, resp.status, resp.text_excerpt())
     }
 
-    /// The error for an unexpected status of `database`'s answer to
-    /// `operation`, `message` being the database's own account of it: 400,
-    /// 413 and 422 become [`Error::refused`], 401/403
-    /// [`Error::Unauthenticated`] naming `hint` as the setting to check, the
-    /// rest [`Error::Server`].
-    pub fn fail(
-        &self,
-        database: &str,
-        operation: &str,
-        resp: &Response,
-        message: String,
-        hint: &str,
-    ) -> Error {
+    /// The error for an unexpected status of the database's answer to
+    /// `operation`, with the vendor's account of it: 400, 413 and 422 become
+    /// [`Error::refused`], 401/403 [`Error::Unauthenticated`] naming the
+    /// vendor's credential setting, the rest [`Error::Server`].
+    pub fn fail(&self, operation: &str, resp: &Response) -> Error {
+        let message = self.vendor.error_message(resp);
         match resp.status {
             StatusCode::BAD_REQUEST
             | StatusCode::UNPROCESSABLE_ENTITY
             | StatusCode::PAYLOAD_TOO_LARGE => {
-                Error::refused(database, operation, resp.status.as_u16(), message)
+                Error::refused(self.vendor.name(), operation, resp.status.as_u16(), message)
             }
-            status => self.unexpected(operation, status, message, hint),
+            status => self.unexpected(operation, status, message),
         }
     }
 
     /// [`Error::Unauthenticated`] for 401/403, else [`Error::Server`].
-    fn unexpected(
-        &self,
-        operation: &str,
-        status: StatusCode,
-        message: String,
-        hint: &str,
-    ) -> Error {
+    fn unexpected(&self, operation: &str, status: StatusCode, message: String) -> Error {
         match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated {
                 endpoint: self.base.clone(),
                 reason: crate::error::http_reason(status.as_u16(), &message),
-                hint: hint.to_owned(),
+                hint: self.vendor.credential_hint(),
             },
             status => Error::Server {
                 endpoint: self.base.clone(),
@@ -453,6 +566,13 @@ impl HttpClient {
     }
 }
 
+/// One answer as [`HttpClient::send`] judges it.
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: bytes::Bytes,
+}
+
 /// Decodes JSON on the blocking pool.
 pub async fn decode_json<T: DeserializeOwned + Send + 'static>(
     body: bytes::Bytes,
@@ -461,11 +581,7 @@ pub async fn decode_json<T: DeserializeOwned + Send + 'static>(
 ) -> Result<T> {
     let decoded = tokio::task::spawn_blocking(move || serde_json::from_slice::<T>(&body))
         .await
-        .map_err(|e| Error::Protocol {
-            endpoint: endpoint.to_owned(),
-            operation: operation.to_owned(),
-            message: format!("decoder task failed: {e}"),
-        })?;
+        .map_err(|e| Error::internal(format!("decoding the answer to {operation}"), e))?;
     decoded.map_err(|e| Error::Protocol {
         endpoint: endpoint.to_owned(),
         operation: operation.to_owned(),
@@ -575,9 +691,34 @@ mod tests {
         base
     }
 
+    /// A database for the tests: no credentials, its error bodies as they are.
+    #[derive(Debug)]
+    struct TestApi;
+
+    impl Vendor for TestApi {
+        fn name(&self) -> &'static str {
+            "test"
+        }
+
+        fn credential_hint(&self) -> String {
+            "the test's key".into()
+        }
+    }
+
+    fn test_client(base: &str) -> HttpClient {
+        HttpClient::new(
+            &TestApi,
+            base,
+            &[],
+            &[],
+            &super::super::ConnectOptions::default(),
+        )
+        .unwrap()
+    }
+
     #[tokio::test]
     async fn request_bodies_come_back_for_the_next_request() {
-        let client = HttpClient::new(&answer_ok().await, &[]).unwrap();
+        let client = test_client(&answer_ok().await);
         let mut body = client.body_buffer();
         body.resize(300_000, b' ');
         let at = body.as_ptr();
@@ -616,5 +757,72 @@ mod tests {
         assert_eq!(pool.0.kept(), 0, "an outsized buffer is freed");
         let huge = pool.take(u64::MAX);
         assert!(huge.capacity() <= 2 * BodyBuffers::KEEP_BYTES);
+    }
+
+    /// Answers every connection with `response` (raw HTTP), having read the
+    /// request's head, then closes it.
+    async fn answer_raw(response: String) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let response = response.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 65536];
+                    let _ = conn.read(&mut buf).await;
+                    let _ = conn.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn redirects_are_errors_naming_only_the_origin() {
+        let base = answer_raw(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:9/v1/x?token=s3cret\r\ncontent-length: 0\r\n\r\n"
+                .into(),
+        )
+        .await;
+        let err = test_client(&base)
+            .send(Method::POST, "/x", Some(b"{}".to_vec()), "test", true)
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Server { status: 307, .. }), "{err:?}");
+        assert!(
+            text.contains("a redirect to http://127.0.0.1:9, which vecport does not follow"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn answers_over_the_limit_are_refused() {
+        let big = "x".repeat(3000);
+        for head in [
+            format!("content-length: {}\r\n", big.len()),
+            "transfer-encoding: chunked\r\n".to_owned(),
+        ] {
+            let body = if head.contains("chunked") {
+                format!("{:x}\r\n{big}\r\n0\r\n\r\n", big.len())
+            } else {
+                big.clone()
+            };
+            let base = answer_raw(format!("HTTP/1.1 200 OK\r\n{head}\r\n{body}")).await;
+            let options = crate::connectors::ConnectOptions {
+                max_response_bytes: 2048,
+                ..Default::default()
+            };
+            let client = HttpClient::new(&TestApi, &base, &[], &[], &options).unwrap();
+            let err = client
+                .send(Method::GET, "/x", None, "test", true)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::Protocol { .. }), "{err:?}");
+            assert!(err.to_string().contains("--max-response-mib"), "{err}");
+            assert_eq!(client.retries(), 0, "not retried");
+        }
     }
 }

@@ -75,7 +75,6 @@ pub struct Memory {
 impl Memory {
     /// Opens `memory://STORE[/COLLECTION]`.
     pub fn open(url: &ConnectorUrl) -> Result<Memory> {
-        url.only_params(&[])?;
         let name = url.host().unwrap_or_default().to_owned();
         Ok(Memory::new(&name, url.collection(), FULL))
     }

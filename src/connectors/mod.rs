@@ -1,6 +1,6 @@
 //! The connector interface: a [`Source`] lists and reads collections, a
 //! [`Sink`] creates collections and writes records. Each database is one
-//! module here and one line in [`open`].
+//! module here and one row in [`DATABASES`].
 
 use std::sync::Arc;
 
@@ -92,6 +92,12 @@ pub trait Source: Endpoint {
     async fn list(&self) -> Result<Vec<CollectionSummary>>;
     /// The settings of one collection; [`Error::NotFound`] when it does not exist.
     async fn collection(&self, name: &str) -> Result<CollectionSpec>;
+    /// Whether the source reads the ids given in [`ScanOptions::ids_from`]
+    /// instead of listing them (those that cannot list ids, as Pinecone pod
+    /// indexes); the others refuse such a file.
+    fn reads_ids_from(&self) -> bool {
+        false
+    }
     /// Streams the collection's records in pages, in a stable order.
     fn scan<'a>(
         &'a self,
@@ -323,44 +329,254 @@ pub(crate) fn check_append(what: &str, theirs: &[VectorField], ours: &[VectorFie
 pub trait Connector: Source + Sink {}
 impl<T: Source + Sink> Connector for T {}
 
-/// Every environment variable a connector reads a secret from.
-pub const CREDENTIAL_ENV: &[&str] = &[
-    chroma::TOKEN_ENV,
-    qdrant::API_KEY_ENV,
-    pinecone::API_KEY_ENV,
-    weaviate::API_KEY_ENV,
-    pgvector::PASSWORD_ENV,
-];
+/// How connectors are opened: settings that are not part of a URL (the
+/// CLI's `--retries`, `--timeout`, `--max-response-mib`, …). Each opened
+/// connector keeps its own copy, so one process can run transfers with
+/// different settings side by side.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// How HTTP requests are retried and how long one may take.
+    pub retry: http::RetryPolicy,
+    /// The longest HTTP answer read; a longer one is an error.
+    pub max_response_bytes: u64,
+    /// Counts the requests retried by every connector opened with (a clone
+    /// of) these options.
+    pub retried: http::RetryCount,
+}
 
-/// Every scheme vecport knows, for messages.
-pub const SCHEMES: &[&str] = &[
-    "chroma",
-    "chroma+https",
-    "qdrant",
-    "qdrant+https",
-    "pinecone",
-    "pinecone+http",
-    "pinecone+https",
-    "weaviate",
-    "weaviate+https",
-    "pgvector",
-    "memory",
-];
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            retry: http::RetryPolicy::default(),
+            max_response_bytes: http::DEFAULT_MAX_RESPONSE_BYTES,
+            retried: http::RetryCount::default(),
+        }
+    }
+}
 
-/// Opens the connector a URL names.
-pub fn open(url: &str) -> Result<Arc<dyn Connector>> {
-    let parsed = ConnectorUrl::parse(url)?;
-    match parsed.database() {
-        "chroma" => Ok(Arc::new(chroma::Chroma::new(&parsed)?)),
-        "qdrant" => Ok(Arc::new(qdrant::Qdrant::new(&parsed)?)),
-        "pinecone" => Ok(Arc::new(pinecone::Pinecone::new(&parsed)?)),
-        "weaviate" => Ok(Arc::new(weaviate::Weaviate::new(&parsed)?)),
-        "pgvector" => Ok(Arc::new(pgvector::Pgvector::new(&parsed)?)),
-        "memory" => Ok(Arc::new(memory::Memory::open(&parsed)?)),
-        other => Err(Error::UnknownScheme {
-            scheme: other.to_owned(),
-            url: parsed.public(),
-            supported: SCHEMES.join(", "),
+/// One database vecport knows. [`DATABASES`] is the only place a database is
+/// named: opening URLs, their parsing, `--help`, the list of supported
+/// schemes, the credential variables every message is scrubbed of and the
+/// README's URL table all come from it.
+#[derive(Debug)]
+pub struct Database {
+    /// The scheme, and the connector's name (`qdrant`).
+    pub name: &'static str,
+    /// Transports the scheme takes after `+` (`qdrant+https://`).
+    pub transports: &'static [&'static str],
+    /// Whether the URL names a user (`USER@HOST`) and a database before the
+    /// collection, as `pgvector://` does.
+    pub user_and_database: bool,
+    /// Query parameters the URL takes; any other is refused.
+    pub params: &'static [&'static str],
+    /// Environment variables holding its credentials.
+    pub credential_env: &'static [&'static str],
+    /// For the README's URL table and `--help`: the database's name as
+    /// people write it, its URL forms, default port and credentials; `None`
+    /// for a database only tests use.
+    pub doc: Option<DatabaseDoc>,
+    /// Opens a URL of this database.
+    pub open: fn(&ConnectorUrl, &ConnectOptions) -> Result<Arc<dyn Connector>>,
+}
+
+/// How a [`Database`] is described to people.
+#[derive(Debug)]
+pub struct DatabaseDoc {
+    /// `Qdrant`.
+    pub title: &'static str,
+    /// The URL forms, in Markdown.
+    pub url: &'static str,
+    /// The default port(s).
+    pub port: &'static str,
+    /// Where its credentials come from, in Markdown.
+    pub credentials: &'static str,
+}
+
+/// Every database vecport knows: one row each.
+pub const DATABASES: &[Database] = &[
+    Database {
+        name: "chroma",
+        transports: &["https"],
+        user_and_database: false,
+        params: &["tenant", "database"],
+        credential_env: &[chroma::TOKEN_ENV],
+        doc: Some(DatabaseDoc {
+            title: "Chroma",
+            url: "`chroma://HOST[:PORT][/COLLECTION][?tenant=T&database=D]`, `chroma+https://…`",
+            port: "8000",
+            credentials: "`CHROMA_TOKEN` → `x-chroma-token`",
         }),
+        open: |url, options| Ok(Arc::new(chroma::Chroma::new(url, options)?)),
+    },
+    Database {
+        name: "qdrant",
+        transports: &["https"],
+        user_and_database: false,
+        params: &[],
+        credential_env: &[qdrant::API_KEY_ENV],
+        doc: Some(DatabaseDoc {
+            title: "Qdrant",
+            url: "`qdrant://HOST[:PORT][/COLLECTION]`, `qdrant+https://…`",
+            port: "6333",
+            credentials: "`QDRANT_API_KEY` → `api-key`",
+        }),
+        open: |url, options| Ok(Arc::new(qdrant::Qdrant::new(url, options)?)),
+    },
+    Database {
+        name: "weaviate",
+        transports: &["https"],
+        user_and_database: false,
+        params: &["document_property", "timestamps"],
+        credential_env: &[weaviate::API_KEY_ENV],
+        doc: Some(DatabaseDoc {
+            title: "Weaviate",
+            url: "`weaviate://HOST[:PORT][/CLASS][?document_property=NAME&timestamps=true]`, `weaviate+https://…`",
+            port: "8080",
+            credentials: "`WEAVIATE_API_KEY` → `Authorization: Bearer`",
+        }),
+        open: |url, options| Ok(Arc::new(weaviate::Weaviate::new(url, options)?)),
+    },
+    Database {
+        name: "pgvector",
+        transports: &[],
+        user_and_database: true,
+        params: pgvector::PARAMS,
+        credential_env: &[pgvector::PASSWORD_ENV],
+        doc: Some(DatabaseDoc {
+            title: "pgvector",
+            url: "`pgvector://USER@HOST[:PORT]/DATABASE[/TABLE][?schema=public&sslmode=…&sslrootcert=…&sslcert=…&sslkey=…]`",
+            port: "5432",
+            credentials: "`PGPASSWORD`, else the password file `~/.pgpass` (`PGPASSFILE`), as libpq reads them (the user name is in the URL; it is not a secret)",
+        }),
+        open: |url, _| Ok(Arc::new(pgvector::Pgvector::new(url)?)),
+    },
+    Database {
+        name: "pinecone",
+        transports: &["http", "https"],
+        user_and_database: false,
+        params: &["host", "cloud", "region"],
+        credential_env: &[pinecone::API_KEY_ENV],
+        doc: Some(DatabaseDoc {
+            title: "Pinecone",
+            url: "`pinecone://INDEX[?host=DATA-PLANE-URL&cloud=aws&region=us-east-1]` (control plane `https://api.pinecone.io`); `pinecone+http://HOST:PORT/INDEX` or `pinecone+https://…` for another control plane",
+            port: "443 / 5080",
+            credentials: "`PINECONE_API_KEY` → `Api-Key`",
+        }),
+        open: |url, options| Ok(Arc::new(pinecone::Pinecone::new(url, options)?)),
+    },
+    Database {
+        name: "memory",
+        transports: &[],
+        user_and_database: false,
+        params: &[],
+        credential_env: &[],
+        doc: None,
+        open: |url, _| Ok(Arc::new(memory::Memory::open(url)?)),
+    },
+];
+
+/// The [`DATABASES`] row of a scheme's database (`qdrant` for `qdrant+https`).
+pub fn database(name: &str) -> Option<&'static Database> {
+    DATABASES.iter().find(|d| d.name == name)
+}
+
+/// Every environment variable a connector reads a secret from.
+pub fn credential_env() -> impl Iterator<Item = &'static str> {
+    DATABASES.iter().flat_map(|d| d.credential_env.iter().copied())
+}
+
+/// Every scheme vecport knows (`qdrant`, `qdrant+https`, …), for messages.
+pub fn schemes() -> Vec<String> {
+    DATABASES
+        .iter()
+        .flat_map(|d| {
+            std::iter::once(d.name.to_owned())
+                .chain(d.transports.iter().map(move |t| format!("{}+{t}", d.name)))
+        })
+        .collect()
+}
+
+/// The README's table of database URLs, as [`DATABASES`] describes them.
+pub fn url_table() -> String {
+    let mut out = String::from(
+        "| database | URL | default port | credentials (environment) |\n|---|---|---|---|\n",
+    );
+    for doc in DATABASES.iter().filter_map(|d| d.doc.as_ref()) {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            doc.title, doc.url, doc.port, doc.credentials
+        ));
+    }
+    out
+}
+
+/// The databases and their URL forms, for `--help`.
+pub fn help_text() -> String {
+    let mut out = String::from("Databases (credentials only from the environment):\n");
+    for doc in DATABASES.iter().filter_map(|d| d.doc.as_ref()) {
+        out.push_str(&format!(
+            "  {:<9} {}\n            default port {}; credentials: {}\n",
+            doc.title,
+            doc.url.replace('`', ""),
+            doc.port,
+            doc.credentials.replace('`', "")
+        ));
+    }
+    out
+}
+
+/// Opens the connector a URL names, with `options`.
+pub fn open(url: &str, options: &ConnectOptions) -> Result<Arc<dyn Connector>> {
+    let parsed = ConnectorUrl::parse(url)?;
+    let db = database(parsed.database()).ok_or_else(|| Error::UnknownScheme {
+        scheme: parsed.database().to_owned(),
+        url: parsed.public(),
+        supported: schemes().join(", "),
+    })?;
+    parsed.only_params(db.params)?;
+    (db.open)(&parsed, options)
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    #[test]
+    fn readme_url_table_is_the_registry() {
+        let readme = include_str!("../../README.md");
+        let table = url_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's table of database URLs differs from connectors::DATABASES; it should read:\n{table}"
+        );
+    }
+
+    #[test]
+    fn every_scheme_opens_its_database_or_says_what_is_missing() {
+        for scheme in schemes() {
+            let err = match open(&format!("{scheme}://"), &ConnectOptions::default()) {
+                Ok(_) => continue,
+                Err(e) => e,
+            };
+            assert!(
+                !matches!(err, Error::UnknownScheme { .. }),
+                "{scheme}: {err}"
+            );
+        }
+        let err = open("mongo://h/c", &ConnectOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        for scheme in schemes() {
+            assert!(err.contains(&scheme), "{err}");
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = DATABASES.iter().map(|d| d.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DATABASES.len());
     }
 }

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -27,7 +26,7 @@ use crate::model::{
 };
 use crate::redact::Secret;
 
-use super::http::{HttpClient, Response, decode_json};
+use super::http::{HttpClient, Response, Vendor, decode_json, segment};
 use super::{
     BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, Endpoint, ExistingTarget, Page,
     ScanOptions, Sink, Source, SourceDescription,
@@ -57,6 +56,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Debug)]
 pub struct Pinecone {
     control: HttpClient,
+    /// For the data plane's client, made once its address is known.
+    options: super::ConnectOptions,
     data_override: Option<String>,
     key: Option<Secret>,
     tls: bool,
@@ -145,8 +146,30 @@ struct NamespaceJson {
     name: String,
 }
 
-fn enc(s: &str) -> String {
-    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+/// Pinecone's HTTP dialect, control and data plane alike.
+#[derive(Debug)]
+struct PineconeApi;
+
+impl Vendor for PineconeApi {
+    fn name(&self) -> &'static str {
+        "pinecone"
+    }
+
+    fn credential_hint(&self) -> String {
+        format!("the API key in {API_KEY_ENV}")
+    }
+
+    fn error_message(&self, resp: &Response) -> String {
+        serde_json::from_slice::<Value>(&resp.body)
+            .ok()
+            .and_then(|v| {
+                v.get("message")
+                    .or_else(|| v.get("error").and_then(|e| e.get("message")))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| resp.text_excerpt())
+    }
 }
 
 fn metric_of(m: &str) -> Option<Metric> {
@@ -179,8 +202,7 @@ fn valid_index_name(name: &str) -> bool {
 
 impl Pinecone {
     /// Opens a `pinecone://` URL.
-    pub fn new(url: &ConnectorUrl) -> Result<Pinecone> {
-        url.only_params(&["host", "cloud", "region"])?;
+    pub fn new(url: &ConnectorUrl, options: &super::ConnectOptions) -> Result<Pinecone> {
         let (control, index) = if url.transport().is_some() {
             (
                 url.http_base(if url.tls() { 443 } else { 5080 })?,
@@ -201,11 +223,14 @@ impl Pinecone {
         let key = Secret::from_env(API_KEY_ENV);
         let creds: Vec<(&'static str, &Secret)> = key.iter().map(|k| ("api-key", k)).collect();
         Ok(Pinecone {
-            control: HttpClient::with_headers(
+            control: HttpClient::new(
+                &PineconeApi,
                 &control,
                 &creds,
                 &[("x-pinecone-api-version", API_VERSION)],
+                options,
             )?,
+            options: options.clone(),
             data_override: url.param("host").map(str::to_owned),
             key,
             tls: !control.starts_with("http://"),
@@ -223,31 +248,14 @@ impl Pinecone {
         };
         let creds: Vec<(&'static str, &Secret)> = self.key.iter().map(|k| ("api-key", k)).collect();
         Ok(
-            HttpClient::with_headers(&base, &creds, &[("x-pinecone-api-version", API_VERSION)])?
-                .answered_with(&self.control),
-        )
-    }
-
-    /// The message of a Pinecone error body (control or data plane).
-    fn message(resp: &Response) -> String {
-        serde_json::from_slice::<Value>(&resp.body)
-            .ok()
-            .and_then(|v| {
-                v.get("message")
-                    .or_else(|| v.get("error").and_then(|e| e.get("message")))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| resp.text_excerpt())
-    }
-
-    fn fail(client: &HttpClient, operation: &str, resp: &Response) -> Error {
-        client.fail(
-            "pinecone",
-            operation,
-            resp,
-            Pinecone::message(resp),
-            &format!("the API key in {API_KEY_ENV}"),
+            HttpClient::new(
+                &PineconeApi,
+                &base,
+                &creds,
+                &[("x-pinecone-api-version", API_VERSION)],
+                &self.options,
+            )?
+            .answered_with(&self.control),
         )
     }
 
@@ -258,19 +266,8 @@ impl Pinecone {
         body: Option<Value>,
         operation: &str,
     ) -> Result<T> {
-        let resp = client
-            .send(
-                method,
-                path,
-                body.map(|b| b.to_string().into_bytes()),
-                operation,
-                true,
-            )
-            .await?;
-        if !resp.status.is_success() {
-            return Err(Pinecone::fail(client, operation, &resp));
-        }
-        decode_json(resp.body, client.base(), operation).await
+        let body = body.map(|b| b.to_string().into_bytes());
+        client.call(method, path, body, operation).await
     }
 
     async fn describe_index(&self, name: &str) -> Result<Option<IndexModel>> {
@@ -278,7 +275,7 @@ impl Pinecone {
             .control
             .send(
                 Method::GET,
-                &format!("/indexes/{}", enc(name)),
+                &format!("/indexes/{}", segment(name)),
                 None,
                 "describe index",
                 true,
@@ -288,7 +285,7 @@ impl Pinecone {
             return Ok(None);
         }
         if !resp.status.is_success() {
-            return Err(Pinecone::fail(&self.control, "describe index", &resp));
+            return Err(self.control.fail("describe index", &resp));
         }
         Ok(Some(
             decode_json(resp.body, self.control.base(), "describe index").await?,
@@ -322,7 +319,7 @@ impl Pinecone {
         loop {
             let mut path = "/namespaces?limit=100".to_owned();
             if let Some(t) = &token {
-                path.push_str(&format!("&paginationToken={}", enc(t)));
+                path.push_str(&format!("&paginationToken={}", segment(t)));
             }
             let resp = data
                 .send(Method::GET, &path, None, "list namespaces", true)
@@ -343,7 +340,7 @@ impl Pinecone {
                     .unwrap_or_default());
             }
             if !resp.status.is_success() {
-                return Err(Pinecone::fail(data, "list namespaces", &resp));
+                return Err(data.fail("list namespaces", &resp));
             }
             let page: Namespaces = decode_json(resp.body, data.base(), "list namespaces").await?;
             out.extend(page.namespaces.into_iter().map(|n| {
@@ -367,9 +364,9 @@ impl Pinecone {
         namespace: &str,
         token: Option<&str>,
     ) -> Result<(Vec<String>, Option<String>)> {
-        let mut path = format!("/vectors/list?namespace={}&limit=100", enc(namespace));
+        let mut path = format!("/vectors/list?namespace={}&limit=100", segment(namespace));
         if let Some(t) = token {
-            path.push_str(&format!("&paginationToken={}", enc(t)));
+            path.push_str(&format!("&paginationToken={}", segment(t)));
         }
         let resp = data
             .send(Method::GET, &path, None, "list ids", true)
@@ -387,7 +384,7 @@ impl Pinecone {
                     ),
                 ));
             }
-            return Err(Pinecone::fail(data, "list ids", &resp));
+            return Err(data.fail("list ids", &resp));
         }
         let page: ListIds = decode_json(resp.body, data.base(), "list ids").await?;
         Ok((
@@ -403,10 +400,10 @@ impl Pinecone {
         sparse_slot: Option<usize>,
         slots: usize,
     ) -> Result<Vec<Record>> {
-        let mut query = format!("namespace={}", enc(namespace));
+        let mut query = format!("namespace={}", segment(namespace));
         for id in &ids {
             query.push_str("&ids=");
-            query.push_str(&enc(id));
+            query.push_str(&segment(id));
         }
         let resp = data
             .send(
@@ -418,7 +415,7 @@ impl Pinecone {
             )
             .await?;
         if !resp.status.is_success() {
-            return Err(Pinecone::fail(data, "fetch", &resp));
+            return Err(data.fail("fetch", &resp));
         }
         let endpoint = data.base().to_owned();
         let ns = (!namespace.is_empty()).then(|| namespace.to_owned());
@@ -472,11 +469,7 @@ impl Pinecone {
             Ok(out)
         })
         .await
-        .map_err(|e| Error::Protocol {
-            endpoint: data.base().to_owned(),
-            operation: "fetch".into(),
-            message: e.to_string(),
-        })?
+        .map_err(|e| Error::internal("decoding pinecone records", e))?
     }
 
     fn spec_of(model: &IndexModel, count: Option<u64>) -> CollectionSpec {
@@ -544,6 +537,10 @@ impl Endpoint for Pinecone {
 
 #[async_trait]
 impl Source for Pinecone {
+    fn reads_ids_from(&self) -> bool {
+        true
+    }
+
     async fn describe(&self) -> Result<SourceDescription> {
         let mut location = Map::new();
         location.insert("api_version".into(), json!(API_VERSION));
@@ -819,7 +816,7 @@ fn fetch_groups(ids: Vec<String>) -> Vec<Vec<String>> {
     let mut current = Vec::new();
     let mut len = 0;
     for id in ids {
-        let l = enc(&id).len() + 5;
+        let l = segment(&id).len() + 5;
         if !current.is_empty() && (current.len() == 1000 || len + l > MAX_FETCH_QUERY) {
             groups.push(std::mem::take(&mut current));
             len = 0;
@@ -1021,7 +1018,7 @@ impl Sink for Pinecone {
                         .control
                         .send(
                             Method::DELETE,
-                            &format!("/indexes/{}", enc(target)),
+                            &format!("/indexes/{}", segment(target)),
                             None,
                             "delete index",
                             true,
@@ -1031,11 +1028,11 @@ impl Sink for Pinecone {
                         // Deletion protection: the key is fine, the index stays.
                         return Err(Error::Incompatible(format!(
                             "index `{target}` cannot be replaced: pinecone refused to delete it ({}); nothing was written. Disable its deletion protection, or import under another name (--rename)",
-                            Pinecone::message(&resp)
+                            PineconeApi.error_message(&resp)
                         )));
                     }
                     if !resp.status.is_success() {
-                        return Err(Pinecone::fail(&self.control, "delete index", &resp));
+                        return Err(self.control.fail("delete index", &resp));
                     }
                     self.wait_until_gone(target).await?;
                 }
@@ -1183,14 +1180,14 @@ impl CollectionWriter for PineconeWriter {
                 serde_json::to_writer(&mut body, &Upsert { vectors, namespace }).map(|()| body)
             })
             .await
-            .map_err(|e| Error::InvalidData(format!("encoder task failed: {e}")))?
+            .map_err(|e| Error::internal("encoding a pinecone upsert", e))?
             .map_err(|e| Error::InvalidData(format!("cannot encode vectors: {e}")))?;
             let resp = self
                 .data
                 .send(Method::POST, "/vectors/upsert", Some(body), "upsert", true)
                 .await?;
             if !resp.status.is_success() {
-                return Err(Pinecone::fail(&self.data, "upsert", &resp));
+                return Err(self.data.fail("upsert", &resp));
             }
         }
         Ok(())
@@ -1258,7 +1255,7 @@ mod tests {
             .collect();
         let groups = fetch_groups(long);
         for g in &groups {
-            let len: usize = g.iter().map(|id| enc(id).len() + 5).sum();
+            let len: usize = g.iter().map(|id| segment(id).len() + 5).sum();
             assert!(len <= MAX_FETCH_QUERY || g.len() == 1);
         }
     }

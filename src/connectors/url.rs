@@ -20,9 +20,6 @@ pub struct ConnectorUrl {
     query: BTreeMap<String, String>,
 }
 
-/// Schemes whose URL names a user (`USER@HOST`) and a database before the collection.
-const USER_AND_DATABASE_SCHEMES: &[&str] = &["pgvector"];
-
 impl ConnectorUrl {
     /// Parses `text`. Refuses URLs that carry a password, so that secrets only
     /// come from environment variables.
@@ -39,7 +36,9 @@ impl ConnectorUrl {
                 redact_userinfo(text)
             ))
         })?;
-        let with_user = USER_AND_DATABASE_SCHEMES.contains(&url.scheme());
+        // Whether the URL names a user (`USER@HOST`) and a database before
+        // the collection, as the database's row in the registry says.
+        let with_user = super::database(url.scheme()).is_some_and(|d| d.user_and_database);
         if url.password().is_some() || (!with_user && !url.username().is_empty()) {
             return Err(Error::Usage(format!(
                 "`{}` carries credentials in the URL; pass them in the connector's environment variable instead (e.g. CHROMA_TOKEN, PGPASSWORD)",

@@ -75,7 +75,7 @@
 //! format accepts (hyphenated or 32 hex digits here).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use axum::Router;
@@ -157,6 +157,7 @@ fn build(options: &WeaviateOptions) -> std::io::Result<Built> {
         auto_schema: AtomicBool::new(options.auto_schema),
         max_request_size: AtomicUsize::new(options.max_request_size),
         hostname: RwLock::new(String::new()),
+        object_timeouts: AtomicU64::new(0),
     });
     let app = router(state.clone());
     Ok((state, Arc::new(faults), app))
@@ -185,11 +186,28 @@ pub struct Weaviate {
     auto_schema: AtomicBool,
     max_request_size: AtomicUsize,
     hostname: RwLock<String>,
+    /// Batch objects still to fail with a timeout inside the server.
+    object_timeouts: AtomicU64,
 }
 
 impl Weaviate {
     fn db(&self) -> MutexGuard<'_, Db> {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A fault of a batch answered 200: the next `n` objects of
+    /// `POST /v1/batch/objects` are not written, and the answer gives each
+    /// the error of a timeout inside the server (`context deadline
+    /// exceeded`), as Weaviate does when a shard is slow.
+    pub fn time_out_batch_objects(&self, n: u64) {
+        self.object_timeouts.store(n, Ordering::SeqCst);
+    }
+
+    /// Whether the next batch object is to time out (counting it).
+    fn object_times_out(&self) -> bool {
+        self.object_timeouts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     fn set_hostname(&self, url: &str) {
@@ -2531,7 +2549,12 @@ async fn batch_objects(State(w): State<Arc<Weaviate>>, request: Request) -> Resp
         let class = upper_first(&obj.class);
         let vector = obj.vector.clone();
         let vectors = obj.vectors.clone();
-        let element = match write_object(&mut db, auto, obj, now, false) {
+        let written = if w.object_times_out() {
+            Err("put object: context deadline exceeded".to_owned())
+        } else {
+            write_object(&mut db, auto, obj, now, false).map_err(|e| e.message().to_owned())
+        };
+        let element = match written {
             Ok((class, stored)) => {
                 let mut m = match stored.to_json(&class, true) {
                     Value::Object(m) => m,
@@ -2569,7 +2592,7 @@ async fn batch_objects(State(w): State<Arc<Weaviate>>, request: Request) -> Resp
                 m.insert("deprecations".into(), Value::Null);
                 m.insert(
                     "result".into(),
-                    json!({"errors": error_body(e.message()), "status": "FAILED"}),
+                    json!({"errors": error_body(&e), "status": "FAILED"}),
                 );
                 m
             }

@@ -242,8 +242,8 @@ fn unwritable_output_directory() {
         match Mount::tmpfs(&parent, "ro,size=64k") {
             Some(m) => Some(m),
             None => {
-                eprintln!(
-                    "skipped: running as root without permission to mount a read-only tmpfs, so no directory is unwritable"
+                crate::support::skip(
+                    "running as root without permission to mount a read-only tmpfs, so no directory is unwritable",
                 );
                 return;
             }
@@ -275,7 +275,7 @@ fn disk_full_during_export() {
     seed(&e, tmp.path(), "big", 20_000, 16, Metric::Dot);
     let disk = tmp.path().join("disk");
     let Some(_mount) = Mount::tmpfs(&disk, "size=256k") else {
-        eprintln!("skipped: this environment does not allow mounting a small tmpfs (needs root)");
+        crate::support::skip("this environment does not allow mounting a small tmpfs (needs root)");
         return;
     };
     let out = disk.join("snap");

@@ -110,8 +110,8 @@ async fn many_partitions_and_samples_give_the_same_answer() {
     changed.remove(1500);
     write_snapshot(&b, &spec, changed);
     let (sa, sb) = (
-        Side::open(a.to_str().unwrap()).unwrap(),
-        Side::open(b.to_str().unwrap()).unwrap(),
+        Side::open(a.to_str().unwrap(), &Default::default()).unwrap(),
+        Side::open(b.to_str().unwrap(), &Default::default()).unwrap(),
     );
     let options = CompareOptions {
         partition_records: 97,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use vecport::connectors::memory::{FULL as ALL_CAPABILITIES, Memory};
 use vecport::connectors::{
-    self, Capabilities, Connector, ExistingTarget, ScanOptions, Sink, Source,
+    Capabilities, Connector, ExistingTarget, ScanOptions, Sink, Source,
 };
 use vecport::error::{Category, Error};
 use vecport::model::{CollectionSpec, Metric, Record};
@@ -15,7 +15,7 @@ use vecport::pipeline::{self, ExportOptions, ImportOptions, Quiet};
 use vecport::snapshot::{Manifest, Snapshot, SnapshotWriter, SourceInfo, WriteOptions};
 
 use crate::support::data::{self, Flavor};
-use crate::support::{server_url, unique_name};
+use crate::support::{databases, unique_name};
 
 /// What the suite needs to know about one connector.
 pub struct Fixture {
@@ -25,10 +25,6 @@ pub struct Fixture {
     pub flavor: Flavor,
     /// Metric to create collections with.
     pub metric: Metric,
-    /// Whether the connector stores sparse vectors, multivectors and namespaces.
-    pub rich: bool,
-    /// Whether records may carry namespaces.
-    pub namespaces: bool,
     /// Units in the last place by which the database may change metadata floats on write.
     pub float_ulps: u64,
     /// The database stores metadata integers as floats (Pinecone).
@@ -40,6 +36,23 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// What the connector declares it can store.
+    fn capabilities(&self) -> Capabilities {
+        (self.open)().capabilities()
+    }
+
+    /// Whether the connector stores the rich collection: named dense,
+    /// sparse and multivector fields.
+    fn rich(&self) -> bool {
+        let c = self.capabilities();
+        c.sparse && c.multivector && c.named_vectors
+    }
+
+    /// Whether records may carry namespaces.
+    fn namespaces(&self) -> bool {
+        self.capabilities().namespaces
+    }
+
     /// Records as the database is expected to give them back (integers as floats for Pinecone).
     fn normalise(&self, mut records: Vec<Record>) -> Vec<Record> {
         if self.ints_as_floats {
@@ -205,7 +218,22 @@ pub async fn awkward_ids(f: &Fixture) {
 }
 
 pub async fn rich_collection(f: &Fixture) {
-    if !f.rich {
+    if !f.rich() {
+        // The connector declares it cannot hold such a collection: an
+        // import of it is refused before anything is written.
+        let spec = data::rich_spec(&unique_name("rich"));
+        let tmp = tempfile::tempdir().unwrap();
+        write_snapshot(tmp.path(), &spec, data::rich_records(10, 5));
+        let conn = (f.open)();
+        let err = pipeline::import(
+            tmp.path(),
+            conn.as_ref() as &dyn Sink,
+            &import_options(&spec.name, &unique_name("rich"), ExistingTarget::Refuse),
+            &Quiet,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.category(), Category::Data, "{err:?}");
         return;
     }
     let mut spec = data::rich_spec(&unique_name("rich"));
@@ -218,7 +246,7 @@ pub async fn rich_collection(f: &Fixture) {
         v.metric = Some(f.metric);
     }
     let mut records = data::rich_records(400, 5);
-    if !f.namespaces {
+    if !f.namespaces() {
         records.iter_mut().for_each(|r| r.namespace = None);
     }
     round_trip(f, spec, records, 64).await;
@@ -398,8 +426,6 @@ fn memory_fixture() -> Fixture {
         }),
         flavor: data::FULL,
         metric: Metric::Cosine,
-        rich: true,
-        namespaces: true,
         float_ulps: 0,
         ints_as_floats: false,
         _server: None,
@@ -421,21 +447,14 @@ fn memory_fixture() -> Fixture {
 }
 
 fn chroma_fixture() -> Option<Fixture> {
-    let url = server_url("CHROMA_URL")?;
-    let host = crate::support::chroma::host(&url);
-    let open_url = format!("chroma://{host}");
-    let open = {
-        let u = open_url.clone();
-        move || connectors::open(&u).unwrap()
-    };
+    let db = databases::chroma()?;
+    let open = db.opener();
     Some(Fixture {
         open: Box::new(open.clone()),
         flavor: data::FLAT,
         // l2 stores values bit-exact; cosine re-rounds (tested in chroma.rs).
         metric: Metric::L2,
-        rich: false,
-        namespaces: false,
-        _server: None,
+        _server: db._server,
         ints_as_floats: false,
         // Chroma's JSON parser is not correctly rounded: ~1 in 9 metadata
         // floats is stored 1 ulp off on first write (fixtures/chroma/README.md).
@@ -444,94 +463,74 @@ fn chroma_fixture() -> Option<Fixture> {
     })
 }
 
-fn qdrant_fixture() -> Fixture {
-    let server = crate::emulators::qdrant::start_background(
-        crate::emulators::qdrant::QdrantOptions::default(),
-    )
-    .unwrap();
-    let url = format!("qdrant://{}", server.addr());
-    let open = move || connectors::open(&url).unwrap();
-    Fixture {
+fn qdrant_fixture() -> Option<Fixture> {
+    let db = databases::qdrant()?;
+    let open = db.opener();
+    Some(Fixture {
         open: Box::new(open.clone()),
         flavor: data::FULL,
         // Euclid stores vectors as they are; Cosine normalises them (tested in qdrant.rs).
         metric: Metric::L2,
-        rich: true,
-        namespaces: false,
         ints_as_floats: false,
         // Qdrant's JSON parser may move a payload float by an ulp, and again when it re-reads it.
         float_ulps: 2,
-        _server: Some(Box::new(server)),
+        _server: db._server,
         // Namespaces: Qdrant has none.
         unsupported: lacking(open, "needs-namespaces"),
-    }
+    })
 }
 
 conformance!(memory, Some(memory_fixture()));
-conformance!(qdrant, Some(qdrant_fixture()));
+conformance!(qdrant, qdrant_fixture());
 
-fn pinecone_fixture() -> Fixture {
-    use crate::emulators::pinecone::{PineconeOptions, start_background};
-    let server = start_background(PineconeOptions::default()).unwrap();
-    server.set_stats_lag_reads(0);
-    let url = format!("pinecone+http://{}", server.addr());
-    let open = move || connectors::open(&url).unwrap();
-    Fixture {
+fn pinecone_fixture() -> Option<Fixture> {
+    let db = databases::pinecone()?;
+    let open = db.opener();
+    Some(Fixture {
         open: Box::new(open.clone()),
         flavor: data::PINECONE,
         metric: Metric::Cosine,
-        // One dense and one sparse field, not the rich collection's three.
-        rich: false,
-        namespaces: true,
         float_ulps: 0,
         ints_as_floats: true,
-        _server: Some(Box::new(server)),
+        _server: db._server,
         // Multivectors: Pinecone has none.
         unsupported: lacking(open, "needs-multi"),
-    }
+    })
 }
 
-conformance!(pinecone, Some(pinecone_fixture()));
+conformance!(pinecone, pinecone_fixture());
 conformance!(chroma, chroma_fixture());
 
-fn weaviate_fixture() -> Fixture {
-    use crate::emulators::weaviate::{WeaviateOptions, start_background};
-    let server = start_background(WeaviateOptions::default()).unwrap();
-    let url = format!("weaviate://{}", server.addr());
-    let open = move || connectors::open(&url).unwrap();
-    Fixture {
+fn weaviate_fixture() -> Option<Fixture> {
+    let db = databases::weaviate()?;
+    let open = db.opener();
+    Some(Fixture {
         open: Box::new(open.clone()),
         flavor: data::WEAVIATE,
         // Weaviate keeps vectors as they are whatever the distance.
         metric: Metric::Cosine,
-        // One dense field per name, no sparse vectors.
-        rich: false,
-        namespaces: true,
         float_ulps: 0,
         ints_as_floats: false,
-        _server: Some(Box::new(server)),
+        _server: db._server,
         // Sparse vectors: Weaviate has no user sparse vectors.
         unsupported: lacking(open, "needs-sparse"),
-    }
+    })
 }
 
-conformance!(weaviate, Some(weaviate_fixture()));
+conformance!(weaviate, weaviate_fixture());
 
 fn pgvector_fixture() -> Option<Fixture> {
-    let url = crate::support::pgvector_url()?;
-    let open = move || connectors::open(&url).unwrap();
+    let db = databases::pgvector()?;
+    let open = db.opener();
     Some(Fixture {
         open: Box::new(open.clone()),
         // jsonb holds any JSON (it writes -0.0 as 0.0, which compares equal).
         flavor: data::FULL,
         // pgvector keeps vectors as they are whatever the operator class.
         metric: Metric::Cosine,
-        // One dense and sparse fields, but no multivectors.
-        rich: false,
-        namespaces: true,
         float_ulps: 0,
         ints_as_floats: false,
-        _server: None,
+        _server: db._server,
         // Multivectors: pgvector has none.
         unsupported: lacking(open, "needs-multi"),
     })

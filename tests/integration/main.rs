@@ -16,6 +16,7 @@ mod compare;
 mod conformance;
 mod faults;
 mod fixtures;
+mod hostile_http;
 mod matrix;
 mod pgvector;
 mod pgvector_tls;

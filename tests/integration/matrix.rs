@@ -21,66 +21,9 @@ use vecport::pipeline::{self, ExportOptions, ImportOptions, Quiet};
 use crate::conformance::{read_snapshot, write_snapshot};
 use crate::support::data::{self, PINECONE};
 use crate::support::pipeline::{export_and_read, seed_from};
-use crate::support::{server_url, unique_name};
+use crate::support::unique_name;
 
-/// One database of the matrix: its URL without a collection, and the
-/// server keeping it alive.
-struct Database {
-    name: &'static str,
-    url: String,
-    _server: Option<Box<dyn std::any::Any + Send + Sync>>,
-}
-
-impl Database {
-    fn open(&self, collection: Option<&str>) -> Arc<dyn Connector> {
-        let url = match collection {
-            Some(c) => format!("{}/{c}", self.url),
-            None => self.url.clone(),
-        };
-        connectors::open(&url).unwrap()
-    }
-}
-
-fn databases() -> Vec<Database> {
-    use crate::emulators::{pinecone, qdrant, weaviate};
-    let q = qdrant::start_background(qdrant::QdrantOptions::default()).unwrap();
-    let p = pinecone::start_background(pinecone::PineconeOptions::default()).unwrap();
-    p.set_stats_lag_reads(0);
-    let w = weaviate::start_background(weaviate::WeaviateOptions::default()).unwrap();
-    let mut out = vec![
-        Database {
-            name: "qdrant",
-            url: format!("qdrant://{}", q.addr()),
-            _server: Some(Box::new(q)),
-        },
-        Database {
-            name: "pinecone",
-            url: format!("pinecone+http://{}", p.addr()),
-            _server: Some(Box::new(p)),
-        },
-        Database {
-            name: "weaviate",
-            url: format!("weaviate://{}", w.addr()),
-            _server: Some(Box::new(w)),
-        },
-    ];
-    if let Some(chroma) = server_url("CHROMA_URL") {
-        let host = crate::support::chroma::host(&chroma);
-        out.push(Database {
-            name: "chroma",
-            url: format!("chroma://{host}"),
-            _server: None,
-        });
-    }
-    if let Some(url) = crate::support::pgvector_url() {
-        out.push(Database {
-            name: "pgvector",
-            url,
-            _server: None,
-        });
-    }
-    out
-}
+use crate::support::databases::{TestDatabase as Database, all as databases};
 
 /// Records as every database gives them back: integers as floats (Pinecone
 /// stores numbers as float64), without the empty vector fields a database
@@ -1107,7 +1050,7 @@ async fn namespaces_from_a_key_refuse_what_is_not_a_namespace() {
         ],
     );
     let store = unique_name("from-key");
-    let sink = connectors::open(&format!("memory://{store}/docs")).unwrap();
+    let sink = connectors::open(&format!("memory://{store}/docs"), &Default::default()).unwrap();
     let options = |skip: bool, report: Option<std::path::PathBuf>| ImportOptions {
         namespaces: NamespacePolicy::FromKey("tenant".into()),
         skip_invalid: skip,

@@ -240,7 +240,7 @@ fn sigkilled_runs_resume_to_exactly_the_uninterrupted_result() {
         for (name, url) in &databases {
             let collection = unique_name("crash");
             let target = format!("{url}/{collection}");
-            let sink = connectors::open(&target).unwrap();
+            let sink = connectors::open(&target, &Default::default()).unwrap();
             seed_from(&base, sink.as_ref() as &dyn Sink, name).await;
             out.push((*name, target));
         }

@@ -50,8 +50,6 @@ pub const SSLKEY_ENV: &str = "PGSSLKEY";
 const DEFAULT_ROOT_CERT: &str = ".postgresql/root.crt";
 const DEFAULT_CLIENT_CERT: &str = ".postgresql/postgresql.crt";
 const DEFAULT_CLIENT_KEY: &str = ".postgresql/postgresql.key";
-/// The URL parameters of this module.
-pub const URL_PARAMS: &[&str] = &["sslmode", "sslrootcert", "sslcert", "sslkey"];
 
 /// libpq's `sslmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -666,7 +664,7 @@ impl Attempt {
 
 /// Everything needed to open connections.
 #[derive(Debug, Clone)]
-pub struct Connector {
+pub struct Dialer {
     /// Host, port, user, database, password: everything but TLS.
     pub config: tokio_postgres::Config,
     /// TLS settings.
@@ -679,7 +677,7 @@ pub struct Connector {
     pub pgpass_key: String,
 }
 
-impl Connector {
+impl Dialer {
     /// One new connection, with libpq's fallbacks for `allow` and `prefer`.
     pub async fn connect(&self) -> crate::error::Result<Client> {
         let result = match self.tls.mode() {

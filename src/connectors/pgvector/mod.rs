@@ -45,7 +45,7 @@ pub mod connect;
 pub mod pgpass;
 
 pub use connect::PASSWORD_ENV;
-use connect::{Connector, PasswordSource, Sources, Tls, error_text};
+use connect::{Dialer, PasswordSource, Sources, Tls, error_text};
 
 const DEFAULT_PORT: u16 = 5432;
 /// PostgreSQL truncates longer identifiers (NAMEDATALEN − 1).
@@ -293,7 +293,7 @@ impl Layout {
 /// The pgvector connector.
 #[derive(Debug)]
 pub struct Pgvector {
-    connector: Connector,
+    dialer: Dialer,
     public: String,
     schema: String,
     table: Option<String>,
@@ -302,12 +302,13 @@ pub struct Pgvector {
     sparse_max: Mutex<HashMap<(String, String), u32>>,
 }
 
+/// The query parameters of a `pgvector://` URL: the schema, and how to
+/// connect (`sslmode`, …).
+pub const PARAMS: &[&str] = &["schema", "sslmode", "sslrootcert", "sslcert", "sslkey"];
+
 impl Pgvector {
     /// Opens a `pgvector://` URL.
     pub fn new(url: &ConnectorUrl) -> Result<Pgvector> {
-        let mut params = vec!["schema"];
-        params.extend_from_slice(connect::URL_PARAMS);
-        url.only_params(&params)?;
         let host = url
             .host()
             .filter(|h| !h.is_empty())
@@ -370,7 +371,7 @@ impl Pgvector {
         let schema = url.param("schema").unwrap_or("public").to_owned();
         let table = url.collection().map(str::to_owned);
         Ok(Pgvector {
-            connector: Connector {
+            dialer: Dialer {
                 config,
                 tls,
                 password,
@@ -395,7 +396,7 @@ impl Pgvector {
 
     /// One new connection.
     async fn connect(&self) -> Result<Client> {
-        self.connector.connect().await
+        self.dialer.connect().await
     }
 
     fn fail(&self, operation: &str, e: tokio_postgres::Error) -> Error {
@@ -1193,21 +1194,21 @@ fn bits_to_floats(b: &pgvector::Bit) -> Vec<f32> {
 
 /// Which optional columns a table for `spec` has.
 #[derive(Debug, Clone, Copy)]
-struct Extras {
+struct OptionalColumns {
     documents: bool,
     uris: bool,
     namespaces: bool,
 }
 
-impl Extras {
-    fn of(spec: &CollectionSpec) -> Extras {
+impl OptionalColumns {
+    fn of(spec: &CollectionSpec) -> OptionalColumns {
         match &spec.content {
-            Some(c) => Extras {
+            Some(c) => OptionalColumns {
                 documents: c.documents,
                 uris: c.uris,
                 namespaces: !c.namespaces.is_empty(),
             },
-            None => Extras {
+            None => OptionalColumns {
                 documents: true,
                 uris: true,
                 namespaces: false,
@@ -1412,7 +1413,7 @@ impl Sink for Pgvector {
                 target.len()
             )));
         }
-        let extras = Extras::of(spec);
+        let extras = OptionalColumns::of(spec);
         let id = IdColumn::of(spec.id_kind);
         // Columns: id, vectors, metadata, document, uri, namespace.
         let mut plan: Vec<(String, VecType, Option<u32>)> = Vec::new();
@@ -1728,7 +1729,7 @@ struct PgWriter {
     upsert: String,
     plan: Vec<(VecType, Option<u32>)>,
     id: IdColumn,
-    extras: Extras,
+    extras: OptionalColumns,
     indexes: Vec<String>,
     notes: Vec<String>,
 }

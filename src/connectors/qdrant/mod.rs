@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -29,7 +28,7 @@ use crate::model::{
 };
 use crate::redact::Secret;
 
-use super::http::{HttpClient, Response, decode_json};
+use super::http::{HttpClient, Response, Vendor, decode_json, segment};
 use super::{
     BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, Endpoint, ExistingTarget, Page,
     ScanOptions, Sink, Source, SourceDescription,
@@ -59,8 +58,24 @@ pub struct Qdrant {
     collection: Option<String>,
 }
 
-fn seg(s: &str) -> String {
-    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+/// Qdrant's HTTP dialect.
+#[derive(Debug)]
+struct QdrantApi;
+
+impl Vendor for QdrantApi {
+    fn name(&self) -> &'static str {
+        "qdrant"
+    }
+
+    fn credential_hint(&self) -> String {
+        format!("the API key in {API_KEY_ENV}")
+    }
+
+    fn error_message(&self, resp: &Response) -> String {
+        serde_json::from_slice::<wire::ErrorEnvelope>(&resp.body)
+            .map(|e| e.status.error)
+            .unwrap_or_else(|_| resp.text_excerpt())
+    }
 }
 
 /// The id Qdrant stores for a record, and the original string to keep in the
@@ -134,33 +149,21 @@ fn hnsw_settings(
 
 impl Qdrant {
     /// Opens a `qdrant://` URL.
-    pub fn new(url: &ConnectorUrl) -> Result<Qdrant> {
-        url.only_params(&[])?;
+    pub fn new(url: &ConnectorUrl, options: &super::ConnectOptions) -> Result<Qdrant> {
         let base = url.http_base(DEFAULT_PORT)?;
         let key = Secret::from_env(API_KEY_ENV);
         let creds: Vec<(&'static str, &Secret)> = key.iter().map(|k| ("api-key", k)).collect();
         Ok(Qdrant {
-            http: HttpClient::new(&base, &creds)?,
+            http: HttpClient::new(&QdrantApi, &base, &creds, &[], options)?,
             collection: url.collection().map(str::to_owned),
         })
     }
 
-    fn error_message(resp: &Response) -> String {
-        serde_json::from_slice::<wire::ErrorEnvelope>(&resp.body)
-            .map(|e| e.status.error)
-            .unwrap_or_else(|_| resp.text_excerpt())
-    }
-
     fn fail(&self, operation: &str, resp: &Response) -> Error {
-        self.http.fail(
-            "qdrant",
-            operation,
-            resp,
-            Qdrant::error_message(resp),
-            &format!("the API key in {API_KEY_ENV}"),
-        )
+        self.http.fail(operation, resp)
     }
 
+    /// Every call vecport makes to Qdrant is a read or an upsert: retried.
     async fn call<T: DeserializeOwned + Send + 'static>(
         &self,
         method: Method,
@@ -168,21 +171,8 @@ impl Qdrant {
         body: Option<Value>,
         operation: &str,
     ) -> Result<T> {
-        let idempotent = true; // every call vecport makes to Qdrant is a read or an upsert
-        let resp = self
-            .http
-            .send(
-                method,
-                path,
-                body.map(|b| b.to_string().into_bytes()),
-                operation,
-                idempotent,
-            )
-            .await?;
-        if !resp.status.is_success() {
-            return Err(self.fail(operation, &resp));
-        }
-        let env: Envelope<T> = decode_json(resp.body, self.http.base(), operation).await?;
+        let body = body.map(|b| b.to_string().into_bytes());
+        let env: Envelope<T> = self.http.call(method, path, body, operation).await?;
         Ok(env.result)
     }
 
@@ -195,7 +185,7 @@ impl Qdrant {
 
     /// `GET /collections/{name}`, `None` when it does not exist.
     async fn info(&self, name: &str) -> Result<Option<Value>> {
-        let path = format!("/collections/{}", seg(name));
+        let path = format!("/collections/{}", segment(name));
         let resp = self
             .http
             .send(Method::GET, &path, None, "get collection", true)
@@ -212,7 +202,7 @@ impl Qdrant {
     }
 
     async fn count(&self, name: &str) -> Result<u64> {
-        let path = format!("/collections/{}/points/count", seg(name));
+        let path = format!("/collections/{}/points/count", segment(name));
         let c: wire::Count = self
             .call(Method::POST, &path, Some(json!({"exact": true})), "count")
             .await?;
@@ -461,7 +451,7 @@ impl Source for Qdrant {
         k: usize,
         _namespace: Option<&str>,
     ) -> Result<Vec<RecordId>> {
-        let path = format!("/collections/{}/points/query", seg(&spec.name));
+        let path = format!("/collections/{}/points/query", segment(&spec.name));
         let mut body = json!({"query": vector, "limit": k, "with_payload": [ORIGINAL_ID_KEY]});
         if !field.is_empty() {
             body["using"] = json!(field);
@@ -493,7 +483,7 @@ impl Source for Qdrant {
     ) -> BoxStream<'a, Result<Page>> {
         let scroll = Scroll {
             qdrant: self.clone(),
-            path: format!("/collections/{}/points/scroll", seg(&spec.name)),
+            path: format!("/collections/{}/points/scroll", segment(&spec.name)),
             limit: options.page_size.max(1),
             fields: spec.vectors.clone(),
         };
@@ -536,8 +526,7 @@ impl Scroll {
         let (records, next) = fetched
             .decoded
             .await
-            .map_err(|e| format!("decoder task failed: {e}"))
-            .and_then(|decoded| decoded)
+            .map_err(|e| Error::internal("decoding a qdrant page", e))?
             .map_err(|message| self.qdrant.decode_error(message))?;
         let state = match &next {
             None => ScrollState::Done,
@@ -859,7 +848,7 @@ impl Sink for Qdrant {
                 )?;
             }
             (found, _) => {
-                let path = format!("/collections/{}", seg(target));
+                let path = format!("/collections/{}", segment(target));
                 if found.is_some() {
                     let _: Value = self
                         .call(Method::DELETE, &path, None, "delete collection")
@@ -975,9 +964,9 @@ impl CollectionWriter for QdrantWriter {
             serde_json::to_writer(&mut body, &UpsertBody { points }).map(|()| body)
         })
         .await
-        .map_err(|e| Error::InvalidData(format!("encoder task failed: {e}")))?
+        .map_err(|e| Error::internal("encoding a qdrant upsert", e))?
         .map_err(|e| Error::InvalidData(format!("cannot encode points: {e}")))?;
-        let path = format!("/collections/{}/points?wait=true", seg(&self.name));
+        let path = format!("/collections/{}/points?wait=true", segment(&self.name));
         let resp = self
             .qdrant
             .http
@@ -1059,7 +1048,7 @@ mod tests {
 
     fn decoy_client(base: &str) -> (Qdrant, CollectionSpec) {
         let qdrant = Qdrant {
-            http: HttpClient::new(base, &[]).unwrap(),
+            http: HttpClient::new(&QdrantApi, base, &[], &[], &Default::default()).unwrap(),
             collection: None,
         };
         let spec = CollectionSpec {

@@ -6,6 +6,7 @@
 pub mod chroma;
 pub mod cli;
 pub mod data;
+pub mod databases;
 pub mod http;
 pub mod pipeline;
 pub mod sdk;
@@ -23,6 +24,15 @@ pub fn server_url(var: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// Says that a test cannot run here and why; under CI (`CI=true`), where
+/// every test must run, that is a failure instead.
+pub fn skip(reason: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("cannot run under CI=true: {reason}");
+    }
+    eprintln!("skipped: {reason}");
 }
 
 /// A collection name unique to this process and call.
