@@ -50,10 +50,7 @@ pub struct Args {
     pub json: bool,
 }
 
-pub async fn run(
-    args: Args,
-    connect: &crate::connectors::ConnectOptions,
-) -> anyhow::Result<u8> {
+pub async fn run(args: Args, connect: &crate::connectors::ConnectOptions) -> anyhow::Result<u8> {
     let a = Side::open(&args.a, connect).with_context(|| format!("cannot open A ({})", args.a))?;
     let b = Side::open(&args.b, connect).with_context(|| format!("cannot open B ({})", args.b))?;
     let options = CompareOptions {

@@ -825,9 +825,7 @@ impl CollectionWriter for ChromaWriter {
         if resp.status.is_success() {
             return Ok(());
         }
-        Err(self
-            .http
-            .fail("upsert", &resp))
+        Err(self.http.fail("upsert", &resp))
     }
 
     async fn count(&self) -> Result<u64> {

@@ -498,9 +498,10 @@ impl HttpClient {
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        body: Option<serde_json::Value>,
         operation: &str,
     ) -> Result<T> {
+        let body = body.map(|b| b.to_string().into_bytes());
         self.json(method, path, body, operation, true, |r| {
             Some(self.fail(operation, r))
         })

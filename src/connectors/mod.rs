@@ -482,7 +482,9 @@ pub fn database(name: &str) -> Option<&'static Database> {
 
 /// Every environment variable a connector reads a secret from.
 pub fn credential_env() -> impl Iterator<Item = &'static str> {
-    DATABASES.iter().flat_map(|d| d.credential_env.iter().copied())
+    DATABASES
+        .iter()
+        .flat_map(|d| d.credential_env.iter().copied())
 }
 
 /// Every scheme vecport knows (`qdrant`, `qdrant+https`, …), for messages.

@@ -247,27 +247,14 @@ impl Pinecone {
             format!("{}://{host}", if self.tls { "https" } else { "http" })
         };
         let creds: Vec<(&'static str, &Secret)> = self.key.iter().map(|k| ("api-key", k)).collect();
-        Ok(
-            HttpClient::new(
-                &PineconeApi,
-                &base,
-                &creds,
-                &[("x-pinecone-api-version", API_VERSION)],
-                &self.options,
-            )?
-            .answered_with(&self.control),
-        )
-    }
-
-    async fn call<T: serde::de::DeserializeOwned + Send + 'static>(
-        client: &HttpClient,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        operation: &str,
-    ) -> Result<T> {
-        let body = body.map(|b| b.to_string().into_bytes());
-        client.call(method, path, body, operation).await
+        Ok(HttpClient::new(
+            &PineconeApi,
+            &base,
+            &creds,
+            &[("x-pinecone-api-version", API_VERSION)],
+            &self.options,
+        )?
+        .answered_with(&self.control))
     }
 
     async fn describe_index(&self, name: &str) -> Result<Option<IndexModel>> {
@@ -326,14 +313,14 @@ impl Pinecone {
                 .await?;
             if resp.status == StatusCode::NOT_FOUND && out.is_empty() {
                 // Older servers: the namespaces of describe_index_stats.
-                let stats: Value = Pinecone::call(
-                    data,
-                    Method::POST,
-                    "/describe_index_stats",
-                    Some(json!({})),
-                    "describe index stats",
-                )
-                .await?;
+                let stats: Value = data
+                    .call(
+                        Method::POST,
+                        "/describe_index_stats",
+                        Some(json!({})),
+                        "describe index stats",
+                    )
+                    .await?;
                 return Ok(stats["namespaces"]
                     .as_object()
                     .map(|m| m.keys().cloned().collect())
@@ -551,21 +538,23 @@ impl Source for Pinecone {
     }
 
     async fn list(&self) -> Result<Vec<CollectionSummary>> {
-        let list: IndexList =
-            Pinecone::call(&self.control, Method::GET, "/indexes", None, "list indexes").await?;
+        let list: IndexList = self
+            .control
+            .call(Method::GET, "/indexes", None, "list indexes")
+            .await?;
         let mut out = Vec::new();
         for model in list.indexes {
             let count = match self.data_for(&model) {
-                Ok(data) => Pinecone::call::<Value>(
-                    &data,
-                    Method::POST,
-                    "/describe_index_stats",
-                    Some(json!({})),
-                    "describe index stats",
-                )
-                .await
-                .ok()
-                .and_then(|s| s["totalVectorCount"].as_u64()),
+                Ok(data) => data
+                    .call::<Value>(
+                        Method::POST,
+                        "/describe_index_stats",
+                        Some(json!({})),
+                        "describe index stats",
+                    )
+                    .await
+                    .ok()
+                    .and_then(|s| s["totalVectorCount"].as_u64()),
                 Err(_) => None,
             };
             out.push(CollectionSummary {
@@ -582,14 +571,14 @@ impl Source for Pinecone {
     async fn collection(&self, name: &str) -> Result<CollectionSpec> {
         let model = self.index_model(name).await?;
         let data = self.data_for(&model)?;
-        let stats: Value = Pinecone::call(
-            &data,
-            Method::POST,
-            "/describe_index_stats",
-            Some(json!({})),
-            "describe index stats",
-        )
-        .await?;
+        let stats: Value = data
+            .call(
+                Method::POST,
+                "/describe_index_stats",
+                Some(json!({})),
+                "describe index stats",
+            )
+            .await?;
         let mut spec = Pinecone::spec_of(&model, stats["totalVectorCount"].as_u64());
         spec.notes.push("pinecone's describe_index_stats is eventually consistent: the count before the export may lag recent writes".into());
         Ok(spec)
@@ -1056,14 +1045,10 @@ impl Sink for Pinecone {
                 {
                     body["tags"] = Value::Object(tags.clone());
                 }
-                let _: Value = Pinecone::call(
-                    &self.control,
-                    Method::POST,
-                    "/indexes",
-                    Some(body),
-                    "create index",
-                )
-                .await?;
+                let _: Value = self
+                    .control
+                    .call(Method::POST, "/indexes", Some(body), "create index")
+                    .await?;
                 self.wait_until_ready(target).await?
             }
         };

@@ -6,9 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use vecport::connectors::memory::{FULL as ALL_CAPABILITIES, Memory};
-use vecport::connectors::{
-    Capabilities, Connector, ExistingTarget, ScanOptions, Sink, Source,
-};
+use vecport::connectors::{Capabilities, Connector, ExistingTarget, ScanOptions, Sink, Source};
 use vecport::error::{Category, Error};
 use vecport::model::{CollectionSpec, Metric, Record};
 use vecport::pipeline::{self, ExportOptions, ImportOptions, Quiet};

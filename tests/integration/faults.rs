@@ -347,7 +347,13 @@ fn weaviate_batch_objects_that_time_out_inside_the_server_are_sent_again() {
     e.state().time_out_batch_objects(130);
     let target = format!("weaviate://{}/Slow", e.addr());
     let out = vecport()
-        .args(["import", a.to_str().unwrap(), &target, "--batch-size", "100"])
+        .args([
+            "import",
+            a.to_str().unwrap(),
+            &target,
+            "--batch-size",
+            "100",
+        ])
         .args(["--retry-wait", "0.01", "--retry-max-wait", "0.05"])
         .output()
         .unwrap();

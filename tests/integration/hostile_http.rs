@@ -30,10 +30,9 @@ async fn second_server() -> (String, Seen) {
     let app = axum::Router::new()
         .fallback(
             |State(seen): State<Seen>, method: Method, headers: HeaderMap, body: Bytes| async move {
-                seen.lock().unwrap().push(format!(
-                    "{method} {headers:?} body of {} bytes",
-                    body.len()
-                ));
+                seen.lock()
+                    .unwrap()
+                    .push(format!("{method} {headers:?} body of {} bytes", body.len()));
                 (StatusCode::OK, "{}")
             },
         )
@@ -188,7 +187,9 @@ async fn credentials_and_bodies_never_follow_a_redirect() {
             let (code, stderr) = run(args.clone()).await;
             assert_eq!(code, Some(4), "{args:?}: {stderr}");
             assert!(
-                stderr.contains(&format!("a redirect to {elsewhere}, which vecport does not follow")),
+                stderr.contains(&format!(
+                    "a redirect to {elsewhere}, which vecport does not follow"
+                )),
                 "{args:?}: {stderr}"
             );
             assert!(!stderr.contains(&key), "{stderr}");

@@ -171,7 +171,6 @@ impl Qdrant {
         body: Option<Value>,
         operation: &str,
     ) -> Result<T> {
-        let body = body.map(|b| b.to_string().into_bytes());
         let env: Envelope<T> = self.http.call(method, path, body, operation).await?;
         Ok(env.result)
     }

@@ -79,9 +79,9 @@ mod schema;
 mod wire;
 mod write;
 
-use schema::{MappedProperties, class_body, fields_of};
 #[cfg(test)]
 use schema::data_type;
+use schema::{MappedProperties, class_body, fields_of};
 #[cfg(test)]
 use write::batch_failures;
 
@@ -292,7 +292,6 @@ fn distance_of(metric: Metric) -> &'static str {
     }
 }
 
-
 impl Weaviate {
     /// Opens a `weaviate://` URL.
     pub fn new(url: &ConnectorUrl, options: &super::ConnectOptions) -> Result<Weaviate> {
@@ -337,7 +336,6 @@ impl Weaviate {
         body: Option<Value>,
         operation: &str,
     ) -> Result<T> {
-        let body = body.map(|b| b.to_string().into_bytes());
         self.http.call(method, path, body, operation).await
     }
 
@@ -524,10 +522,6 @@ impl Endpoint for Weaviate {
         self.class.as_deref()
     }
 }
-
-
-
-
 
 #[cfg(test)]
 mod tests {

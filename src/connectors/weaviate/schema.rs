@@ -4,7 +4,12 @@
 use super::*;
 
 /// A vector field from an index type and its `vectorIndexConfig`.
-pub(super) fn field_of(name: &str, index_type: &str, config: &Value, dimension: Option<u32>) -> VectorField {
+pub(super) fn field_of(
+    name: &str,
+    index_type: &str,
+    config: &Value,
+    dimension: Option<u32>,
+) -> VectorField {
     let mut extra = config.as_object().cloned().unwrap_or_default();
     let metric = extra
         .remove("distance")
