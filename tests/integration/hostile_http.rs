@@ -116,7 +116,7 @@ async fn redirecting_front(backend: &str, elsewhere: &str, redirect: Redirect) -
 async fn run(args: Vec<String>) -> (Option<i32>, String) {
     tokio::task::spawn_blocking(move || {
         let mut cmd = vecport();
-        for var in crate::support::cli::CREDENTIAL_VARS {
+        for var in crate::support::cli::credential_vars() {
             cmd.env(var, "Tk9SecretValue");
         }
         let out = cmd.args(&args).args(["--retries", "1"]).output().unwrap();

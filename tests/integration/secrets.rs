@@ -24,7 +24,7 @@ use crate::emulators::Faults;
 use crate::emulators::pinecone::{self, PineconeOptions};
 use crate::emulators::qdrant::{self, QdrantOptions};
 use crate::emulators::weaviate::{self, WeaviateOptions};
-use crate::support::cli::{CREDENTIAL_VARS, files_under, plain_records, vecport};
+use crate::support::cli::{credential_vars, files_under, plain_records, vecport};
 use crate::support::{data, pgvector_url, server_url, unique_name};
 
 /// What the runs wrote: the directory every file went to, and every
@@ -52,7 +52,7 @@ impl Runs {
     }
 
     fn run_with(&mut self, mut cmd: Command, args: &[&str], codes: &[i32]) {
-        for var in CREDENTIAL_VARS {
+        for var in credential_vars() {
             cmd.env(var, &self.key);
         }
         let home = self.dir.join("home");

@@ -7,14 +7,11 @@ use assert_cmd::Command;
 use serde_json::json;
 use vecport::model::{Metadata, Record, RecordId, Vector};
 
-/// Every environment variable a connector reads a secret from.
-pub const CREDENTIAL_VARS: [&str; 5] = [
-    "QDRANT_API_KEY",
-    "PINECONE_API_KEY",
-    "WEAVIATE_API_KEY",
-    "CHROMA_TOKEN",
-    "PGPASSWORD",
-];
+/// Every environment variable a connector reads a secret from, as the
+/// connectors' registry lists them.
+pub fn credential_vars() -> Vec<&'static str> {
+    vecport::connectors::credential_env().collect()
+}
 
 /// The `vecport` binary with no credentials from the caller's environment.
 pub fn vecport() -> Command {
@@ -25,7 +22,7 @@ pub fn vecport() -> Command {
 /// spawned and stopped midway.
 pub fn vecport_process() -> std::process::Command {
     let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("vecport"));
-    for var in CREDENTIAL_VARS {
+    for var in credential_vars() {
         c.env_remove(var);
     }
     c.env_remove("VECPORT_LOG");
