@@ -254,10 +254,14 @@ impl Source for Weaviate {
             spec.name
         );
         let answer = self.graphql(query, "search").await?;
-        answer["data"]["Get"][spec.name.as_str()]
+        let hits = answer["Get"][spec.name.as_str()]
             .as_array()
-            .into_iter()
-            .flatten()
+            .ok_or_else(|| Error::Protocol {
+                endpoint: self.http.base().to_owned(),
+                operation: "search".into(),
+                message: format!("the answer has no `data.Get.{}` list", spec.name),
+            })?;
+        hits.iter()
             .map(|o| {
                 let uuid = o["_additional"]["id"]
                     .as_str()
