@@ -16,6 +16,7 @@ mod compare;
 mod conformance;
 mod faults;
 mod fixtures;
+mod format_messages;
 mod hostile_parts;
 mod matrix;
 mod pgvector;
