@@ -423,3 +423,73 @@ proptest! {
         }
     }
 }
+
+/// The same mutations through the binary with its address space capped at
+/// 1 GiB (`prlimit`): a part whose footer claims huge counts must not make
+/// `verify --deep` or `import` allocate beyond it, and neither may crash.
+#[test]
+fn mutated_parts_stay_within_a_memory_cap_through_the_binary() {
+    if std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "prlimit (util-linux) is missing, but CI=true"
+        );
+        eprintln!("skipped: prlimit (util-linux) is missing");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let template = tmp.path().join("template");
+    let part = snapshot(&template, 60);
+    let original = fs::read(&part).unwrap();
+    let mut rng = fastrand::Rng::with_seed(16);
+    let binary = assert_cmd::cargo::cargo_bin("vecport");
+    for case in 0..24 {
+        let root = tmp.path().join(format!("case-{case}"));
+        snapshot(&root, 60);
+        let mut bytes = original.clone();
+        // Mostly the footer, where lengths and counts live.
+        let len = bytes.len();
+        for _ in 0..rng.usize(1..4) {
+            let at = if rng.bool() {
+                rng.usize(len - 300..len)
+            } else {
+                rng.usize(..len)
+            };
+            bytes[at] = rng.u8(..);
+        }
+        let path = root.join(part.strip_prefix(&template).unwrap());
+        fs::write(&path, &bytes).unwrap();
+        rehash(&root);
+        for (args, codes) in [
+            (vec!["verify".to_owned(), "--deep".to_owned()], [0, 1]),
+            (
+                vec![
+                    "import".to_owned(),
+                    root.display().to_string(),
+                    format!("memory://{}/docs", unique_name("cap")),
+                    "-q".to_owned(),
+                ],
+                [0, 3],
+            ),
+        ] {
+            let mut cmd = std::process::Command::new("prlimit");
+            cmd.arg(format!("--as={}", 1u64 << 30))
+                .arg(&binary)
+                .args(&args);
+            if args[0] == "verify" {
+                cmd.arg(&root);
+            }
+            let out = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let code = out.status.code();
+            assert!(
+                code.is_some_and(|c| codes.contains(&c)) && !stderr.contains("panicked"),
+                "case {case}, {args:?}: exit {code:?}, stderr {stderr}"
+            );
+        }
+    }
+}
