@@ -214,7 +214,8 @@ pub struct CollectionComparison {
     pub a: String,
     /// Name in B.
     pub b: String,
-    /// Records per namespace (`""` is the default namespace) in A and B.
+    /// Records per namespace (`None` is the default namespace, distinct
+    /// from a namespace named `""`) in A and B.
     pub counts: Counts,
     /// Records compared (all, or the sample).
     pub compared: u64,
@@ -259,13 +260,32 @@ pub struct SearchParity {
     pub b_vs_exact: Option<f64>,
 }
 
-/// Record counts by namespace.
+/// Record counts by namespace; `None` is the default namespace. In JSON
+/// each side is a list of `{"namespace": null | "name", "records": n}`, so
+/// that the default namespace and a namespace named `""` stay apart.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Counts {
     /// A's.
-    pub a: BTreeMap<String, u64>,
+    #[serde(serialize_with = "namespace_counts")]
+    pub a: BTreeMap<Option<String>, u64>,
     /// B's.
-    pub b: BTreeMap<String, u64>,
+    #[serde(serialize_with = "namespace_counts")]
+    pub b: BTreeMap<Option<String>, u64>,
+}
+
+fn namespace_counts<S: serde::Serializer>(
+    counts: &BTreeMap<Option<String>, u64>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Entry<'a> {
+        namespace: Option<&'a str>,
+        records: u64,
+    }
+    s.collect_seq(counts.iter().map(|(ns, n)| Entry {
+        namespace: ns.as_deref(),
+        records: *n,
+    }))
 }
 
 /// Ids of one kind of difference.
@@ -383,7 +403,7 @@ impl Spill {
         side: char,
         mut records: RecordStream,
         keep: impl Fn(u64) -> bool,
-    ) -> Result<BTreeMap<String, u64>> {
+    ) -> Result<BTreeMap<Option<String>, u64>> {
         let mut files: Vec<BufWriter<File>> = (0..self.partitions)
             .map(|i| {
                 let path = self.path(side, i);
@@ -395,9 +415,7 @@ impl Spill {
         let mut counts = BTreeMap::new();
         while let Some(batch) = records.next().await {
             for r in batch? {
-                *counts
-                    .entry(r.namespace.clone().unwrap_or_default())
-                    .or_insert(0) += 1;
+                *counts.entry(r.namespace.clone()).or_insert(0) += 1;
                 let h = stable_hash(&(r.namespace.clone(), r.id.clone()));
                 if !keep(h) {
                     continue;

@@ -38,6 +38,23 @@ pub enum Error {
         actual: String,
     },
 
+    /// `manifest.json` does not hash to what `manifest.json.blake3` says.
+    #[error(
+        "{}: checksum mismatch ({} says blake3 {expected}, manifest.json has {actual}); manifest.json or its checksum file was changed or damaged after export: export again or restore both from a copy",
+        manifest.display(),
+        checksum_file.display()
+    )]
+    ManifestChecksumMismatch {
+        /// `manifest.json`.
+        manifest: PathBuf,
+        /// `manifest.json.blake3`, which holds the expected hash.
+        checksum_file: PathBuf,
+        /// Hash from the checksum file.
+        expected: String,
+        /// Hash of `manifest.json`.
+        actual: String,
+    },
+
     /// A snapshot is structurally invalid (missing or truncated file, bad manifest, …).
     #[error("{file}: {message}")]
     InvalidSnapshot {
@@ -266,6 +283,7 @@ impl Error {
         match self {
             Error::Usage(_) | Error::UnknownScheme { .. } => Category::Usage,
             Error::ChecksumMismatch { .. }
+            | Error::ManifestChecksumMismatch { .. }
             | Error::InvalidSnapshot { .. }
             | Error::UnsupportedVersion { .. }
             | Error::Parquet { .. } => Category::Snapshot,

@@ -13,6 +13,11 @@ PYARROW_VERSION=26.0.1
 QDRANT_CLIENT_VERSION=1.20.0
 PINECONE_VERSION=10.2.0
 WEAVIATE_CLIENT_VERSION=3.26.7
+# Third-party Parquet writers of the FORMAT.md recipes (spec/recipes/).
+PANDAS_VERSION=3.1.2
+POLARS_VERSION=2.2.0
+DUCKDB_VERSION=2.0.1
+BLAKE3_PY_VERSION=1.0.11
 PG_PORT=${PG_PORT:-15433}
 PGSERVER_VERSION=0.6.0   # PostgreSQL 16.14 + pgvector 0.8.5
 PG_TLS_PORT=${PG_TLS_PORT:-$((PG_PORT + 1))}
@@ -21,10 +26,24 @@ chmod 755 "$VDB"   # the postgres user must reach its data directory
 
 vdb_install_python() {
   local venv="$VDB/chroma-venv"
-  if ! "$venv/bin/python" -c "import chromadb, pyarrow, qdrant_client, pinecone, weaviate, importlib.metadata as m; assert chromadb.__version__ == '$CHROMA_VERSION'; assert m.version('qdrant-client') == '$QDRANT_CLIENT_VERSION'; assert m.version('pinecone') == '$PINECONE_VERSION'; assert m.version('weaviate-client') == '$WEAVIATE_CLIENT_VERSION'" 2>/dev/null; then
-    echo "servers.sh: installing chromadb==$CHROMA_VERSION, pyarrow==$PYARROW_VERSION, qdrant-client==$QDRANT_CLIENT_VERSION, pinecone==$PINECONE_VERSION and weaviate-client==$WEAVIATE_CLIENT_VERSION into $venv" >&2
+  local pins=(
+    "chromadb==$CHROMA_VERSION" "pyarrow==$PYARROW_VERSION" "qdrant-client==$QDRANT_CLIENT_VERSION"
+    "pinecone==$PINECONE_VERSION" "weaviate-client==$WEAVIATE_CLIENT_VERSION" "pandas==$PANDAS_VERSION"
+    "polars==$POLARS_VERSION" "duckdb==$DUCKDB_VERSION" "blake3==$BLAKE3_PY_VERSION"
+  )
+  # Every pinned distribution at its pinned version, and importable.
+  if ! "$venv/bin/python" - "${pins[@]}" 2>/dev/null <<'PY'
+import importlib, importlib.metadata as m, sys
+for pin in sys.argv[1:]:
+    name, version = pin.split("==")
+    assert m.version(name) == version, pin
+for module in ["chromadb", "pyarrow", "qdrant_client", "pinecone", "weaviate", "pandas", "polars", "duckdb", "blake3"]:
+    importlib.import_module(module)
+PY
+  then
+    echo "servers.sh: installing ${pins[*]} into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "chromadb==$CHROMA_VERSION" "pyarrow==$PYARROW_VERSION" "qdrant-client==$QDRANT_CLIENT_VERSION" "pinecone==$PINECONE_VERSION" "weaviate-client==$WEAVIATE_CLIENT_VERSION"
+    "$venv/bin/pip" install -q --disable-pip-version-check "${pins[@]}"
   fi
   export VECPORT_PYTHON="$venv/bin/python"
 }

@@ -99,7 +99,8 @@ pub async fn run(args: Args, connect: &crate::connectors::ConnectOptions) -> any
 
 fn human(c: &CollectionComparison) -> anyhow::Result<()> {
     out(format!("`{}` vs `{}`", c.a, c.b))?;
-    let total = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
+    type Counts = std::collections::BTreeMap<Option<String>, u64>;
+    let total = |m: &Counts| m.values().sum::<u64>();
     out(format!(
         "  records: A {}, B {}",
         total(&c.counts.a),
@@ -109,13 +110,16 @@ fn human(c: &CollectionComparison) -> anyhow::Result<()> {
         .a
         .keys()
         .chain(c.counts.b.keys())
-        .any(|k| !k.is_empty())
+        .any(Option::is_some)
     {
-        let names: std::collections::BTreeSet<&String> =
+        let names: std::collections::BTreeSet<&Option<String>> =
             c.counts.a.keys().chain(c.counts.b.keys()).collect();
         for ns in names {
-            let get = |m: &std::collections::BTreeMap<String, u64>| m.get(ns).copied().unwrap_or(0);
-            let label = if ns.is_empty() { "(default)" } else { ns };
+            let get = |m: &Counts| m.get(ns).copied().unwrap_or(0);
+            let label = match ns {
+                None => "(default)".to_owned(),
+                Some(name) => format!("{name:?}"),
+            };
             out(format!(
                 "    namespace {label}: A {}, B {}",
                 get(&c.counts.a),

@@ -64,7 +64,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 ))?;
             }
         }
-        out(format!("  ids        {:?}", c.id_kind).to_lowercase())?;
+        // The manifest's own word (`uint_or_uuid`), not the Rust name.
+        let ids = serde_json::to_value(c.id_kind)?;
+        out(format!("  ids        {}", ids.as_str().unwrap_or_default()))?;
         for v in &c.vectors {
             let f = &v.field;
             let mut line = format!(

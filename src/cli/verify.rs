@@ -11,6 +11,12 @@ use super::{EXIT_PROBLEMS, out};
 pub struct Args {
     /// The snapshot directory.
     pub snapshot: PathBuf,
+    /// Also decode every row with the checks `import` runs (ids, metadata
+    /// JSON, vector shapes), hashing each part again over the bytes
+    /// decoded. Reads every byte once more; without it `verify` hashes the
+    /// parts and checks their Parquet footers only.
+    #[arg(long)]
+    pub deep: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -18,6 +24,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let (report, opened) = match Snapshot::open(&args.snapshot) {
+        Ok(s) if args.deep => (
+            s.verify_deep(&s.manifest().collections.iter().collect::<Vec<_>>()),
+            true,
+        ),
         Ok(s) => (s.verify(), true),
         Err(e) => (
             crate::snapshot::VerifyReport {
@@ -35,13 +45,25 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             "files": report.files,
             "bytes": report.bytes,
             "rows": report.rows,
+            "decoded_rows": args.deep.then_some(report.decoded),
             "problems": problems,
+            "notes": report.notes,
         })
         .to_string())?;
     } else if report.is_ok() {
+        for note in &report.notes {
+            out(format!("note: {note}"))?;
+        }
         out(format!(
-            "ok: manifest and {} part file(s) verified, {} rows, {} bytes",
-            report.files, report.rows, report.bytes
+            "ok: manifest and {} part file(s) verified, {} rows, {} bytes{}",
+            report.files,
+            report.rows,
+            report.bytes,
+            if args.deep {
+                format!("; {} rows decoded", report.decoded)
+            } else {
+                String::new()
+            }
         ))?;
     } else {
         for p in &report.problems {

@@ -29,6 +29,7 @@ use super::duplicates::{Confirm, IdHashes};
 use super::state::{ImportState, STATE_DIR, import_state_path, remove as remove_state};
 use super::{Batcher, Observer, Resume};
 use crate::snapshot::layout::MANIFEST;
+use crate::snapshot::reader::lossy_note;
 
 /// What to import and how.
 #[derive(Debug, Clone)]
@@ -322,6 +323,7 @@ pub async fn import(
                     .into_iter()
                     .chain(sink.notes(&spec))
                     .chain(dropped_note(&c, options, checked.dropped_values))
+                    .chain((checked.lossy > 0).then(|| lossy_note(&c, checked.lossy)))
                     .chain(namespaces_note(sink, &c, options))
                     .collect(),
                 changes,
@@ -798,9 +800,13 @@ async fn check_records(
     let mut namespaces = (BTreeSet::new(), false);
     let mut keys = IdHashes::new(c.record_count);
     let mut failure = None;
+    let mut lossy = 0u64;
     'read: while let Some(batch) = rx.recv().await {
         let records = match batch {
-            Ok(batch) => batch.records,
+            Ok(batch) => {
+                lossy += batch.lossy;
+                batch.records
+            }
             Err(e) => {
                 failure = Some(e);
                 break;
@@ -975,6 +981,7 @@ async fn check_records(
         skip: collide,
         namespaces: matches!(fit.namespaces, Namespaces::FromKey(_)).then_some(namespaces),
         dropped_values,
+        lossy,
         metadata_types: fitted_schema
             .fields
             .into_iter()
@@ -1057,6 +1064,8 @@ struct Checked {
     namespaces: Option<(BTreeSet<String>, bool)>,
     /// Records with values in vector fields dropped on request.
     dropped_values: u64,
+    /// Vector values stored as float64 that lost bits as float32.
+    lossy: u64,
     /// The metadata schema of the records as they will be written (after
     /// the policy), for sinks that derive a schema from it.
     metadata_types: BTreeMap<String, Vec<String>>,
@@ -1073,6 +1082,8 @@ const CHANNEL_BATCHES: usize = 2;
 struct Positioned {
     records: Vec<Record>,
     positions: Vec<u64>,
+    /// Vector values stored as float64 that lost bits as float32.
+    lossy: u64,
 }
 
 /// Streams a collection's records from row `start` on, from a blocking
@@ -1106,13 +1117,16 @@ fn spawn_reader(
             })
             .count();
         rest.parts.drain(..skipped);
-        for block in snapshot.blocks(&rest, batch_rows) {
+        // Each part is hashed again over the bytes decoded here, so what is
+        // written is what was verified even if a part changes meanwhile.
+        for block in snapshot.blocks_checked(&rest, batch_rows) {
             let batch = block.and_then(|block| {
                 let first = position;
                 position += block.len() as u64;
                 let mut out = Positioned {
                     records: Vec::with_capacity(block.len()),
                     positions: Vec::with_capacity(block.len()),
+                    lossy: block.lossy(),
                 };
                 // Rows before `start` are skipped without being made records.
                 for (row, at) in (0..block.len()).zip(first..) {

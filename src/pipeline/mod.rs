@@ -8,7 +8,7 @@ use crate::snapshot::CollectionManifest;
 mod batch;
 mod changes;
 mod collisions;
-mod duplicates;
+pub(crate) mod duplicates;
 mod export;
 mod import;
 pub mod state;

@@ -74,6 +74,11 @@ pub struct RecordBlock {
     documents: StringArray,
     uris: StringArray,
     vectors: Vec<Values>,
+    /// The part the rows come from, for errors.
+    at: std::sync::Arc<str>,
+    /// Vector values stored as float64 that lost bits as float32; carried
+    /// by the block that starts at row 0 of a row group.
+    lossy: u64,
 }
 
 impl RecordBlock {
@@ -108,7 +113,10 @@ impl RecordBlock {
         if id_kind != IdKind::String {
             for text in ids.iter().flatten() {
                 if RecordId::parse(text, id_kind).is_none() {
-                    return Err(bad(format!("id {text:?} is not a valid {id_kind:?} id")));
+                    return Err(bad(format!(
+                        "id {text:?} is not a valid {} id",
+                        kind_name(id_kind)
+                    )));
                 }
             }
         }
@@ -181,7 +189,21 @@ impl RecordBlock {
             documents: string_col(COL_DOCUMENT)?,
             uris: string_col(COL_URI)?,
             vectors: values,
+            at: at.into(),
+            lossy: 0,
         })
+    }
+
+    /// Vector values of these rows that were stored as float64 and lost bits
+    /// when rounded to float32 (§4.7). A row group's count is carried by
+    /// its first slice only, so that summing over the blocks of a stream
+    /// counts each value once.
+    pub fn lossy(&self) -> u64 {
+        self.lossy
+    }
+
+    pub(crate) fn set_lossy(&mut self, lossy: u64) {
+        self.lossy = lossy;
     }
 
     /// Number of rows.
@@ -205,6 +227,8 @@ impl RecordBlock {
             metadata: self.metadata.slice(offset, len),
             documents: self.documents.slice(offset, len),
             uris: self.uris.slice(offset, len),
+            at: self.at.clone(),
+            lossy: if offset == 0 { self.lossy } else { 0 },
             vectors: self
                 .vectors
                 .iter()
@@ -282,7 +306,10 @@ impl RecordBlock {
             }
             (id, kind) => {
                 *id = RecordId::parse(text, kind).ok_or_else(|| {
-                    Error::InvalidData(format!("id {text:?} is not a valid {kind:?} id"))
+                    Error::invalid(
+                        &*self.at,
+                        format!("id {text:?} is not a valid {} id", kind_name(kind)),
+                    )
                 })?;
             }
         }
@@ -292,9 +319,12 @@ impl RecordBlock {
         r.metadata = match self.metadata_json(row) {
             None => None,
             Some(json) => Some(serde_json::from_str::<Metadata>(json).map_err(|e| {
-                Error::InvalidData(format!(
-                    "record {text:?}: metadata is not a JSON object: {e}"
-                ))
+                Error::invalid(
+                    &*self.at,
+                    format!(
+                        "record {text:?}: metadata cannot be read ({e}); it must be one JSON object whose numbers fit a float64 and that nests at most 127 levels (§3, §4.3)"
+                    ),
+                )
             })?),
         };
         r.vectors.truncate(self.vectors.len());
@@ -337,6 +367,14 @@ impl RecordBlock {
         }
         Ok(())
     }
+}
+
+/// An id kind as the manifest spells it.
+fn kind_name(kind: IdKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn text(a: &StringArray, row: usize) -> Option<&str> {
@@ -548,7 +586,7 @@ mod tests {
         let mut ids: Vec<Option<&str>> = (0..records.len()).map(|_| Some("7")).collect();
         ids[5] = Some("007");
         let e = err(&with_column(&good, 0, ids), IdKind::Uint);
-        assert!(e.contains("\"007\" is not a valid Uint id"), "{e}");
+        assert!(e.contains("\"007\" is not a valid uint id"), "{e}");
 
         let short = DenseColumn {
             rows: 2,

@@ -389,7 +389,7 @@ pub(crate) fn decode(
     dim: usize,
     rows: usize,
     chunk_bytes: usize,
-) -> Result<Option<DenseColumn>> {
+) -> std::result::Result<Option<DenseColumn>, ParquetError> {
     if !fits(descr) || dim == 0 {
         return Ok(None);
     }
@@ -399,7 +399,7 @@ pub(crate) fn decode(
     let mut valid = BooleanBufferBuilder::new(rows.min(chunk_bytes));
     let mut nulls = 0usize;
     let (mut rep, mut def) = (LevelRuns::default(), LevelRuns::default());
-    while let Some(page) = pages.get_next_page().map_err(perr)? {
+    while let Some(page) = pages.get_next_page()? {
         let Page::DataPage {
             buf,
             num_values,

@@ -259,14 +259,24 @@ impl Manifest {
         }
         let head: Head = serde_json::from_slice(bytes)
             .map_err(|e| Error::invalid(file, format!("not a valid manifest (JSON error: {e})")))?;
-        if head.format.as_deref() != Some(FORMAT_NAME) {
-            return Err(Error::invalid(
-                file,
-                format!(
-                    "`format` is {:?}, expected \"{FORMAT_NAME}\"; this is not a vecport snapshot",
-                    head.format
-                ),
-            ));
+        match head.format.as_deref() {
+            Some(FORMAT_NAME) => {}
+            Some(other) => {
+                return Err(Error::invalid(
+                    file,
+                    format!(
+                        "`format` is {other:?}, expected \"{FORMAT_NAME}\"; this is not a vecport snapshot"
+                    ),
+                ));
+            }
+            None => {
+                return Err(Error::invalid(
+                    file,
+                    format!(
+                        "`format` is missing (expected \"{FORMAT_NAME}\"); this is not a vecport snapshot"
+                    ),
+                ));
+            }
         }
         let version = head
             .format_version
@@ -274,10 +284,20 @@ impl Manifest {
         let (major, _minor) = parse_version(&version).ok_or_else(|| {
             Error::invalid(
                 file,
-                format!("`format_version` {version:?} is not MAJOR.MINOR"),
+                format!(
+                    "`format_version` {version:?} is not MAJOR.MINOR (two decimal numbers without leading zeros, each below 2^32, joined by `.`)"
+                ),
             )
         })?;
-        if major != FORMAT_MAJOR {
+        if major < FORMAT_MAJOR {
+            return Err(Error::invalid(
+                file,
+                format!(
+                    "snapshot format version {version} is older than any format vecport reads ({FORMAT_MAJOR}.x); no vecport release wrote it, so another program did: write it again as version {FORMAT_MAJOR}.{FORMAT_MINOR} (spec/FORMAT.md)"
+                ),
+            ));
+        }
+        if major > FORMAT_MAJOR {
             return Err(Error::UnsupportedVersion {
                 file: file.to_owned(),
                 found: version,
@@ -428,7 +448,8 @@ impl Manifest {
     }
 }
 
-/// Parses `MAJOR.MINOR`.
+/// Parses `MAJOR.MINOR` (§3.4 rule 2): two decimal numbers without leading
+/// zeros, each below 2^32, joined by `.`.
 pub fn parse_version(text: &str) -> Option<(u32, u32)> {
     let (major, minor) = text.split_once('.')?;
     let digits = |s: &str| {
@@ -484,6 +505,10 @@ mod tests {
         assert_eq!(parse_version("1.x"), None);
         assert_eq!(parse_version("-1.0"), None);
         assert_eq!(parse_version("01.0"), None);
+        assert_eq!(parse_version("1.01"), None);
+        assert_eq!(parse_version("1.0 "), None);
+        assert_eq!(parse_version("1.4294967295"), Some((1, u32::MAX)));
+        assert_eq!(parse_version("1.4294967296"), None);
         assert_eq!(parse_version("1.0"), Some((1, 0)));
     }
 

@@ -2,9 +2,11 @@
 //! its checksum, and Parquet parts per collection. This module knows no
 //! database; it turns neutral [`crate::model::Record`]s into files and back.
 
+mod accept;
 pub mod block;
 pub mod columns;
 mod dense;
+mod guard;
 pub mod layout;
 pub mod manifest;
 pub mod reader;

@@ -18,16 +18,22 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
+use parquet::basic::Compression;
+use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::SerializedPageReader;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::model::{IdKind, Record, VectorKind};
+use crate::pipeline::duplicates::{Confirm, IdHashes};
 
+use super::accept::{self, Normalized};
 use super::block::RecordBlock;
 use super::columns::arrow_schema;
 use super::dense;
+use super::guard;
+use super::layout::FIXED_COLUMNS;
 use super::layout::{MANIFEST, MANIFEST_CHECKSUM};
 use super::manifest::{CollectionManifest, Manifest, PartManifest, VectorColumn, limits};
 
@@ -49,6 +55,11 @@ pub struct VerifyReport {
     pub rows: u64,
     /// Every problem, each naming its file.
     pub problems: Vec<Error>,
+    /// Rows decoded (with `--deep`).
+    pub decoded: u64,
+    /// Remarks that are not problems: vector values stored as float64 that
+    /// lose bits as float32 (with `--deep`).
+    pub notes: Vec<String>,
 }
 
 impl VerifyReport {
@@ -95,8 +106,9 @@ impl Snapshot {
         let expected = read_checksum_file(&checksum_path)?;
         let actual = blake3::hash(&bytes).to_hex().to_string();
         if expected != actual {
-            return Err(Error::ChecksumMismatch {
-                file: manifest_path,
+            return Err(Error::ManifestChecksumMismatch {
+                manifest: manifest_path,
+                checksum_file: checksum_path,
                 expected,
                 actual,
             });
@@ -155,6 +167,88 @@ impl Snapshot {
             }
         }
         report
+    }
+
+    /// [`Snapshot::verify_collections`], then every row of each collection
+    /// whose parts passed is decoded with the checks of §6 that `import`
+    /// runs: ids per the id kind, metadata parsed as JSON objects, vector
+    /// values of the manifest's shape, each part hashed again over the
+    /// bytes decoded.
+    pub fn verify_deep(&self, collections: &[&CollectionManifest]) -> VerifyReport {
+        let mut report = VerifyReport::default();
+        for c in collections {
+            let r = self.verify_collections(&[c]);
+            report.files += r.files;
+            report.bytes += r.bytes;
+            report.rows += r.rows;
+            if !r.is_ok() {
+                report.problems.extend(r.problems);
+                continue;
+            }
+            let mut lossy = 0u64;
+            let mut record = crate::model::Record {
+                id: crate::model::RecordId::Uint(0),
+                namespace: None,
+                vectors: Vec::new(),
+                metadata: None,
+                document: None,
+                uri: None,
+            };
+            let mut keys = IdHashes::new(c.record_count);
+            let decoded = self.blocks_checked(c, 4096).try_for_each(|block| {
+                let block = block?;
+                lossy += block.lossy();
+                for row in 0..block.len() {
+                    block.read_into(row, &mut record)?;
+                    keys.push(&record)?;
+                }
+                report.decoded += block.len() as u64;
+                Ok::<(), Error>(())
+            });
+            if let Err(e) = decoded.and_then(|()| self.check_unique(c, keys)) {
+                report.problems.push(e);
+            }
+            if lossy > 0 {
+                report.notes.push(lossy_note(c, lossy));
+            }
+        }
+        report
+    }
+
+    /// Refuses ids that occur more than once in one namespace, as `import`
+    /// does: a database keeps one record per id. `keys` holds the hashes of
+    /// every record's key; records are read again only when two are equal.
+    fn check_unique(&self, c: &CollectionManifest, keys: IdHashes) -> Result<()> {
+        let suspects = keys.repeated()?;
+        if suspects.is_empty() {
+            return Ok(());
+        }
+        let mut confirm = Confirm::default();
+        for batch in self.records(c, 4096) {
+            batch?.iter().for_each(|r| confirm.observe(&suspects, r));
+        }
+        let duplicates = confirm.duplicates();
+        if duplicates.is_empty() {
+            return Ok(());
+        }
+        let named: Vec<String> = duplicates
+            .iter()
+            .take(10)
+            .map(|(ns, id, n)| match ns {
+                Some(ns) => format!("{:?} in namespace {ns:?} ({n} times)", id.to_string()),
+                None => format!("{:?} ({n} times)", id.to_string()),
+            })
+            .collect();
+        Err(Error::invalid(
+            &self.root,
+            format!(
+                "collection `{}` holds {} id(s) more than once: {}{}; a database keeps one record per id, so it cannot be imported. Export the collection again while nothing writes to it, or remove the duplicates",
+                c.name,
+                duplicates.len(),
+                named.join(", "),
+                if duplicates.len() > 10 { ", …" } else { "" }
+            ),
+        ))
     }
 
     fn verify_part(&self, c: &CollectionManifest, p: &PartManifest) -> Result<(u64, u64)> {
@@ -218,17 +312,52 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Opens a part and checks its footer against the manifest: row count and
-    /// the type of every column the manifest implies.
+    /// Opens a part and checks its footer against the manifest: row count,
+    /// codecs, the byte ranges of its column chunks and the type of every
+    /// column the manifest implies (§6, §7). The footer is read once, into
+    /// memory, and parsed from there, so that what is checked is what a
+    /// hash over the same bytes covers.
     fn open_part_checked(&self, c: &CollectionManifest, p: &PartManifest) -> Result<OpenPart> {
         self.check_directories(c)?;
         let path = self.part_path(c, p);
         let file = PartFile::new(open_part(&path)?).map_err(|e| Error::io(&path, e))?;
-        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| {
-            Error::Parquet {
-                path: path.clone(),
-                message: format!("cannot read the Parquet footer: {e}"),
-            }
+        let damaged = |message: String| Error::Parquet {
+            path: path.clone(),
+            message,
+        };
+        if file.len < 12 {
+            return Err(damaged(format!(
+                "is {} bytes, too short for a Parquet file",
+                file.len
+            )));
+        }
+        let tail = read_exact_at(&file, file.len - 8, 8)
+            .map_err(|e| damaged(format!("cannot read the Parquet footer: {e}")))?;
+        let mut last = [0u8; 8];
+        last.copy_from_slice(&tail);
+        let tail = FooterTail::try_new(&last)
+            .map_err(|e| damaged(format!("cannot read the Parquet footer: {e}")))?;
+        if tail.is_encrypted_footer() {
+            return Err(damaged(
+                "has an encrypted Parquet footer; snapshot parts are not encrypted".into(),
+            ));
+        }
+        let footer_len = tail.metadata_length() as u64;
+        if footer_len + 12 > file.len {
+            return Err(damaged(format!(
+                "its Parquet footer claims {footer_len} bytes, more than the file holds"
+            )));
+        }
+        let footer_start = file.len - 8 - footer_len;
+        let footer = read_exact_at(&file, footer_start, footer_len as usize + 8)
+            .map_err(|e| damaged(format!("cannot read the Parquet footer: {e}")))?;
+        let meta = guard::decoding(&path, "reading the Parquet footer", || {
+            let m = ParquetMetaDataReader::decode_metadata(&footer[..footer_len as usize])
+                .map_err(|e| damaged(format!("cannot read the Parquet footer: {e}")))?;
+            let meta = ArrowReaderMetadata::try_new(Arc::new(m), ArrowReaderOptions::new())
+                .map_err(|e| damaged(format!("cannot read the Parquet schema: {e}")))?;
+            check_footer(&meta, footer_start).map_err(damaged)?;
+            Ok(meta)
         })?;
         let rows = meta.metadata().file_metadata().num_rows() as u64;
         if rows != p.rows {
@@ -237,35 +366,44 @@ impl Snapshot {
                 format!("holds {rows} rows, the manifest says {}", p.rows),
             ));
         }
-        let expected = arrow_schema(&c.vectors);
         let found = meta.schema();
-        for field in expected.fields() {
-            match found.field_with_name(field.name()) {
-                Ok(f) if f.data_type() == field.data_type() => {}
-                Ok(f) => {
-                    return Err(Error::invalid(
-                        &path,
-                        format!(
-                            "column `{}` has type {}, the manifest implies {}",
-                            field.name(),
-                            f.data_type(),
-                            field.data_type()
-                        ),
-                    ));
-                }
-                Err(_) => {
-                    return Err(Error::invalid(
-                        &path,
-                        format!("column `{}` is missing", field.name()),
-                    ));
-                }
+        let column = |name: &str| {
+            found
+                .field_with_name(name)
+                .map(|f| f.data_type().clone())
+                .map_err(|_| Error::invalid(&path, format!("column `{name}` is missing")))
+        };
+        for name in FIXED_COLUMNS {
+            let t = column(name)?;
+            if !accept::is_text(name, &t) {
+                return Err(Error::invalid(
+                    &path,
+                    format!(
+                        "column `{name}` has type {t}, expected text (Utf8, LargeUtf8 or Utf8View)"
+                    ),
+                ));
             }
+        }
+        for v in &c.vectors {
+            let t = column(&v.column)?;
+            accept::accepts_vector(&t, v).map_err(|why| {
+                Error::invalid(
+                    &path,
+                    format!(
+                        "vector column `{}` (field {:?}) has type {t}, which {why}",
+                        v.column, v.field.name
+                    ),
+                )
+            })?;
         }
         Ok(OpenPart {
             path,
             file: Arc::new(file),
             meta,
             rows,
+            footer,
+            footer_start,
+            expected: p.clone(),
         })
     }
 
@@ -275,11 +413,34 @@ impl Snapshot {
     /// one being returned, and handed out in order; dense vector columns are
     /// decoded straight from their pages into one buffer per row group where
     /// they have the layout vecport writes. The blocks of one row group share
-    /// its buffers.
+    /// its buffers. Parts are not hashed: [`Snapshot::verify`] checks them,
+    /// and [`Snapshot::blocks_checked`] hashes what it decodes.
     pub fn blocks<'a>(
         &'a self,
         collection: &'a CollectionManifest,
         batch_rows: usize,
+    ) -> impl Iterator<Item = Result<RecordBlock>> + Send + 'a {
+        self.stream(collection, batch_rows, false)
+    }
+
+    /// [`Snapshot::blocks`], hashing every part in the same pass over the
+    /// bytes that are decoded: the last block of a part is handed out only
+    /// once the part's BLAKE3 and size equal the manifest's, so a part
+    /// changed after it was verified stops the stream with an error naming
+    /// it instead of yielding records nobody verified.
+    pub fn blocks_checked<'a>(
+        &'a self,
+        collection: &'a CollectionManifest,
+        batch_rows: usize,
+    ) -> impl Iterator<Item = Result<RecordBlock>> + Send + 'a {
+        self.stream(collection, batch_rows, true)
+    }
+
+    fn stream<'a>(
+        &'a self,
+        collection: &'a CollectionManifest,
+        batch_rows: usize,
+        hash: bool,
     ) -> impl Iterator<Item = Result<RecordBlock>> + Send + 'a {
         let batch_rows = batch_rows.max(1);
         let ahead = rayon::current_num_threads().max(1) + 1;
@@ -289,11 +450,12 @@ impl Snapshot {
         });
         let mut parts = collection.parts.iter();
         let mut part: Option<(Arc<OpenPart>, usize)> = None;
-        let (tx, rx) = channel::<(u64, Result<RecordBlock>)>();
-        let mut done: BTreeMap<u64, Result<RecordBlock>> = BTreeMap::new();
+        let (tx, rx) = channel::<(u64, Result<Group>)>();
+        let mut done: BTreeMap<u64, Result<Group>> = BTreeMap::new();
         let (mut next, mut taken) = (0u64, 0u64);
         let mut exhausted = false;
         let mut current: Option<(RecordBlock, usize)> = None;
+        let mut hashing: Option<PartHash> = None;
         let mut failed = false;
         std::iter::from_fn(move || {
             loop {
@@ -318,20 +480,25 @@ impl Snapshot {
                         .as_ref()
                         .is_none_or(|(p, g)| *g >= p.meta.metadata().num_row_groups())
                     {
-                        match parts.next() {
+                        let opened = parts.next().map(|p| {
+                            let open = Arc::new(self.open_part_checked(collection, p)?);
+                            if hash && open.meta.metadata().num_row_groups() == 0 {
+                                PartHash::new(open.clone()).finish()?;
+                            }
+                            Ok(open)
+                        });
+                        match opened {
                             None => {
                                 exhausted = true;
                                 break;
                             }
-                            Some(p) => match self.open_part_checked(collection, p) {
-                                Ok(open) => part = Some((Arc::new(open), 0)),
-                                Err(e) => {
-                                    done.insert(next, Err(e));
-                                    next += 1;
-                                    exhausted = true;
-                                    break;
-                                }
-                            },
+                            Some(Ok(open)) => part = Some((open, 0)),
+                            Some(Err(e)) => {
+                                done.insert(next, Err(e));
+                                next += 1;
+                                exhausted = true;
+                                break;
+                            }
                         }
                         continue;
                     }
@@ -343,14 +510,16 @@ impl Snapshot {
                     let seq = next;
                     next += 1;
                     rayon::spawn(move || {
-                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            read_group(&open, index, &context)
-                        }))
-                        .unwrap_or_else(|_| {
-                            Err(Error::InvalidData(format!(
-                                "{}: decoding row group {index} failed unexpectedly",
-                                open.path.display()
-                            )))
+                        let r = guard::decoding(
+                            &open.path,
+                            &format!("decoding row group {index}"),
+                            || read_group(&open, index, &context),
+                        )
+                        .map(|(block, chunk)| Group {
+                            block,
+                            chunk,
+                            part: open.clone(),
+                            index,
                         });
                         let _ = tx.send((seq, r));
                     });
@@ -378,7 +547,23 @@ impl Snapshot {
                     done.insert(seq, g);
                 };
                 taken += 1;
-                match group {
+                let checked = group.and_then(|g| {
+                    if hash {
+                        let state = match hashing.take() {
+                            Some(h) if Arc::ptr_eq(&h.part, &g.part) => h,
+                            _ => PartHash::new(g.part.clone()),
+                        };
+                        let mut state = state;
+                        state.group(&g.chunk)?;
+                        if g.index + 1 == g.part.meta.metadata().num_row_groups() {
+                            state.finish()?;
+                        } else {
+                            hashing = Some(state);
+                        }
+                    }
+                    Ok(g.block)
+                });
+                match checked {
                     Ok(block) => current = Some((block, 0)),
                     Err(e) => {
                         failed = true;
@@ -401,12 +586,152 @@ impl Snapshot {
     }
 }
 
+/// Says that `lossy` vector values of `c` were stored as float64 and lost
+/// bits when read as float32.
+pub fn lossy_note(c: &CollectionManifest, lossy: u64) -> String {
+    format!(
+        "collection `{}`: {lossy} vector value(s) are stored as float64 and were rounded to float32, the format's value type; the rounded values are what an import writes",
+        c.name
+    )
+}
+
+/// Checks what a footer says of the file against itself: the row groups'
+/// rows add up to the file's, every column chunk lies between the leading
+/// magic and the footer, and every codec is one this build reads.
+fn check_footer(meta: &ArrowReaderMetadata, footer_start: u64) -> std::result::Result<(), String> {
+    let m = meta.metadata();
+    let mut rows = 0i64;
+    for (g, group) in m.row_groups().iter().enumerate() {
+        rows = rows.saturating_add(group.num_rows());
+        for column in group.columns() {
+            if matches!(column.compression(), Compression::LZO) {
+                return Err(format!(
+                    "column `{}` is compressed with LZO, which no Parquet reader of this build decodes; write it with UNCOMPRESSED, SNAPPY, GZIP, BROTLI, LZ4_RAW or ZSTD",
+                    column.column_path()
+                ));
+            }
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or(column.data_page_offset());
+            let len = column.compressed_size();
+            if start < 4 || len < 0 || (start as u64).saturating_add(len as u64) > footer_start {
+                return Err(format!(
+                    "row group {g}: column `{}` claims bytes {start}..{}, outside the file's data",
+                    column.column_path(),
+                    start.saturating_add(len)
+                ));
+            }
+        }
+    }
+    if rows != m.file_metadata().num_rows() || rows < 0 {
+        return Err(format!(
+            "its row groups hold {rows} rows, its footer says {}",
+            m.file_metadata().num_rows()
+        ));
+    }
+    Ok(())
+}
+
 /// A part opened for reading, its footer checked.
 struct OpenPart {
     path: PathBuf,
     file: Arc<PartFile>,
     meta: ArrowReaderMetadata,
     rows: u64,
+    /// The footer (metadata and the last 8 bytes) as read and parsed.
+    footer: Bytes,
+    /// Where the footer starts.
+    footer_start: u64,
+    /// The manifest's entry of the part.
+    expected: PartManifest,
+}
+
+/// The BLAKE3 of a part, computed over the bytes the reader decodes, in
+/// file order: the column chunks of each row group as read for decoding,
+/// the bytes between them, and the footer as parsed.
+struct PartHash {
+    part: Arc<OpenPart>,
+    hasher: blake3::Hasher,
+    at: u64,
+}
+
+impl PartHash {
+    fn new(part: Arc<OpenPart>) -> PartHash {
+        PartHash {
+            part,
+            hasher: blake3::Hasher::new(),
+            at: 0,
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        if bytes.len() >= 1 << 20 {
+            self.hasher.update_rayon(bytes);
+        } else {
+            self.hasher.update(bytes);
+        }
+        self.at += bytes.len() as u64;
+    }
+
+    /// Hashes the file's bytes from where the hash is up to `to`, bytes the
+    /// reader does not decode.
+    fn skip_to(&mut self, to: u64) -> Result<()> {
+        if to < self.at {
+            return Err(Error::Parquet {
+                path: self.part.path.clone(),
+                message: format!(
+                    "its row groups overlap (bytes from {to} read twice); the file is damaged"
+                ),
+            });
+        }
+        while self.at < to {
+            let n = (to - self.at).min(4 << 20) as usize;
+            let bytes = read_exact_at(&self.part.file, self.at, n).map_err(|e| Error::Parquet {
+                path: self.part.path.clone(),
+                message: e.to_string(),
+            })?;
+            self.update(&bytes);
+        }
+        Ok(())
+    }
+
+    /// Hashes the bytes of a row group's column chunks.
+    fn group(&mut self, chunk: &ChunkSlice) -> Result<()> {
+        if chunk.bytes.is_empty() {
+            return Ok(());
+        }
+        self.skip_to(chunk.start)?;
+        self.update(&chunk.bytes);
+        Ok(())
+    }
+
+    /// Hashes the rest and the footer, and compares with the manifest.
+    fn finish(mut self) -> Result<()> {
+        let footer_start = self.part.footer_start;
+        self.skip_to(footer_start)?;
+        let footer = self.part.footer.clone();
+        self.update(&footer);
+        let p = &self.part.expected;
+        let actual = self.hasher.finalize().to_hex().to_string();
+        if self.at != p.bytes || actual != p.blake3 {
+            return Err(Error::invalid(
+                &self.part.path,
+                format!(
+                    "changed while it was read: the bytes read ({} bytes, blake3 {actual}) are not those the manifest lists ({} bytes, blake3 {}); nothing read from it can be trusted, check that nothing writes to the snapshot and run the command again",
+                    self.at, p.bytes, p.blake3
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A decoded row group, with the bytes it was decoded from.
+struct Group {
+    block: RecordBlock,
+    chunk: ChunkSlice,
+    part: Arc<OpenPart>,
+    index: usize,
 }
 
 /// What decoding a row group needs besides the part.
@@ -420,7 +745,11 @@ struct GroupContext {
 /// The row group's column chunks are read with one positioned read; dense
 /// columns with the direct layout are decoded from that buffer straight into
 /// their contiguous values, the rest goes through Arrow over the same buffer.
-fn read_group(part: &OpenPart, index: usize, cx: &GroupContext) -> Result<RecordBlock> {
+fn read_group(
+    part: &OpenPart,
+    index: usize,
+    cx: &GroupContext,
+) -> Result<(RecordBlock, ChunkSlice)> {
     let at = part.path.display().to_string();
     let parquet_err = |e: parquet::errors::ParquetError| Error::Parquet {
         path: part.path.clone(),
@@ -476,7 +805,9 @@ fn read_group(part: &OpenPart, index: usize, cx: &GroupContext) -> Result<Record
             SerializedPageReader::new(chunk.clone(), column, rows, None).map_err(parquet_err)?;
         let dim = v.field.dimension.unwrap_or(0) as usize;
         let bytes = column.byte_range().1 as usize;
-        if let Some(values) = dense::decode(&mut pages, &descr.column(leaf), dim, rows, bytes)? {
+        if let Some(values) =
+            dense::decode(&mut pages, &descr.column(leaf), dim, rows, bytes).map_err(parquet_err)?
+        {
             direct[i] = Some(values);
             skip.insert(v.column.as_str());
         }
@@ -527,7 +858,12 @@ fn read_group(part: &OpenPart, index: usize, cx: &GroupContext) -> Result<Record
             ),
         });
     }
-    RecordBlock::new(&batch, &cx.vectors, cx.id_kind, &at, direct)
+    let decoded: Vec<bool> = direct.iter().map(Option::is_some).collect();
+    let Normalized { batch, lossy } = accept::normalize(batch, &cx.vectors, &decoded)
+        .map_err(|message| Error::invalid(&part.path, message))?;
+    let mut block = RecordBlock::new(&batch, &cx.vectors, cx.id_kind, &at, direct)?;
+    block.set_lossy(lossy);
+    Ok((block, ChunkSlice::clone(&chunk)))
 }
 
 /// A part file read with positioned reads, so row groups can be read from

@@ -205,7 +205,9 @@ fn open_error(root: &Path) -> Error {
 fn assert_refused_naming_manifest(root: &Path, case: &str) {
     let e = open_error(root);
     let file = match &e {
-        Error::InvalidSnapshot { file, .. } | Error::ChecksumMismatch { file, .. } => file,
+        Error::InvalidSnapshot { file, .. }
+        | Error::ChecksumMismatch { file, .. }
+        | Error::ManifestChecksumMismatch { manifest: file, .. } => file,
         other => {
             panic!("{case}: expected an invalid-snapshot error naming manifest.json, got {other:?}")
         }
@@ -940,11 +942,15 @@ fn every_flipped_byte_of_the_manifest_is_found() {
         bytes[offset] ^= 0xFF;
         fs::write(&path, &bytes).unwrap();
         let e = open_error(&root);
+        // Both files are named: either may be the damaged one.
         assert!(
-            matches!(&e, Error::ChecksumMismatch { file, .. } if file == &path),
+            matches!(&e, Error::ManifestChecksumMismatch { manifest, checksum_file, .. }
+                if manifest == &path && checksum_file == &root.join(MANIFEST_CHECKSUM)),
             "byte {offset} of manifest.json flipped: {e:?}"
         );
         assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+        assert!(e.to_string().contains(MANIFEST_CHECKSUM), "{e}");
+        assert!(!e.to_string().contains("manifest says"), "{e}");
     }
     fs::write(&path, &original).unwrap();
     assert!(Snapshot::open(&root).is_ok());
@@ -964,7 +970,11 @@ fn every_flipped_byte_of_the_manifest_checksum_is_found() {
         let e = open_error(&root);
         let named = match &e {
             Error::InvalidSnapshot { file, .. } => file == &path,
-            Error::ChecksumMismatch { file, .. } => file == &root.join(MANIFEST),
+            Error::ManifestChecksumMismatch {
+                manifest,
+                checksum_file,
+                ..
+            } => manifest == &root.join(MANIFEST) && checksum_file == &path,
             _ => false,
         };
         assert!(
