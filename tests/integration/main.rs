@@ -16,6 +16,7 @@ mod compare;
 mod conformance;
 mod faults;
 mod fixtures;
+mod hostile;
 mod matrix;
 mod pgvector;
 mod pgvector_tls;
