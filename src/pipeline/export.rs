@@ -62,12 +62,15 @@ pub async fn export(
     options: &ExportOptions,
     observer: &dyn Observer,
 ) -> Result<Manifest> {
-    let unfinished = export_state_path(dir).exists();
     // Checked before `dir` is touched at all, and again once it is locked.
-    if !unfinished && !dir.join(MANIFEST).exists() {
-        if let Some(e) = foreign(dir, options.resume) {
-            return Err(e);
-        }
+    // An export under way writes its progress file before anything else
+    // and its manifest before removing that file: what it wrote is never
+    // taken for someone else's files.
+    if let Some(e) = foreign(dir, options.resume)
+        && !export_state_path(dir).exists()
+        && !dir.join(MANIFEST).exists()
+    {
+        return Err(e);
     }
     let created = make_dir(dir)?;
     let lock = RunLock::acquire(
