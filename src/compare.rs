@@ -923,11 +923,7 @@ impl FieldPlan {
 
 fn short(m: Option<&Metadata>) -> String {
     let s = m.map_or("none".to_owned(), |m| Value::Object(m.clone()).to_string());
-    if s.chars().count() > 120 {
-        format!("{}…", s.chars().take(120).collect::<String>())
-    } else {
-        s
-    }
+    crate::redact::excerpt(&s, 120)
 }
 
 fn unit(v: &[f32]) -> Vec<f32> {

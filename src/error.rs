@@ -198,6 +198,28 @@ pub enum Error {
         hint: String,
     },
 
+    /// A source gave an export something no consistent source gives: a
+    /// record it gave before, a paging cursor it gave before, far more records
+    /// than it counted. What was exported cannot be trusted.
+    #[error("{endpoint}: {message}")]
+    SourceInconsistent {
+        /// Endpoint without credentials.
+        endpoint: String,
+        /// What it did, naming the collection and the record or cursor.
+        message: String,
+    },
+
+    /// Another vecport run holds the lock of the same export or import.
+    #[error(
+        "{what} is already under way in another vecport run ({holder}); wait until it finishes, or stop it and run this command again"
+    )]
+    Busy {
+        /// The run: ``an export into /snap``, ``an import of /snap into …``.
+        what: String,
+        /// Who holds it: process, host, command, start time.
+        holder: String,
+    },
+
     /// Parquet encoding or decoding failed.
     #[error("{}: {message}", path.display())]
     Parquet {
@@ -275,6 +297,8 @@ pub enum Category {
     Io,
     /// A bug in vecport (exit 70).
     Internal,
+    /// Another run holds the export's or import's lock (exit 9).
+    Busy,
 }
 
 impl Error {
@@ -290,7 +314,9 @@ impl Error {
             Error::Unreachable { .. }
             | Error::RateLimited { .. }
             | Error::Server { .. }
-            | Error::Protocol { .. } => Category::Connection,
+            | Error::Protocol { .. }
+            | Error::SourceInconsistent { .. } => Category::Connection,
+            Error::Busy { .. } => Category::Busy,
             Error::Unauthenticated { .. } => Category::Auth,
             Error::NotFound { .. } => Category::NotFound,
             Error::Incompatible(_)

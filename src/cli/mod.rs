@@ -88,6 +88,7 @@ pub fn exit_code(category: Category) -> u8 {
         Category::NotFound => 6,
         Category::Data => 7,
         Category::Io => 8,
+        Category::Busy => 9,
         Category::Internal => 70,
     }
 }

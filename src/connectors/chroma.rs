@@ -654,6 +654,14 @@ impl Sink for Chroma {
         let id = record.id.to_string();
         let bad = |what: String| Err(Error::InvalidData(format!("record {id:?}: {what}")));
         super::check_request_size("chroma", record, MAX_BODY_BYTES)?;
+        if id.is_empty() {
+            return bad(
+                "has an empty id, which Chroma refuses (ids have at least one character)".into(),
+            );
+        }
+        if let Some(why) = metadata_rows(record) {
+            return bad(why);
+        }
         if record.namespace.is_some() {
             return bad("has a namespace; Chroma collections have none (--namespaces into-key keeps it in metadata)".into());
         }
@@ -762,6 +770,7 @@ impl Sink for Chroma {
         Ok(Arc::new(ChromaWriter {
             http: self.http.clone(),
             path: format!("{}/collections/{}", self.prefix(), segment(&collection.id)),
+            by_name: format!("{}/collections/{}", self.prefix(), segment(target)),
             max_records: preflight
                 .max_batch_size
                 .unwrap_or(1000)
@@ -774,6 +783,8 @@ impl Sink for Chroma {
 struct ChromaWriter {
     http: HttpClient,
     path: String,
+    /// The collection's path by name (`DELETE` takes the name).
+    by_name: String,
     max_records: usize,
     base64: bool,
 }
@@ -791,6 +802,44 @@ const METADATA_RULES: MetadataRules = MetadataRules {
     key: chroma_key,
     rename: |_| None,
 };
+
+/// Most metadata rows Chroma's metadata segment writes for one record in
+/// one statement: SQLite binds at most 32,766 values, six per row. Scalar
+/// metadata values, the document and the URI are one row each; the elements
+/// of all array values together go into another statement with the same
+/// limit. A record past either is accepted by the upsert, then breaks the
+/// compaction of the whole collection (every later read and count fails), so
+/// it is refused before anything is written. Measured on Chroma 1.5.9:
+/// 5,461 keys are taken, 5,462 break the collection.
+const MAX_METADATA_ROWS: usize = 32_766 / 6;
+
+/// Why `record` has more metadata rows than Chroma can write, if it has.
+fn metadata_rows(record: &Record) -> Option<String> {
+    let (mut scalars, mut elements) = (0usize, 0usize);
+    for v in record.metadata.iter().flat_map(|m| m.values()) {
+        match v {
+            Value::Array(a) => elements += a.len(),
+            _ => scalars += 1,
+        }
+    }
+    let extra = usize::from(record.document.is_some()) + usize::from(record.uri.is_some());
+    if scalars + extra > MAX_METADATA_ROWS {
+        return Some(format!(
+            "has {scalars} metadata values{}, more than the {MAX_METADATA_ROWS} Chroma can store for one record (more would break the collection); keep fewer keys",
+            if extra > 0 {
+                " beside its document or URI"
+            } else {
+                ""
+            }
+        ));
+    }
+    if elements > MAX_METADATA_ROWS {
+        return Some(format!(
+            "has {elements} elements in its metadata arrays, more than the {MAX_METADATA_ROWS} Chroma can store for one record (more would break the collection); shorten the arrays"
+        ));
+    }
+    None
+}
 
 fn chroma_key(k: &str) -> Option<String> {
     if k == NAMESPACE_KEY {
@@ -833,6 +882,23 @@ impl CollectionWriter for ChromaWriter {
         self.http
             .json(Method::GET, &path, None, "count", true, |_| None)
             .await
+    }
+
+    async fn discard(&self) -> Result<bool> {
+        let resp = self
+            .http
+            .send(
+                Method::DELETE,
+                &self.by_name,
+                None,
+                "delete collection",
+                true,
+            )
+            .await?;
+        if resp.status.is_success() || resp.status == StatusCode::NOT_FOUND {
+            return Ok(true);
+        }
+        Err(self.http.status_error("delete collection", &resp))
     }
 }
 

@@ -195,14 +195,10 @@ pub struct Response {
 }
 
 impl Response {
-    /// The body as text, cut to 500 characters, for messages.
+    /// The body as text, cut to 500 characters, for messages: every secret
+    /// is scrubbed before the cut (see [`crate::redact::excerpt`]).
     pub fn text_excerpt(&self) -> String {
-        let text = String::from_utf8_lossy(&self.body);
-        let mut s: String = text.chars().take(500).collect();
-        if text.chars().count() > 500 {
-            s.push('…');
-        }
-        s
+        crate::redact::excerpt(&String::from_utf8_lossy(&self.body), 500)
     }
 }
 

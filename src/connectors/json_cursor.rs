@@ -294,9 +294,13 @@ impl<'a> JsonCursor<'a> {
     }
 }
 
+/// The next 40 characters of the document, secrets scrubbed before the cut.
 fn excerpt(rest: &[u8]) -> String {
-    let cut = &rest[..rest.len().min(40)];
-    format!("`{}`", String::from_utf8_lossy(cut))
+    let window = &rest[..rest.len().min(64 << 10)];
+    format!(
+        "`{}`",
+        crate::redact::excerpt(&String::from_utf8_lossy(window), 40)
+    )
 }
 
 #[cfg(test)]

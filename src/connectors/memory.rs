@@ -305,4 +305,9 @@ impl CollectionWriter for MemoryWriter {
         let store = lock(&self.store);
         Ok(store.get(&self.name).map_or(0, |c| c.records.len() as u64))
     }
+
+    async fn discard(&self) -> Result<bool> {
+        lock(&self.store).remove(&self.name);
+        Ok(true)
+    }
 }

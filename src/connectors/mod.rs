@@ -216,6 +216,13 @@ pub trait CollectionWriter: Send + Sync {
     }
     /// Records now in the collection, counted exactly.
     async fn count(&self) -> Result<u64>;
+    /// Removes the collection, which [`Sink::prepare`] created and nothing
+    /// was written into, so that an import failing before its first write
+    /// leaves no empty collection behind. `Ok(false)`: this sink cannot, and
+    /// the collection stays.
+    async fn discard(&self) -> Result<bool> {
+        Ok(false)
+    }
     /// What the target made of the collection that the user should know
     /// (a name it had to change, …).
     fn notes(&self) -> Vec<String> {

@@ -12,13 +12,15 @@ use futures::StreamExt;
 use crate::connectors::{Cursor, ScanOptions, Source};
 use crate::error::{Error, Result};
 use crate::model::{CollectionSpec, EmbeddingModel, Record};
-use crate::snapshot::layout::{COLLECTIONS_DIR, MANIFEST, TEMP_SUFFIX};
+use crate::snapshot::layout::{COLLECTIONS_DIR, MANIFEST, MANIFEST_CHECKSUM, TEMP_SUFFIX};
 use crate::snapshot::{
     CollectionManifest, Manifest, Snapshot, SnapshotWriter, SourceInfo, WriteOptions,
 };
 
+use super::duplicates::{SeenKeys, describe_key};
 use super::state::{
-    ExportCheckpoint, ExportState, STATE_DIR, export_state_path, remove as remove_state,
+    ExportCheckpoint, ExportState, RunLock, STATE_DIR, export_lock_path, export_state_path,
+    remove as remove_state,
 };
 use super::{Observer, Resume};
 
@@ -46,30 +48,128 @@ const CHANNEL_PAGES: usize = 8;
 /// [`ExportState`]); with [`ExportOptions::resume`] an export that stopped
 /// — failed, killed, or the machine went down — continues after its last
 /// completed part. A failure before any part was completed removes what was
-/// written, so no half-written snapshot is left.
+/// written, so no half-written snapshot is left; so does a source that gives
+/// records twice, repeats its paging cursor or gives far more records than
+/// it counted ([`Error::SourceInconsistent`]), whatever was completed. Only
+/// what vecport wrote is ever removed: a file someone else put into `dir`
+/// stays (and so does `dir`, then).
+///
+/// The export holds a lock on `dir` from start to end ([`RunLock`]): a second
+/// export into the same directory is refused with [`Error::Busy`].
 pub async fn export(
     source: &dyn Source,
     dir: &Path,
     options: &ExportOptions,
     observer: &dyn Observer,
 ) -> Result<Manifest> {
-    match options.resume {
-        Resume::Required => return resume(source, dir, options, observer).await,
-        Resume::IfStarted if !only_scaffolding(dir) => {
+    // Checked before `dir` is touched at all, and again once it is locked.
+    // An export under way writes its progress file before anything else
+    // and its manifest before removing that file: what it wrote is never
+    // taken for someone else's files.
+    if let Some(e) = foreign(dir, options.resume)
+        && !export_state_path(dir).exists()
+        && !dir.join(MANIFEST).exists()
+    {
+        return Err(e);
+    }
+    let created = make_dir(dir)?;
+    let lock = RunLock::acquire(
+        &export_lock_path(dir),
+        &format!("an export into {}", dir.display()),
+    )?;
+    let result = export_locked(source, dir, options, observer).await;
+    lock.release();
+    if result.is_err() && created {
+        // Only when nothing is left in it: not a file someone else put there.
+        let _ = fs::remove_dir(dir);
+    }
+    result
+}
+
+/// Creates `dir` (and its parents) when it is missing: whether this run created it.
+fn make_dir(dir: &Path) -> Result<bool> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(false),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+/// The refusal of `dir` when it holds anything vecport did not put there
+/// for an export: anything but its own lock and the temporary file of a
+/// progress file never completed (an export killed before its first save).
+fn foreign(dir: &Path, resume: Resume) -> Option<Error> {
+    let entries: Vec<_> = fs::read_dir(dir).ok()?.flatten().collect();
+    let ours = |e: &fs::DirEntry| {
+        e.file_name() == STATE_DIR
+            && fs::read_dir(e.path()).is_ok_and(|inner| {
+                inner.flatten().all(|f| {
+                    let lock = export_lock_path(dir);
+                    let temp = temp_of(&export_state_path(dir));
+                    let path = f.path();
+                    (path == lock || path == temp) && f.path().is_file()
+                })
+            })
+    };
+    if entries.iter().all(ours) {
+        return None;
+    }
+    Some(Error::Usage(if resume == Resume::Required {
+        format!(
+            "{} holds no unfinished export to resume (no {}); start one without --resume, in a new directory",
+            dir.display(),
+            export_state_path(dir).display()
+        )
+    } else {
+        format!(
+            "{} is not empty; export into a new directory (or remove the old snapshot first)",
+            dir.display()
+        )
+    }))
+}
+
+/// `path` with the temporary suffix that atomic writes use.
+fn temp_of(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(TEMP_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// [`export`] once `dir` is locked.
+async fn export_locked(
+    source: &dyn Source,
+    dir: &Path,
+    options: &ExportOptions,
+    observer: &dyn Observer,
+) -> Result<Manifest> {
+    if ExportState::load(dir)?.is_some() || dir.join(MANIFEST).exists() {
+        if options.resume == Resume::No {
+            if ExportState::load(dir)?.is_some() {
+                return Err(Error::Usage(format!(
+                    "{} holds an unfinished export; continue it with --resume, or remove the directory to start over",
+                    dir.display()
+                )));
+            }
+        } else {
             return resume(source, dir, options, observer).await;
         }
-        Resume::IfStarted => {
-            // Stopped before its first save, or never begun: begin afresh.
-            remove_partial(dir, true);
-        }
-        Resume::No => {}
     }
-    if ExportState::load(dir)?.is_some() {
+    // Under the lock, the check that counts.
+    if let Some(e) = foreign(dir, options.resume) {
+        return Err(e);
+    }
+    if options.resume == Resume::Required {
         return Err(Error::Usage(format!(
-            "{} holds an unfinished export; continue it with --resume, or remove the directory to start over",
-            dir.display()
+            "{} holds no unfinished export to resume (no {}); start one without --resume",
+            dir.display(),
+            export_state_path(dir).display()
         )));
     }
+    // The progress file of an export killed before its first save.
+    let _ = fs::remove_file(temp_of(&export_state_path(dir)));
     let description = source.describe().await?;
     let names = match (source.collection_in_url(), options.collections.is_empty()) {
         (_, false) => options.collections.clone(),
@@ -81,31 +181,32 @@ pub async fn export(
     for name in &names {
         work.push((source.collection(name).await?, None));
     }
-    let existed = dir.exists();
-    // Refuses a non-empty directory; from here on, everything in `dir` is ours.
-    let writer = SnapshotWriter::create(dir, options.write.clone())?;
+    // The progress file first: from here on, what is in `dir` is ours.
     let state = ExportState::new(source.endpoint(), names, options.write.vector_compression);
     let result = match state.save(dir) {
-        Ok(()) => {
-            write_snapshot(
-                writer,
-                source,
-                dir,
-                options,
-                observer,
-                work,
-                description,
-                state,
-            )
-            .await
-        }
+        Ok(()) => match SnapshotWriter::resume(dir, options.write.clone(), Vec::new()) {
+            Ok(writer) => {
+                write_snapshot(
+                    writer,
+                    source,
+                    dir,
+                    options,
+                    observer,
+                    work,
+                    description,
+                    state,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     result.map_err(|e| {
-        if has_progress(dir) {
+        if has_progress(dir) && !matches!(e, Error::SourceInconsistent { .. }) {
             e.resumable(&export_state_path(dir))
         } else {
-            remove_partial(dir, existed);
+            discard(dir);
             e
         }
     })
@@ -202,27 +303,14 @@ async fn resume(
         state,
     )
     .await
-    .map_err(|e| e.resumable(&export_state_path(dir)))
-}
-
-/// Whether `dir` holds nothing an export could continue from: it is missing,
-/// or holds only directories and temporary files (an export stopped before
-/// it saved its progress the first time).
-fn only_scaffolding(dir: &Path) -> bool {
-    fn walk(p: &Path) -> bool {
-        match fs::read_dir(p) {
-            Ok(entries) => entries.flatten().all(|e| {
-                let path = e.path();
-                if path.is_dir() {
-                    walk(&path)
-                } else {
-                    path.to_string_lossy().ends_with(TEMP_SUFFIX)
-                }
-            }),
-            Err(_) => true,
+    .map_err(|e| {
+        if matches!(e, Error::SourceInconsistent { .. }) {
+            discard(dir);
+            e
+        } else {
+            e.resumable(&export_state_path(dir))
         }
-    }
-    walk(dir)
+    })
 }
 
 /// Whether the export in `dir` completed a part worth resuming from.
@@ -230,9 +318,10 @@ fn has_progress(dir: &Path) -> bool {
     matches!(ExportState::load(dir), Ok(Some(s)) if !s.done.is_empty() || s.current.is_some())
 }
 
-/// Removes from `dir` whatever the progress file does not list: parts
-/// written after the last checkpoint, temporary files, collections begun
-/// later. The parts it lists must be there, whole.
+/// Removes from `dir` what an export wrote that the progress file does not
+/// list: parts written after the last checkpoint, temporary files, the
+/// manifest, collections begun later. The parts it lists must be there,
+/// whole. Files vecport does not write are left alone.
 fn clean(dir: &Path, state: &ExportState) -> Result<()> {
     let kept: Vec<&CollectionManifest> = state
         .done
@@ -256,6 +345,47 @@ fn clean(dir: &Path, state: &ExportState) -> Result<()> {
             }
         }
     }
+    remove_ours(dir, |collection_dir, part| {
+        kept.iter().any(|c| {
+            dir.join(&c.directory) == collection_dir && c.parts.iter().any(|p| p.path == part)
+        })
+    })
+}
+
+/// Removes what a failed export wrote into `dir` (the caller removes its
+/// lock, and `dir` when it created it and nothing else is left in it).
+fn discard(dir: &Path) {
+    let _ = remove_ours(dir, |_, _| false);
+    let _ = remove_state(&export_state_path(dir));
+}
+
+/// Whether `name` is a file name an export writes inside a collection's
+/// directory: a part, or its temporary file.
+fn is_part_name(name: &str) -> bool {
+    let name = name.strip_suffix(TEMP_SUFFIX).unwrap_or(name);
+    name.strip_prefix("part-")
+        .and_then(|n| n.strip_suffix(".parquet"))
+        .is_some_and(|n| n.len() >= 6 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes the files an export writes — the manifest and its checksum, the
+/// parts in `collections/*/` but those `keep(collection dir, part name)`
+/// keeps, temporary files of all of them — and then every directory under
+/// `collections/` (and `collections/` itself) that this leaves empty.
+/// Nothing else is touched: a file someone else put there stays, and so do
+/// the directories holding it.
+fn remove_ours(dir: &Path, keep: impl Fn(&Path, &str) -> bool) -> Result<()> {
+    for name in [MANIFEST, MANIFEST_CHECKSUM] {
+        let path = dir.join(name);
+        for p in [temp_of(&path), path] {
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+        }
+    }
+    let collections = dir.join(COLLECTIONS_DIR);
     let entries = |d: &Path| -> Result<Vec<PathBuf>> {
         match fs::read_dir(d) {
             Ok(it) => it
@@ -265,25 +395,38 @@ fn clean(dir: &Path, state: &ExportState) -> Result<()> {
             Err(e) => Err(Error::io(d, e)),
         }
     };
-    for path in entries(dir)? {
-        let name = path.file_name().unwrap_or_default();
-        if name != STATE_DIR && name != COLLECTIONS_DIR {
-            remove_entry(&path)?;
-        }
-    }
-    for path in entries(&dir.join(COLLECTIONS_DIR))? {
-        let Some(c) = kept.iter().find(|c| dir.join(&c.directory) == path) else {
-            remove_entry(&path)?;
+    for c in entries(&collections)? {
+        if !c.is_dir() {
             continue;
-        };
-        for file in entries(&path)? {
-            let name = file.file_name().unwrap_or_default();
-            if !c.parts.iter().any(|p| name == p.path.as_str()) {
-                remove_entry(&file)?;
+        }
+        for file in entries(&c)? {
+            let name = file.file_name().unwrap_or_default().to_string_lossy();
+            if file.is_file() && is_part_name(&name) && !keep(&c, &name) {
+                fs::remove_file(&file).map_err(|e| Error::io(&file, e))?;
             }
         }
+        // Fails while anything is left, which is what we want.
+        let _ = fs::remove_dir(&c);
     }
+    let _ = fs::remove_dir(&collections);
     Ok(())
+}
+
+/// Cursors remembered to catch paging that goes in circles.
+const RECENT_CURSORS: usize = 64;
+
+/// How many records an export reads, at most, from a collection the source
+/// counted `count` records in before the export: twice the count (the
+/// collection may grow while it is exported) plus a margin — 100,000 for
+/// sources that count exactly, 1,000,000 for Pinecone and Weaviate, whose
+/// counts are approximate and lag behind recent writes. Past it the source
+/// is giving records it does not hold. `None`: no limit (no count).
+fn record_limit(source: &str, count: Option<u64>) -> Option<u64> {
+    let margin = match source {
+        "pinecone" | "weaviate" => 1_000_000,
+        _ => 100_000,
+    };
+    count.map(|c| c.saturating_mul(2).saturating_add(margin))
 }
 
 /// A page on its way to the encoder, with where it can be read again: from
@@ -307,6 +450,9 @@ async fn write_snapshot(
 ) -> Result<Manifest> {
     for (spec, checkpoint) in work {
         observer.start(&spec.name, spec.count_hint);
+        let already = checkpoint
+            .as_ref()
+            .map_or(0, |c| c.collection.record_count.saturating_sub(c.skip));
         let (mut collection, mut origin, mut skip) = match checkpoint {
             Some(c) => {
                 observer.advance(c.collection.record_count);
@@ -324,12 +470,34 @@ async fn write_snapshot(
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Sent>(CHANNEL_PAGES);
         let root = dir.to_owned();
+        let inconsistent = {
+            let (endpoint, source_name, collection) =
+                (source.endpoint(), source.name(), spec.name.clone());
+            move |what: String| Error::SourceInconsistent {
+                endpoint: endpoint.clone(),
+                message: format!(
+                    "collection `{collection}`: {source_name} {what}; a source that does this cannot be exported faithfully (it pages wrongly, or the collection changed during the export), so nothing of this export was kept. Export again while nothing writes to the collection; if it happens again, the database is at fault"
+                ),
+            }
+        };
+        let duplicate = inconsistent.clone();
         let encoder = tokio::task::spawn_blocking(move || {
             // Where each page not yet wholly in a closed part begins: its
             // position among the collection's records, and how to read it again.
             let mut pages: VecDeque<(u64, Option<Cursor>, u64)> = VecDeque::new();
             let mut saved = collection.closed_parts();
+            // Keys read in this run (a resumed run checks those after the resume point).
+            let mut seen = SeenKeys::new();
             while let Some(sent) = rx.blocking_recv() {
+                for (i, r) in sent.records.iter().enumerate() {
+                    if let Some(key) = seen.observe(r.namespace.as_deref(), &r.id)? {
+                        return Err(duplicate(format!(
+                            "gave record {} a second time, {} records into the export",
+                            describe_key(&key),
+                            collection.records() + i as u64 + 1
+                        )));
+                    }
+                }
                 pages.push_back((collection.records(), sent.origin, sent.skip));
                 collection.write(sent.records)?;
                 if collection.closed_parts() > saved {
@@ -349,6 +517,12 @@ async fn write_snapshot(
                     state.save(&root)?;
                 }
             }
+            if let Some(key) = seen.finish()? {
+                return Err(duplicate(format!(
+                    "gave record {} more than once",
+                    describe_key(&key)
+                )));
+            }
             let manifest = collection.finish()?;
             Ok::<_, Error>((manifest, state))
         });
@@ -360,9 +534,40 @@ async fn write_snapshot(
             },
         );
         let mut read_error = None;
+        // Cursors given lately: one given again means paging goes in circles.
+        let mut cursors: VecDeque<Cursor> = VecDeque::with_capacity(RECENT_CURSORS);
+        let limit = record_limit(source.name(), spec.count_hint);
+        let mut read = already;
         while let Some(page) = pages.next().await {
             match page {
                 Ok(page) => {
+                    if let Some(next) = &page.next {
+                        if origin.as_ref() == Some(next) || cursors.contains(next) {
+                            read_error = Some(inconsistent(format!(
+                                "gave the paging cursor {next} again after a page{}",
+                                if origin.as_ref() == Some(next) {
+                                    " read from that very cursor: paging does not advance"
+                                } else {
+                                    ""
+                                }
+                            )));
+                            break;
+                        }
+                        if cursors.len() == RECENT_CURSORS {
+                            cursors.pop_front();
+                        }
+                        cursors.push_back(next.clone());
+                    }
+                    read += page.records.len() as u64;
+                    if let (Some(limit), Some(count)) = (limit, spec.count_hint)
+                        && read > limit
+                    {
+                        read_error = Some(inconsistent(format!(
+                            "gave more than {limit} records, having counted {count} before the export: far more than a collection growing during the export explains (the export stops past twice the count plus {})",
+                            limit - 2 * count
+                        )));
+                        break;
+                    }
                     let mut records = page.records;
                     // Records already in the parts of an earlier run.
                     let left_out = (skip.min(records.len() as u64)) as usize;
@@ -421,28 +626,4 @@ async fn write_snapshot(
     })?;
     remove_state(&export_state_path(dir))?;
     Ok(manifest)
-}
-
-/// Removes what a failed export wrote: the whole directory when the export
-/// created it, else only its contents (it was empty when the export began).
-fn remove_partial(dir: &Path, existed: bool) {
-    if !existed {
-        let _ = fs::remove_dir_all(dir);
-        return;
-    }
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let _ = remove_entry(&e.path());
-        }
-    }
-}
-
-/// Removes `path`: a directory with all it holds, else the file.
-fn remove_entry(path: &Path) -> Result<()> {
-    if path.is_dir() {
-        fs::remove_dir_all(path)
-    } else {
-        fs::remove_file(path)
-    }
-    .map_err(|e| Error::io(path, e))
 }

@@ -26,7 +26,9 @@ use crate::snapshot::{CollectionManifest, MetadataSchema, Snapshot};
 use super::changes::{ChangeCounts, ChangeLog};
 use super::collisions;
 use super::duplicates::{Confirm, IdHashes};
-use super::state::{ImportState, STATE_DIR, import_state_path, remove as remove_state};
+use super::state::{
+    ImportState, RunLock, STATE_DIR, import_lock_path, import_state_path, remove as remove_state,
+};
 use super::{Batcher, Observer, Resume};
 use crate::snapshot::layout::MANIFEST;
 use crate::snapshot::reader::lossy_note;
@@ -159,6 +161,27 @@ pub async fn import(
                 .join("\n")
         ),
     );
+    // One import of this snapshot into this target at a time, from here to the end.
+    let lock = RunLock::acquire(
+        &import_lock_path(&state_path),
+        &format!("an import of {} into {}", dir.display(), sink.endpoint()),
+    )?;
+    let result = import_locked(dir, sink, options, observer, snapshot, chosen, &state_path).await;
+    lock.release();
+    result
+}
+
+/// [`import`] once its progress file is locked.
+async fn import_locked(
+    dir: &Path,
+    sink: &dyn Sink,
+    options: &ImportOptions,
+    observer: &dyn Observer,
+    snapshot: Snapshot,
+    chosen: Vec<(CollectionManifest, String)>,
+    state_path: &Path,
+) -> Result<ImportReport> {
+    let state_path = state_path.to_owned();
     let manifest_hash = {
         let path = dir.join(MANIFEST);
         let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
@@ -278,6 +301,7 @@ pub async fn import(
                     }
                     Ok(())
                 };
+                let mut wrote_any = false;
                 let written = write_collection(
                     &snapshot,
                     &c,
@@ -288,8 +312,38 @@ pub async fn import(
                     observer,
                     rows_done,
                     &mut save,
+                    &mut wrote_any,
                 )
-                .await?;
+                .await;
+                let written = match written {
+                    Ok(n) => n,
+                    // This run created the collection and nothing reached
+                    // it: remove it, so that the target is as it was.
+                    Err(e) if begun.is_none() && existing != ExistingTarget::Append && !wrote_any => {
+                        let hint = match writer.discard().await {
+                            Ok(true) => format!(
+                                "nothing was written, and the collection `{target}` this import created was removed again"
+                            ),
+                            Ok(false) => format!(
+                                "nothing was written; the collection `{target}` this import created is left, empty: remove it, or import again with --if-exists replace"
+                            ),
+                            Err(d) => format!(
+                                "nothing was written; the collection `{target}` this import created is left, empty, as removing it failed too ({d})"
+                            ),
+                        };
+                        state.collections.retain(|p| p.source != c.name);
+                        if state.collections.is_empty() {
+                            remove_state(&state_path)?;
+                        } else {
+                            state.save(&state_path)?;
+                        }
+                        return Err(Error::Stopped {
+                            cause: Box::new(e),
+                            hint,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                };
                 writer.finish().await?;
                 written
             };
@@ -333,7 +387,14 @@ pub async fn import(
     }
     .await;
     if let Err(e) = wrote {
-        return Err(if state_path.exists() {
+        // The hint only when the progress file is there and not itself what failed.
+        let about_state = matches!(&e, Error::Io { path, .. }
+        if path.parent() == state_path.parent()
+            && path.file_name().is_some_and(|n| {
+                n.to_string_lossy()
+                    .starts_with(&*state_path.file_name().unwrap_or_default().to_string_lossy())
+            }));
+        return Err(if state_path.exists() && !about_state {
             e.resumable(&state_path)
         } else {
             e
@@ -1186,6 +1247,7 @@ async fn write_collection(
     observer: &dyn Observer,
     start: u64,
     save: &mut dyn FnMut(u64) -> Result<()>,
+    wrote_any: &mut bool,
 ) -> Result<u64> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Positioned>>(CHANNEL_BATCHES);
     let spec = fit.spec.clone();
@@ -1309,6 +1371,7 @@ async fn write_collection(
     while let Some(r) = writes.next().await {
         match r {
             Ok((seq, n, end)) => {
+                *wrote_any = true;
                 written += n;
                 observer.advance(n);
                 completed.insert(seq, end);

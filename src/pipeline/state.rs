@@ -179,6 +179,155 @@ impl ImportState {
     }
 }
 
+/// Where the lock of an export into `snapshot` is.
+pub fn export_lock_path(snapshot: &Path) -> PathBuf {
+    snapshot.join(STATE_DIR).join(EXPORT_LOCK)
+}
+
+/// Where the lock of the import whose progress is kept in `state` is.
+pub fn import_lock_path(state: &Path) -> PathBuf {
+    state.with_extension("lock")
+}
+
+const EXPORT_LOCK: &str = "export.lock";
+
+/// An exclusive lock on one export (of a snapshot directory) or one import
+/// (of a snapshot into a target), held from the start of the run to its end
+/// so that two runs never write the same files or the same target at once.
+/// It is an advisory `flock` on a small file beside the progress file, which
+/// also tells who holds it; the operating system releases it when the
+/// process ends, however it ends, so a killed run never blocks the next one.
+#[derive(Debug)]
+pub struct RunLock {
+    file: fs::File,
+    path: PathBuf,
+}
+
+/// Who holds a [`RunLock`], as its file tells.
+#[derive(Debug, Serialize, Deserialize)]
+struct Holder {
+    pid: u32,
+    host: String,
+    command: String,
+    started: String,
+}
+
+impl RunLock {
+    /// Takes the lock at `path` (creating the file and its directory), or
+    /// fails with [`Error::Busy`] naming `what` (``an export into DIR``) and
+    /// the run that holds it.
+    pub fn acquire(path: &Path, what: &str) -> Result<RunLock> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        loop {
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(Error::Busy {
+                        what: what.to_owned(),
+                        holder: describe_holder(path),
+                    });
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
+            }
+            // The run before may have removed the file between our open and
+            // our lock: then the lock is on a file nobody else will open.
+            if !same_file(&file, path) {
+                continue;
+            }
+            let holder = Holder {
+                pid: std::process::id(),
+                host: host_name(),
+                command: crate::redact::scrub(&std::env::args().collect::<Vec<_>>().join(" "))
+                    .into_owned(),
+                started: time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            };
+            let mut lock = RunLock {
+                file,
+                path: path.to_owned(),
+            };
+            lock.write_holder(&holder)?;
+            return Ok(lock);
+        }
+    }
+
+    fn write_holder(&mut self, holder: &Holder) -> Result<()> {
+        use std::io::{Seek, Write};
+        let bytes = serde_json::to_vec(holder)
+            .map_err(|e| Error::InvalidData(format!("cannot encode the lock file: {e}")))?;
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.seek(io::SeekFrom::Start(0)).map(|_| ()))
+            .and_then(|()| self.file.write_all(&bytes))
+            .map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Removes the lock file, then lets the lock go; the directory holding
+    /// it goes too when that leaves it empty.
+    pub fn release(self) {
+        let _ = fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent()
+            && dir.file_name().is_some_and(|n| n == STATE_DIR)
+        {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Who holds the lock at `path`, in words.
+fn describe_holder(path: &Path) -> String {
+    let holder = fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Holder>(&b).ok());
+    match holder {
+        Some(h) => format!(
+            "process {} on {}, `{}`, started {}",
+            h.pid, h.host, h.command, h.started
+        ),
+        None => format!(
+            "a process that is just starting; its lock is {}",
+            path.display()
+        ),
+    }
+}
+
+/// Whether `file` is still the file at `path`.
+fn same_file(file: &fs::File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        path.exists()
+    }
+}
+
+/// This machine's name, for a lock's holder.
+fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "this machine".to_owned())
+}
+
 /// Removes a state file (and the temporary file of a save that was cut
 /// short), and its directory once empty.
 pub fn remove(path: &Path) -> Result<()> {
@@ -194,7 +343,7 @@ pub fn remove(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent()
         && dir.file_name().is_some_and(|n| n == STATE_DIR)
     {
-        // Fails while other state files remain, which is what we want.
+        // Fails while other state files (or a lock) remain, which is what we want.
         let _ = fs::remove_dir(dir);
     }
     Ok(())
@@ -251,6 +400,25 @@ fn save<T: Serialize>(path: &Path, state: &T) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_lock_is_refused_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = export_lock_path(dir.path());
+        let first = RunLock::acquire(&path, "an export into x").unwrap();
+        let err = RunLock::acquire(&path, "an export into x").unwrap_err();
+        assert!(matches!(err, Error::Busy { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("process {}", std::process::id()))
+                && text.contains("an export into x is already under way in another vecport run"),
+            "{text}"
+        );
+        first.release();
+        assert!(!path.exists() && !path.parent().unwrap().exists());
+        let again = RunLock::acquire(&path, "an export into x").unwrap();
+        again.release();
+    }
 
     #[test]
     fn round_trip_and_newer_version_refused() {

@@ -17,6 +17,7 @@ mod conformance;
 mod faults;
 mod fixtures;
 mod format_messages;
+mod hostile;
 mod hostile_http;
 mod hostile_parts;
 mod matrix;

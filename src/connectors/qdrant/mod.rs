@@ -980,6 +980,15 @@ impl CollectionWriter for QdrantWriter {
     async fn count(&self) -> Result<u64> {
         self.qdrant.count(&self.name).await
     }
+
+    async fn discard(&self) -> Result<bool> {
+        let path = format!("/collections/{}", seg(&self.name));
+        let _: Value = self
+            .qdrant
+            .call(Method::DELETE, &path, None, "delete collection")
+            .await?;
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
