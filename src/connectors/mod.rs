@@ -19,6 +19,7 @@ pub mod floats;
 pub mod http;
 pub mod json_cursor;
 pub mod memory;
+pub mod milvus;
 pub mod pgvector;
 pub mod pinecone;
 pub mod qdrant;
@@ -330,6 +331,7 @@ pub const CREDENTIAL_ENV: &[&str] = &[
     pinecone::API_KEY_ENV,
     weaviate::API_KEY_ENV,
     pgvector::PASSWORD_ENV,
+    milvus::TOKEN_ENV,
 ];
 
 /// Every scheme vecport knows, for messages.
@@ -344,6 +346,8 @@ pub const SCHEMES: &[&str] = &[
     "weaviate",
     "weaviate+https",
     "pgvector",
+    "milvus",
+    "milvus+https",
     "memory",
 ];
 
@@ -356,6 +360,7 @@ pub fn open(url: &str) -> Result<Arc<dyn Connector>> {
         "pinecone" => Ok(Arc::new(pinecone::Pinecone::new(&parsed)?)),
         "weaviate" => Ok(Arc::new(weaviate::Weaviate::new(&parsed)?)),
         "pgvector" => Ok(Arc::new(pgvector::Pgvector::new(&parsed)?)),
+        "milvus" => Ok(Arc::new(milvus::Milvus::new(&parsed)?)),
         "memory" => Ok(Arc::new(memory::Memory::open(&parsed)?)),
         other => Err(Error::UnknownScheme {
             scheme: other.to_owned(),

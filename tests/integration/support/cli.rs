@@ -8,12 +8,13 @@ use serde_json::json;
 use vecport::model::{Metadata, Record, RecordId, Vector};
 
 /// Every environment variable a connector reads a secret from.
-pub const CREDENTIAL_VARS: [&str; 5] = [
+pub const CREDENTIAL_VARS: [&str; 6] = [
     "QDRANT_API_KEY",
     "PINECONE_API_KEY",
     "WEAVIATE_API_KEY",
     "CHROMA_TOKEN",
     "PGPASSWORD",
+    "MILVUS_TOKEN",
 ];
 
 /// The `vecport` binary with no credentials from the caller's environment.
