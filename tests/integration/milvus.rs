@@ -119,19 +119,40 @@ fn every_type_round_trips_through_a_snapshot() {
     let (snapshot, records) = crate::conformance::read_snapshot(&snap);
     let c = &snapshot.manifest().collections[0];
     assert_eq!(c.record_count, n as u64);
-    let dense = &c.vectors.iter().find(|v| v.field.name == "dense").unwrap().field;
-    assert_eq!((dense.dimension, dense.metric), (Some(32), Some(Metric::Cosine)));
+    let dense = &c
+        .vectors
+        .iter()
+        .find(|v| v.field.name == "dense")
+        .unwrap()
+        .field;
+    assert_eq!(
+        (dense.dimension, dense.metric),
+        (Some(32), Some(Metric::Cosine))
+    );
     let ix = dense.index.as_ref().unwrap();
     assert_eq!((ix.kind.as_str(), ix.lists), ("ivfflat", Some(16)));
-    let sparse = &c.vectors.iter().find(|v| v.field.name == "sparse").unwrap().field;
+    let sparse = &c
+        .vectors
+        .iter()
+        .find(|v| v.field.name == "sparse")
+        .unwrap()
+        .field;
     assert_eq!(sparse.index.as_ref().unwrap().kind, "sparse_inverted_index");
     // Typed fields and the dynamic field's keys are metadata.
-    let r0 = records.iter().find(|r| r.id.to_string().starts_with("k000000-")).unwrap();
+    let r0 = records
+        .iter()
+        .find(|r| r.id.to_string().starts_with("k000000-"))
+        .unwrap();
     let m = r0.metadata.as_ref().unwrap();
-    for key in ["i8", "i16", "i32", "i64", "f", "d", "b", "title", "doc", "tags", "nums", "extra", "score"] {
+    for key in [
+        "i8", "i16", "i32", "i64", "f", "d", "b", "title", "doc", "tags", "nums", "extra", "score",
+    ] {
         assert!(m.contains_key(key), "metadata key {key} in {m:?}");
     }
-    assert_eq!(m["doc"], json!({"n": 0, "nested": {"x": [1, 2.5, "s"], "ok": true}}));
+    assert_eq!(
+        m["doc"],
+        json!({"n": 0, "nested": {"x": [1, 2.5, "s"], "ok": true}})
+    );
 
     import_quietly(&snap, &format!("{url}/{target}"));
     let a = sdk(&url, "dump", &source, 0).unwrap();
@@ -185,12 +206,14 @@ fn through(url: &str, middle: &str, what: &str) {
     let b = sdk(url, "dump", &back, 0).unwrap();
     let (ra, rb) = (rows_by_key(&a, "id"), rows_by_key(&b, "id"));
     assert_eq!(ra.len(), 500);
-    assert_eq!(ra.keys().collect::<Vec<_>>(), rb.keys().collect::<Vec<_>>(), "ids back");
+    assert_eq!(
+        ra.keys().collect::<Vec<_>>(),
+        rb.keys().collect::<Vec<_>>(),
+        "ids back"
+    );
     for (k, row) in &ra {
         let got = &rb[k];
-        // Chroma has one unnamed vector (`vector` in Milvus); Qdrant keeps the name.
-        let vector = got.get("embedding").unwrap_or(&got["vector"]);
-        assert_eq!(&row["embedding"], vector, "vector of {k} through {what}");
+        assert_eq!(row["vector"], got["vector"], "vector of {k} through {what}");
         assert_eq!(row["label"], got["label"], "label of {k} through {what}");
     }
 }
@@ -198,9 +221,15 @@ fn through(url: &str, middle: &str, what: &str) {
 #[test]
 fn through_chroma_and_back() {
     let Some(url) = milvus_url() else { return };
-    let Some(chroma) = server_url("CHROMA_URL") else { return };
+    let Some(chroma) = server_url("CHROMA_URL") else {
+        return;
+    };
     let host = crate::support::chroma::host(&chroma);
-    through(&url, &format!("chroma://{host}/{}", name("from_milvus")), "chroma");
+    through(
+        &url,
+        &format!("chroma://{host}/{}", name("from_milvus")),
+        "chroma",
+    );
 }
 
 #[test]
@@ -210,7 +239,11 @@ fn through_qdrant_and_back() {
         crate::emulators::qdrant::QdrantOptions::default(),
     )
     .unwrap();
-    through(&url, &format!("qdrant://{}/{}", server.addr(), name("from_milvus")), "qdrant");
+    through(
+        &url,
+        &format!("qdrant://{}/{}", server.addr(), name("from_milvus")),
+        "qdrant",
+    );
 }
 
 /// Records Milvus would refuse (an id over the key's `max_length`, a dynamic
@@ -226,10 +259,16 @@ async fn refused_records_are_named_before_anything_is_written() {
         ..CollectionSpec::default()
     };
     let mut records: Vec<Record> = (0..50)
-        .map(|i| Record::dense(RecordId::String(format!("r{i}")), vec![i as f32, 1.0, 2.0, 3.0]))
+        .map(|i| {
+            Record::dense(
+                RecordId::String(format!("r{i}")),
+                vec![i as f32, 1.0, 2.0, 3.0],
+            )
+        })
         .collect();
     records[17].id = RecordId::String("x".repeat(70_000));
-    records[31].metadata = Some(serde_json::from_value(json!({"title": "y".repeat(70_000)})).unwrap());
+    records[31].metadata =
+        Some(serde_json::from_value(json!({"title": "y".repeat(70_000)})).unwrap());
     let tmp = tempfile::tempdir().unwrap();
     crate::conformance::write_snapshot(tmp.path(), &spec, records);
     let target = name("refused");
@@ -246,7 +285,10 @@ async fn refused_records_are_named_before_anything_is_written() {
     assert!(err.contains("max_length 65535"), "{err}");
     assert!(err.contains("r31") || err.contains("xxxx"), "{err}");
     let missing = (sink.as_ref() as &dyn Source).collection(&target).await;
-    assert!(matches!(missing, Err(Error::NotFound { .. })), "nothing created: {missing:?}");
+    assert!(
+        matches!(missing, Err(Error::NotFound { .. })),
+        "nothing created: {missing:?}"
+    );
 }
 
 /// A VARCHAR field's `max_length` is Milvus's: a value over it in a Milvus
@@ -259,14 +301,21 @@ async fn varchar_over_max_length_is_named() {
         return;
     }
     let conn = connectors::open(&url).unwrap();
-    let mut spec = (conn.as_ref() as &dyn Source).collection(&source).await.unwrap();
+    let mut spec = (conn.as_ref() as &dyn Source)
+        .collection(&source)
+        .await
+        .unwrap();
     spec.name = "docs".into();
     let record = |id: &str, title: &str| {
         let mut r = Record::dense(RecordId::String(id.into()), vec![0.5, 1.0, 2.0, 3.0]);
         r.metadata = Some(serde_json::from_value(json!({"title": title})).unwrap());
         r
     };
-    let records = vec![record("a", "short"), record("b", "much too long"), record("c", "ok")];
+    let records = vec![
+        record("a", "short"),
+        record("b", "much too long"),
+        record("c", "ok"),
+    ];
     let tmp = tempfile::tempdir().unwrap();
     crate::conformance::write_snapshot(tmp.path(), &spec, records);
     let target = name("short_title_copy");
@@ -285,7 +334,10 @@ async fn varchar_over_max_length_is_named() {
         "{err}"
     );
     let missing = (sink.as_ref() as &dyn Source).collection(&target).await;
-    assert!(matches!(missing, Err(Error::NotFound { .. })), "nothing created: {missing:?}");
+    assert!(
+        matches!(missing, Err(Error::NotFound { .. })),
+        "nothing created: {missing:?}"
+    );
 }
 
 /// The token goes to the server base64-encoded and never into the manifest
@@ -302,12 +354,21 @@ fn token_never_reaches_the_snapshot() {
     let token = "root:Milvus-secret-token-4711";
     vecport()
         .env("MILVUS_TOKEN", token)
-        .args(["export", &format!("{url}/{source}"), snap.to_str().unwrap(), "-q"])
+        .args([
+            "export",
+            &format!("{url}/{source}"),
+            snap.to_str().unwrap(),
+            "-q",
+        ])
         .assert()
         .success();
     for file in crate::support::cli::files_under(&snap) {
         let bytes = std::fs::read(&file).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        assert!(!text.contains("Milvus-secret-token-4711"), "{}", file.display());
+        assert!(
+            !text.contains("Milvus-secret-token-4711"),
+            "{}",
+            file.display()
+        );
     }
 }

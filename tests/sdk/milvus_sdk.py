@@ -95,14 +95,14 @@ def seed_all():
 def seed_int():
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=8)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=8)
     schema.add_field("label", DataType.VARCHAR, max_length=32)
     index = client.prepare_index_params()
-    index.add_index("embedding", index_type="FLAT", metric_type="L2")
+    index.add_index("vector", index_type="FLAT", metric_type="L2")
     client.create_collection(name, schema=schema, index_params=index)
     rng = random.Random(3)
     rows = [
-        {"id": i * 7919 % 1000003, "embedding": [f32(rng.uniform(-5, 5)) for _ in range(8)], "label": f"l{i}"}
+        {"id": i * 7919 % 1000003, "vector": [f32(rng.uniform(-5, 5)) for _ in range(8)], "label": f"l{i}"}
         for i in range(n)
     ]
     for start in range(0, len(rows), 2000):
@@ -143,9 +143,11 @@ def dump():
     key = pk["name"]
     string_key = pk["type"] == DataType.VARCHAR
     client.load_collection(name)
+    total = client.query(name, output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
     rows = []
     last = None
-    while True:
+    # Never past the last key: pymilvus cannot read an empty answer with ARRAY fields.
+    while len(rows) < total:
         if last is None:
             expr = ""
         elif string_key:
@@ -158,8 +160,6 @@ def dump():
         page = sorted(page, key=lambda r: r[key])
         rows.extend(jsonable(dict(r)) for r in page)
         last = page[-1][key]
-        if len(page) < 4000:
-            break
     fields = []
     for f in desc["fields"]:
         f = dict(f)

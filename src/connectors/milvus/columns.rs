@@ -10,9 +10,8 @@
 use serde_json::{Map, Value, json};
 
 use super::proto::schema::{
-    self, ArrayArray, BoolArray, DataType, DoubleArray, FieldData, FloatArray, IntArray,
-    JsonArray, LongArray, ScalarField, SparseFloatArray, StringArray, field_data, scalar_field,
-    vector_field,
+    self, ArrayArray, BoolArray, DataType, DoubleArray, FieldData, FloatArray, IntArray, JsonArray,
+    LongArray, ScalarField, SparseFloatArray, StringArray, field_data, scalar_field, vector_field,
 };
 use crate::model::{SparseVector, Vector};
 
@@ -73,9 +72,8 @@ fn float_json(x: f64) -> Value {
 /// Decodes one column of `rows` rows.
 pub(super) fn decode(data: &FieldData, rows: usize) -> Result<Column, String> {
     let name = &data.field_name;
-    let short = |n: usize| {
-        (n < rows).then(|| format!("field {name:?} holds {n} values for {rows} rows"))
-    };
+    let short =
+        |n: usize| (n < rows).then(|| format!("field {name:?} holds {n} values for {rows} rows"));
     match &data.field {
         Some(field_data::Field::Scalars(s)) => {
             let values = scalar_values(s).map_err(|e| format!("field {name:?}: {e}"))?;
@@ -136,7 +134,9 @@ pub(super) fn decode(data: &FieldData, rows: usize) -> Result<Column, String> {
             };
             let vectors = match &v.data {
                 Some(vector_field::Data::FloatVector(f)) if dim > 0 => {
-                    dense(f.data.len() / dim, &|i| f.data[i * dim..(i + 1) * dim].to_vec())?
+                    dense(f.data.len() / dim, &|i| {
+                        f.data[i * dim..(i + 1) * dim].to_vec()
+                    })?
                 }
                 Some(vector_field::Data::Float16Vector(b)) if dim > 0 => {
                     dense(b.len() / (2 * dim), &|i| {
@@ -154,14 +154,12 @@ pub(super) fn decode(data: &FieldData, rows: usize) -> Result<Column, String> {
                             .collect()
                     })?
                 }
-                Some(vector_field::Data::Int8Vector(b)) if dim > 0 => {
-                    dense(b.len() / dim, &|i| {
-                        b[i * dim..(i + 1) * dim]
-                            .iter()
-                            .map(|x| f32::from(*x as i8))
-                            .collect()
-                    })?
-                }
+                Some(vector_field::Data::Int8Vector(b)) if dim > 0 => dense(b.len() / dim, &|i| {
+                    b[i * dim..(i + 1) * dim]
+                        .iter()
+                        .map(|x| f32::from(*x as i8))
+                        .collect()
+                })?,
                 Some(vector_field::Data::BinaryVector(b)) if dim > 0 => {
                     let bytes = dim.div_ceil(8);
                     dense(b.len() / bytes, &|i| {
@@ -225,7 +223,12 @@ pub(super) fn sparse_of(bytes: &[u8]) -> Result<SparseVector, String> {
 
 /// Encodes one sparse row, indices sorted.
 pub(super) fn sparse_bytes(s: &SparseVector) -> Vec<u8> {
-    let mut pairs: Vec<(u32, f32)> = s.indices.iter().copied().zip(s.values.iter().copied()).collect();
+    let mut pairs: Vec<(u32, f32)> = s
+        .indices
+        .iter()
+        .copied()
+        .zip(s.values.iter().copied())
+        .collect();
     pairs.sort_by_key(|p| p.0);
     let mut out = Vec::with_capacity(pairs.len() * 8);
     for (i, v) in pairs {
@@ -333,12 +336,21 @@ impl Builder {
 
     /// The finished column.
     pub(super) fn finish(self) -> FieldData {
-        let valid = if self.nullable { self.valid } else { Vec::new() };
+        let valid = if self.nullable {
+            self.valid
+        } else {
+            Vec::new()
+        };
         let dim = i64::try_from(self.dim).unwrap_or(0);
         let field = match self.ty {
-            DataType::FloatVector => vectors(dim, vector_field::Data::FloatVector(FloatArray { data: self.floats })),
+            DataType::FloatVector => vectors(
+                dim,
+                vector_field::Data::FloatVector(FloatArray { data: self.floats }),
+            ),
             DataType::Float16Vector => vectors(dim, vector_field::Data::Float16Vector(self.bytes)),
-            DataType::BFloat16Vector => vectors(dim, vector_field::Data::Bfloat16Vector(self.bytes)),
+            DataType::BFloat16Vector => {
+                vectors(dim, vector_field::Data::Bfloat16Vector(self.bytes))
+            }
             DataType::Int8Vector => vectors(dim, vector_field::Data::Int8Vector(self.bytes)),
             DataType::BinaryVector => vectors(dim, vector_field::Data::BinaryVector(self.bytes)),
             DataType::SparseFloatVector => vectors(
@@ -377,7 +389,10 @@ fn scalar_data(ty: DataType, element: DataType, values: Vec<Value>) -> scalar_fi
     use scalar_field::Data;
     match ty {
         DataType::Bool => Data::BoolData(BoolArray {
-            data: values.iter().map(|v| v.as_bool().unwrap_or(false)).collect(),
+            data: values
+                .iter()
+                .map(|v| v.as_bool().unwrap_or(false))
+                .collect(),
         }),
         DataType::Int8 | DataType::Int16 | DataType::Int32 => Data::IntData(IntArray {
             data: values
@@ -453,7 +468,13 @@ mod tests {
             (DataType::FloatVector, vec![0.1f32, -2.5, 3.0, 1e-30], 4),
             (DataType::Float16Vector, vec![0.5, -2.0, 1024.0, 0.0], 4),
             (DataType::BFloat16Vector, vec![0.5, -2.0, 3.0, 0.0], 4),
-            (DataType::BinaryVector, vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], 16),
+            (
+                DataType::BinaryVector,
+                vec![
+                    1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0,
+                ],
+                16,
+            ),
             (DataType::Int8Vector, vec![-128.0, 0.0, 5.0, 127.0], 4),
         ];
         for (ty, values, dim) in cases {

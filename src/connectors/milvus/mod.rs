@@ -74,8 +74,8 @@ use self::proto::common::{
     ConsistencyLevel, DslType, KeyValuePair, LoadState, PlaceholderGroup, PlaceholderType,
     PlaceholderValue,
 };
-use self::proto::milvus::milvus_service_client::MilvusServiceClient;
 use self::proto::milvus as pb;
+use self::proto::milvus::milvus_service_client::MilvusServiceClient;
 use self::proto::schema::{CollectionSchema, DataType, FieldSchema};
 use super::{
     BatchLimits, Capabilities, CollectionWriter, ConnectorUrl, Endpoint, ExistingTarget, Page,
@@ -120,7 +120,10 @@ struct Auth {
 }
 
 impl Interceptor for Auth {
-    fn call(&mut self, mut req: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut req: tonic::Request<()>,
+    ) -> std::result::Result<tonic::Request<()>, tonic::Status> {
         if let Some(t) = &self.token {
             req.metadata_mut().insert("authorization", t.clone());
         }
@@ -226,6 +229,17 @@ fn type_param(f: &FieldSchema, key: &str) -> Option<usize> {
         .and_then(|p| p.value.parse().ok())
 }
 
+/// The snapshot's name of Milvus vector field `name`: the field named
+/// `vector` (pymilvus's default) is the unnamed field.
+fn spec_field_name(name: &str) -> &str {
+    if name == VECTOR_FIELD { "" } else { name }
+}
+
+/// The Milvus name of the snapshot's vector field `name`.
+fn milvus_field_name(name: &str) -> &str {
+    if name.is_empty() { VECTOR_FIELD } else { name }
+}
+
 /// Whether `name` can be a Milvus field name.
 fn valid_field_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -314,9 +328,7 @@ fn index_settings(params: &Map<String, Value>) -> (IndexSettings, Option<Metric>
     let mut all = Map::new();
     for (k, v) in params {
         if k == "params" {
-            if let Some(Ok(Value::Object(inner))) =
-                v.as_str().map(serde_json::from_str::<Value>)
-            {
+            if let Some(Ok(Value::Object(inner))) = v.as_str().map(serde_json::from_str::<Value>) {
                 all.extend(inner);
             }
         } else {
@@ -327,16 +339,16 @@ fn index_settings(params: &Map<String, Value>) -> (IndexSettings, Option<Metric>
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let metric = all
-        .remove("metric_type")
-        .and_then(|m| metric_of(&text(&m)));
+    let metric = all.remove("metric_type").and_then(|m| metric_of(&text(&m)));
     let kind = all
         .remove("index_type")
         .map(|t| text(&t))
         .unwrap_or_default();
     let number = |all: &mut Map<String, Value>, k: &str| {
-        all.remove(k)
-            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+        all.remove(k).and_then(|v| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
     };
     let settings = IndexSettings {
         kind: match kind.as_str() {
@@ -386,7 +398,11 @@ impl Plan {
             .ok_or_else(|| Error::Incompatible("the Milvus schema has no primary key".into()))?;
         let mut vectors = Vec::new();
         for v in spec_vectors {
-            let name = if v.name.is_empty() { VECTOR_FIELD } else { &v.name };
+            let name = if v.name.is_empty() {
+                VECTOR_FIELD
+            } else {
+                &v.name
+            };
             let f = schema
                 .fields
                 .iter()
@@ -456,7 +472,11 @@ fn target_schema(name: &str, spec: &CollectionSpec) -> Result<CollectionSchema> 
         ..FieldSchema::default()
     }];
     for v in &spec.vectors {
-        let name = if v.name.is_empty() { VECTOR_FIELD } else { &v.name };
+        let name = if v.name.is_empty() {
+            VECTOR_FIELD
+        } else {
+            &v.name
+        };
         if !valid_field_name(name) || name == ID_FIELD {
             return Err(Error::not_supported(
                 "milvus",
@@ -505,7 +525,10 @@ fn target_schema(name: &str, spec: &CollectionSpec) -> Result<CollectionSchema> 
 
 /// The index of each vector field of a collection made from `spec`:
 /// (field, index name, parameters).
-fn target_indexes(spec: &CollectionSpec, schema: &CollectionSchema) -> Result<Vec<(String, String, Vec<KeyValuePair>)>> {
+fn target_indexes(
+    spec: &CollectionSpec,
+    schema: &CollectionSchema,
+) -> Result<Vec<(String, String, Vec<KeyValuePair>)>> {
     if let Some(Value::Array(ix)) = spec.raw_config.get("indexes")
         && milvus_schema(spec).is_some()
     {
@@ -536,16 +559,25 @@ fn target_indexes(spec: &CollectionSpec, schema: &CollectionSchema) -> Result<Ve
             DataType::BinaryVector => ("BIN_FLAT", "HAMMING"),
             _ => {
                 let metric = v.metric.unwrap_or(Metric::Cosine);
-                let name = metric_name(metric).filter(|_| metric != Metric::Hamming).ok_or_else(|| {
-                    Error::not_supported("milvus", format!("the {metric} metric on float vectors (field {:?})", v.name))
-                })?;
+                let name = metric_name(metric)
+                    .filter(|_| metric != Metric::Hamming)
+                    .ok_or_else(|| {
+                        Error::not_supported(
+                            "milvus",
+                            format!("the {metric} metric on float vectors (field {:?})", v.name),
+                        )
+                    })?;
                 ("AUTOINDEX", name)
             }
         };
         out.push((
             f.name.clone(),
             f.name.clone(),
-            vec![kv("index_type", index), kv("metric_type", metric), kv("params", "{}")],
+            vec![
+                kv("index_type", index),
+                kv("metric_type", metric),
+                kv("params", "{}"),
+            ],
         ));
     }
     Ok(out)
@@ -582,13 +614,20 @@ impl Milvus {
                 })
             })
             .transpose()
-            .map_err(|_| Error::Usage(format!("{TOKEN_ENV} holds characters a token cannot have")))?;
+            .map_err(|_| {
+                Error::Usage(format!("{TOKEN_ENV} holds characters a token cannot have"))
+            })?;
         let database = url.param("database").unwrap_or("default").to_owned();
         let db_header = url
             .param("database")
             .map(MetadataValue::try_from)
             .transpose()
-            .map_err(|_| Error::Usage(format!("`{}`: the database name is not ASCII", url.public())))?;
+            .map_err(|_| {
+                Error::Usage(format!(
+                    "`{}`: the database name is not ASCII",
+                    url.public()
+                ))
+            })?;
         let channel = endpoint.connect_lazy();
         let grpc = MilvusServiceClient::with_interceptor(
             channel,
@@ -601,7 +640,10 @@ impl Milvus {
         .max_encoding_message_size(MAX_MESSAGE);
         Ok(Milvus {
             grpc,
-            endpoint: format!("milvus{}://{host}:{port}", if url.tls() { "+https" } else { "" }),
+            endpoint: format!(
+                "milvus{}://{host}:{port}",
+                if url.tls() { "+https" } else { "" }
+            ),
             database,
             collection: url.collection().map(str::to_owned),
             plans: Arc::default(),
@@ -648,7 +690,10 @@ impl Milvus {
     fn not_found(&self, name: &str) -> Error {
         Error::NotFound {
             what: format!("collection `{name}` on {}", self.endpoint),
-            hint: Some(format!("`vecport ls {}` lists the collections", self.endpoint)),
+            hint: Some(format!(
+                "`vecport ls {}` lists the collections",
+                self.endpoint
+            )),
         }
     }
 
@@ -657,7 +702,10 @@ impl Milvus {
     }
 
     /// `DescribeCollection`; `None` when it does not exist.
-    async fn describe_collection(&self, name: &str) -> Result<Option<pb::DescribeCollectionResponse>> {
+    async fn describe_collection(
+        &self,
+        name: &str,
+    ) -> Result<Option<pb::DescribeCollectionResponse>> {
         let has = self
             .grpc
             .clone()
@@ -732,7 +780,12 @@ impl Milvus {
         };
         match status_ok(r.status.as_ref()) {
             Ok(()) => Ok(r.partition_names),
-            Err(reason) if reason.to_ascii_lowercase().contains("unimplemented") || reason.contains("not support") => Ok(Vec::new()),
+            Err(reason)
+                if reason.to_ascii_lowercase().contains("unimplemented")
+                    || reason.contains("not support") =>
+            {
+                Ok(Vec::new())
+            }
             Err(reason) => Err(self.refused("show partitions", reason)),
         }
     }
@@ -789,13 +842,16 @@ impl Milvus {
     /// Counts a collection's entities exactly (`count(*)`, strong consistency).
     async fn count(&self, name: &str) -> Result<u64> {
         let r = self
-            .query(pb::QueryRequest {
-                db_name: self.db(),
-                collection_name: name.to_owned(),
-                output_fields: vec!["count(*)".into()],
-                consistency_level: ConsistencyLevel::Strong as i32,
-                ..Default::default()
-            }, "count")
+            .query(
+                pb::QueryRequest {
+                    db_name: self.db(),
+                    collection_name: name.to_owned(),
+                    output_fields: vec!["count(*)".into()],
+                    consistency_level: ConsistencyLevel::Strong as i32,
+                    ..Default::default()
+                },
+                "count",
+            )
             .await?;
         r.fields_data
             .iter()
@@ -827,7 +883,11 @@ impl Milvus {
     }
 
     /// The spec of a described collection.
-    async fn spec_of(&self, name: &str, d: pb::DescribeCollectionResponse) -> Result<CollectionSpec> {
+    async fn spec_of(
+        &self,
+        name: &str,
+        d: pb::DescribeCollectionResponse,
+    ) -> Result<CollectionSpec> {
         let schema = d.schema.unwrap_or_default();
         let indexes = self.indexes(name).await?;
         let partitions = self.partitions(name).await?;
@@ -865,7 +925,7 @@ impl Milvus {
                 ));
             }
             vectors.push(VectorField {
-                name: f.name.clone(),
+                name: spec_field_name(&f.name).to_owned(),
                 kind,
                 dimension: type_param(f, "dim").and_then(|d| u32::try_from(d).ok()),
                 metric: metric.or((kind == VectorKind::Sparse).then_some(Metric::Dot)),
@@ -966,7 +1026,10 @@ fn records_of(
     for data in &results.fields_data {
         match columns::decode(data, rows)? {
             Column::Scalar(values) if data.field_name == pk => {
-                ids = values.into_iter().map(|v| v.unwrap_or(Value::Null)).collect();
+                ids = values
+                    .into_iter()
+                    .map(|v| v.unwrap_or(Value::Null))
+                    .collect();
             }
             Column::Scalar(values) => {
                 for (m, v) in meta.iter_mut().zip(values) {
@@ -977,7 +1040,10 @@ fn records_of(
             }
             Column::Dynamic(values) => dynamic = values,
             Column::Vectors(values) => {
-                if let Some(i) = vectors.iter().position(|f| f.name == data.field_name) {
+                if let Some(i) = vectors
+                    .iter()
+                    .position(|f| milvus_field_name(&f.name) == data.field_name)
+                {
                     for (row, v) in vecs.iter_mut().zip(values) {
                         row[i] = v;
                     }
@@ -1004,7 +1070,11 @@ fn records_of(
             Value::Number(n) => RecordId::Uint(n.as_u64().ok_or_else(|| {
                 format!("primary key {n} is negative: the snapshot's integer ids are unsigned")
             })?),
-            other => return Err(format!("primary key {other} is neither an integer nor a string")),
+            other => {
+                return Err(format!(
+                    "primary key {other} is neither an integer nor a string"
+                ));
+            }
         };
         let newer = match (&last, &id) {
             (None, _) => true,
@@ -1110,7 +1180,11 @@ impl Source for Milvus {
         } else {
             spec.raw_config["partitions"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let partitions = if partitions.iter().all(|p| p == DEFAULT_PARTITION) {
@@ -1158,7 +1232,9 @@ impl Source for Milvus {
                         Ok(r) => r,
                         Err(e) => return Some((Err(e), None)),
                     };
-                    let namespace = partition.filter(|p| *p != DEFAULT_PARTITION).map(String::as_str);
+                    let namespace = partition
+                        .filter(|p| *p != DEFAULT_PARTITION)
+                        .map(String::as_str);
                     let decoded = records_of(results, &pk, &spec.vectors, namespace);
                     let (records, last) = match decoded {
                         Ok(d) => d,
@@ -1183,7 +1259,13 @@ impl Source for Milvus {
                         continue;
                     }
                     let next = cursor(part, last.as_ref());
-                    return Some((Ok(Page { records, next: Some(next) }), Some((part, last))));
+                    return Some((
+                        Ok(Page {
+                            records,
+                            next: Some(next),
+                        }),
+                        Some((part, last)),
+                    ));
                 }
             }
         })
@@ -1202,19 +1284,33 @@ impl Source for Milvus {
             .vectors
             .iter()
             .find(|f| f.name == field)
-            .ok_or_else(|| Error::Usage(format!("collection `{}` has no vector field {field:?}", spec.name)))?;
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "collection `{}` has no vector field {field:?}",
+                    spec.name
+                ))
+            })?;
         let (ty, bytes) = match f.source_datatype.as_deref() {
             Some("float16") => (
                 PlaceholderType::Float16Vector,
-                vector.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+                vector
+                    .iter()
+                    .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                    .collect(),
             ),
             Some("bfloat16") => (
                 PlaceholderType::BFloat16Vector,
-                vector.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+                vector
+                    .iter()
+                    .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+                    .collect(),
             ),
             _ => (
                 PlaceholderType::FloatVector,
-                vector.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+                vector
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect::<Vec<u8>>(),
             ),
         };
         let group = PlaceholderGroup {
@@ -1234,9 +1330,11 @@ impl Source for Milvus {
                 collection_name: spec.name.clone(),
                 partition_names: namespace.map(str::to_owned).into_iter().collect(),
                 dsl_type: DslType::BoolExprV1 as i32,
-                search_input: Some(pb::search_request::SearchInput::PlaceholderGroup(group.encode_to_vec())),
+                search_input: Some(pb::search_request::SearchInput::PlaceholderGroup(
+                    group.encode_to_vec(),
+                )),
                 search_params: vec![
-                    kv("anns_field", field),
+                    kv("anns_field", milvus_field_name(field)),
                     kv("topk", k.to_string()),
                     kv("metric_type", metric),
                     kv("params", "{}"),
@@ -1286,16 +1384,24 @@ fn scalar_problem(f: &FieldSchema, v: &Value) -> Option<String> {
         DataType::Int16 => int_range(i16::MIN.into(), i16::MAX.into()),
         DataType::Int32 => int_range(i32::MIN.into(), i32::MAX.into()),
         DataType::Int64 => int_range(i64::MIN, i64::MAX),
-        DataType::Float | DataType::Double => (!v.is_number()).then(|| "is not a number".to_owned()),
+        DataType::Float | DataType::Double => {
+            (!v.is_number()).then(|| "is not a number".to_owned())
+        }
         DataType::VarChar | DataType::String => match v.as_str() {
             None => Some("is not a string".to_owned()),
             Some(s) => type_param(f, "max_length")
                 .filter(|max| s.len() > *max)
-                .map(|max| format!("is {} bytes long, more than the field's max_length {max}", s.len())),
+                .map(|max| {
+                    format!(
+                        "is {} bytes long, more than the field's max_length {max}",
+                        s.len()
+                    )
+                }),
         },
         DataType::Json => {
             let len = serde_json::to_vec(v).map_or(0, |b| b.len());
-            (len > MAX_JSON_BYTES).then(|| format!("is {len} bytes of JSON, more than Milvus's {MAX_JSON_BYTES}"))
+            (len > MAX_JSON_BYTES)
+                .then(|| format!("is {len} bytes of JSON, more than Milvus's {MAX_JSON_BYTES}"))
         }
         DataType::Array => match v.as_array() {
             None => Some("is not an array".to_owned()),
@@ -1306,7 +1412,10 @@ fn scalar_problem(f: &FieldSchema, v: &Value) -> Option<String> {
                     ..FieldSchema::default()
                 };
                 if let Some(cap) = type_param(f, "max_capacity").filter(|c| items.len() > *c) {
-                    Some(format!("has {} elements, more than the field's max_capacity {cap}", items.len()))
+                    Some(format!(
+                        "has {} elements, more than the field's max_capacity {cap}",
+                        items.len()
+                    ))
                 } else {
                     items
                         .iter()
@@ -1315,7 +1424,10 @@ fn scalar_problem(f: &FieldSchema, v: &Value) -> Option<String> {
                 }
             }
         },
-        _ => Some(format!("is for a field of type {} that vecport cannot write", ty.as_str_name())),
+        _ => Some(format!(
+            "is for a field of type {} that vecport cannot write",
+            ty.as_str_name()
+        )),
     };
     problem.map(|p| format!("field {:?} ({}): the value {p}", f.name, ty.as_str_name()))
 }
@@ -1402,7 +1514,10 @@ impl Sink for Milvus {
         for ((f, target), v) in spec.vectors.iter().zip(&plan.vectors).zip(&record.vectors) {
             let Some(v) = v else {
                 if !target.nullable {
-                    return bad(format!("has no value for vector field {:?}, which Milvus requires in every record", target.name));
+                    return bad(format!(
+                        "has no value for vector field {:?}, which Milvus requires in every record",
+                        target.name
+                    ));
                 }
                 continue;
             };
@@ -1417,7 +1532,10 @@ impl Sink for Milvus {
                         ));
                     }
                     if !d.iter().all(|x| x.is_finite()) {
-                        return bad(format!("vector {:?} has NaN or infinite values, which Milvus refuses", f.name));
+                        return bad(format!(
+                            "vector {:?} has NaN or infinite values, which Milvus refuses",
+                            f.name
+                        ));
                     }
                     if data_type(target) == DataType::Float16Vector
                         && let Some(x) = d.iter().find(|x| x.abs() > 65_504.0)
@@ -1427,10 +1545,16 @@ impl Sink for Milvus {
                 }
                 Vector::Sparse(s) => {
                     if let Some(i) = s.indices.iter().find(|i| **i == u32::MAX) {
-                        return bad(format!("sparse vector {:?} has index {i}; Milvus takes indices below 2^32-1", f.name));
+                        return bad(format!(
+                            "sparse vector {:?} has index {i}; Milvus takes indices below 2^32-1",
+                            f.name
+                        ));
                     }
                     if !s.values.iter().all(|x| x.is_finite()) {
-                        return bad(format!("sparse vector {:?} has NaN or infinite values", f.name));
+                        return bad(format!(
+                            "sparse vector {:?} has NaN or infinite values",
+                            f.name
+                        ));
                     }
                     let mut seen = s.indices.clone();
                     seen.sort_unstable();
@@ -1439,7 +1563,12 @@ impl Sink for Milvus {
                         return bad(format!("sparse vector {:?} repeats an index", f.name));
                     }
                 }
-                Vector::Multi(_) => return bad(format!("vector {:?} is a multivector, which Milvus cannot hold", f.name)),
+                Vector::Multi(_) => {
+                    return bad(format!(
+                        "vector {:?} is a multivector, which Milvus cannot hold",
+                        f.name
+                    ));
+                }
             }
         }
         let metadata = record.metadata.as_ref();
@@ -1478,7 +1607,11 @@ impl Sink for Milvus {
             if !plan.schema.enable_dynamic_field {
                 return bad(format!(
                     "has metadata keys without a field in the Milvus schema ({}), which has no dynamic field",
-                    dynamic.keys().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ")
+                    dynamic
+                        .keys()
+                        .map(|k| format!("{k:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             let len = serde_json::to_vec(&dynamic).map_or(0, |b| b.len());
@@ -1500,21 +1633,17 @@ impl Sink for Milvus {
         let found = self.describe_collection(target).await?;
         let plan = match (found, existing) {
             (Some(_), ExistingTarget::Refuse) => {
-                return Err(super::already_exists(&format!("collection `{target}`"), &self.endpoint));
+                return Err(super::already_exists(
+                    &format!("collection `{target}`"),
+                    &self.endpoint,
+                ));
             }
             (Some(d), ExistingTarget::Append) => {
                 let theirs = self.spec_of(target, d.clone()).await?;
                 super::check_append(
                     &format!("collection `{target}` on {}", self.endpoint),
                     &theirs.vectors,
-                    &spec
-                        .vectors
-                        .iter()
-                        .map(|v| VectorField {
-                            name: if v.name.is_empty() { VECTOR_FIELD.to_owned() } else { v.name.clone() },
-                            ..v.clone()
-                        })
-                        .collect::<Vec<_>>(),
+                    &spec.vectors,
                 )?;
                 self.load(target).await?;
                 Plan::of(d.schema.unwrap_or_default(), &spec.vectors)?
@@ -1563,7 +1692,11 @@ impl Milvus {
                 db_name: self.db(),
                 collection_name: target.to_owned(),
                 schema: schema.encode_to_vec(),
-                shards_num: raw["shards_num"].as_i64().filter(|_| same).and_then(|n| i32::try_from(n).ok()).unwrap_or(0),
+                shards_num: raw["shards_num"]
+                    .as_i64()
+                    .filter(|_| same)
+                    .and_then(|n| i32::try_from(n).ok())
+                    .unwrap_or(0),
                 consistency_level: consistency as i32,
                 ..Default::default()
             })
@@ -1626,7 +1759,8 @@ impl Milvus {
                 .await
                 .map_err(|e| self.failed("create index", e))?
                 .into_inner();
-            status_ok(Some(&s)).map_err(|r| self.refused(&format!("create index on {field:?}"), r))?;
+            status_ok(Some(&s))
+                .map_err(|r| self.refused(&format!("create index on {field:?}"), r))?;
         }
         self.load(target).await?;
         Plan::of(schema, &spec.vectors)
@@ -1644,14 +1778,26 @@ impl MilvusWriter {
         let plan = &self.plan;
         let mut pk = Builder::new(
             &plan.pk,
-            if plan.pk_int { DataType::Int64 } else { DataType::VarChar },
+            if plan.pk_int {
+                DataType::Int64
+            } else {
+                DataType::VarChar
+            },
             DataType::None,
             0,
         );
         let mut vectors: Vec<Builder> = plan
             .vectors
             .iter()
-            .map(|f| Builder::new(&f.name, data_type(f), DataType::None, type_param(f, "dim").unwrap_or(0)).nullable(f.nullable))
+            .map(|f| {
+                Builder::new(
+                    &f.name,
+                    data_type(f),
+                    DataType::None,
+                    type_param(f, "dim").unwrap_or(0),
+                )
+                .nullable(f.nullable)
+            })
             .collect();
         let mut scalars: Vec<Builder> = plan
             .scalars
@@ -1669,7 +1815,12 @@ impl MilvusWriter {
             }
             let metadata = r.metadata.as_ref();
             for (b, f) in scalars.iter_mut().zip(&plan.scalars) {
-                b.push_scalar(metadata.and_then(|m| m.get(&f.name)).filter(|v| !v.is_null()).cloned());
+                b.push_scalar(
+                    metadata
+                        .and_then(|m| m.get(&f.name))
+                        .filter(|v| !v.is_null())
+                        .cloned(),
+                );
             }
             if let Some(d) = &mut dynamic {
                 let mut extra = Map::new();
@@ -1767,11 +1918,19 @@ mod tests {
         }))
         .unwrap();
         let (s, m) = index_settings(&params);
-        assert_eq!((s.kind.as_str(), s.m, s.ef_construction, m), ("hnsw", Some(16), Some(200), Some(Metric::Cosine)));
-        let flat: Map<String, Value> =
-            serde_json::from_value(json!({"index_type": "IVF_FLAT", "metric_type": "IP", "nlist": "128"})).unwrap();
+        assert_eq!(
+            (s.kind.as_str(), s.m, s.ef_construction, m),
+            ("hnsw", Some(16), Some(200), Some(Metric::Cosine))
+        );
+        let flat: Map<String, Value> = serde_json::from_value(
+            json!({"index_type": "IVF_FLAT", "metric_type": "IP", "nlist": "128"}),
+        )
+        .unwrap();
         let (s, m) = index_settings(&flat);
-        assert_eq!((s.kind.as_str(), s.lists, m), ("ivfflat", Some(128), Some(Metric::Dot)));
+        assert_eq!(
+            (s.kind.as_str(), s.lists, m),
+            ("ivfflat", Some(128), Some(Metric::Dot))
+        );
     }
 
     #[test]
