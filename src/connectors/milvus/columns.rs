@@ -199,7 +199,7 @@ pub(super) fn decode(data: &FieldData, rows: usize) -> Result<Column, String> {
 
 /// Decodes one sparse row; indices come back sorted.
 pub(super) fn sparse_of(bytes: &[u8]) -> Result<SparseVector, String> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(format!(
             "a sparse row of {} bytes is not whole (index, value) pairs",
             bytes.len()

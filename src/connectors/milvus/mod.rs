@@ -112,6 +112,9 @@ const MAX_MESSAGE: usize = 1 << 30;
 
 type Grpc = MilvusServiceClient<InterceptedService<Channel, Auth>>;
 
+/// The plan of one collection, by its name in the snapshot.
+type CachedPlan = (String, Arc<Plan>);
+
 /// Adds the token and the database to every call.
 #[derive(Clone)]
 struct Auth {
@@ -142,7 +145,7 @@ pub struct Milvus {
     database: String,
     collection: Option<String>,
     /// The target schema of the last spec checked, by collection name.
-    plans: Arc<Mutex<Option<(String, Arc<Plan>)>>>,
+    plans: Arc<Mutex<Option<CachedPlan>>>,
 }
 
 impl std::fmt::Debug for Milvus {
