@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, clippy, and all tests against real
-# servers it starts itself (Chroma, PostgreSQL + pgvector on 127.0.0.1).
+# servers it starts itself (Chroma, PostgreSQL + pgvector, Milvus on 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/servers.sh
@@ -8,6 +8,7 @@ vdb_install_python
 vdb_start_chroma
 vdb_start_postgres
 vdb_start_postgres_tls
+vdb_start_milvus
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Brings up the real servers vecport's tests and demo use, on 127.0.0.1 only.
 # Source it: it exports CHROMA_URL, DATABASE_URL, VECPORT_TEST_PG_TLS_URL,
-# VECPORT_TEST_PG_TLS_DIR and VECPORT_PYTHON and stops what it started when the
+# VECPORT_TEST_PG_TLS_DIR, VECPORT_PYTHON, MILVUS_URL and VECPORT_MILVUS_PYTHON and stops what it started when the
 # sourcing shell exits. Installs are pinned and cached in $VDB_DIR (default
 # /tmp/vdb-ci); only the TLS server's PostgreSQL and openssl come from Debian's
 # packages, installed when missing.
@@ -21,6 +21,9 @@ BLAKE3_PY_VERSION=1.0.11
 PG_PORT=${PG_PORT:-15433}
 PGSERVER_VERSION=0.6.0   # PostgreSQL 16.14 + pgvector 0.8.5
 PG_TLS_PORT=${PG_TLS_PORT:-$((PG_PORT + 1))}
+MILVUS_PORT=${MILVUS_PORT:-19531}
+MILVUS_LITE_VERSION=2.5.1  # the real C++ Milvus server (3.x is a Python imitation)
+PYMILVUS_VERSION=2.5.18
 mkdir -p "$VDB"
 chmod 755 "$VDB"   # the postgres user must reach its data directory
 
@@ -208,4 +211,41 @@ HBA
   export VECPORT_TEST_PG_TLS_URL="postgres://postgres@127.0.0.1:$PG_TLS_PORT/postgres"
   export VECPORT_TEST_PG_TLS_DIR="$dir/certs"
   echo "servers.sh: PostgreSQL with TLS is up at $VECPORT_TEST_PG_TLS_URL (certificates in $VECPORT_TEST_PG_TLS_DIR)" >&2
+}
+
+# Milvus 2.5 from PyPI: milvus-lite's wheel holds the real C++ server binary,
+# started on 127.0.0.1 over gRPC; pymilvus, in the same venv, proves in the
+# tests what vecport writes and reads. The binary is found by path (`import
+# milvus_lite` needs pkg_resources, which new setuptools lacks).
+vdb_start_milvus() {
+  if [ -n "${MILVUS_URL:-}" ] && [ -n "${VECPORT_MILVUS_PYTHON:-}" ]; then
+    echo "servers.sh: using the Milvus server at $MILVUS_URL" >&2
+    return 0
+  fi
+  local venv="$VDB/milvus-venv"
+  if ! "$venv/bin/python" -c "import pymilvus, importlib.metadata as m; assert m.version('milvus-lite') == '$MILVUS_LITE_VERSION'; assert m.version('pymilvus') == '$PYMILVUS_VERSION'" 2>/dev/null; then
+    echo "servers.sh: installing milvus-lite==$MILVUS_LITE_VERSION and pymilvus==$PYMILVUS_VERSION into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "milvus-lite==$MILVUS_LITE_VERSION" "pymilvus==$PYMILVUS_VERSION"
+  fi
+  local lib
+  lib=$(echo "$venv"/lib/python3*/site-packages/milvus_lite/lib)
+  rm -rf "$VDB/milvus-data"
+  mkdir -p "$VDB/milvus-data"
+  LD_LIBRARY_PATH="$lib" "$lib/milvus" "$VDB/milvus-data/milvus.db" "127.0.0.1:$MILVUS_PORT" ERROR \
+    >"$VDB/milvus.log" 2>&1 &
+  VDB_PIDS+=($!)
+  local probe="from pymilvus import MilvusClient; MilvusClient(uri='http://127.0.0.1:$MILVUS_PORT', timeout=2).list_collections()"
+  for _ in $(seq 1 120); do
+    "$venv/bin/python" -c "$probe" >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  if ! "$venv/bin/python" -c "$probe" >/dev/null 2>&1; then
+    echo "servers.sh: Milvus did not start; its log:" >&2
+    cat "$VDB/milvus.log" >&2
+    return 1
+  fi
+  export MILVUS_URL="milvus://127.0.0.1:$MILVUS_PORT"
+  export VECPORT_MILVUS_PYTHON="$venv/bin/python"
+  echo "servers.sh: Milvus (milvus-lite $MILVUS_LITE_VERSION) is up at $MILVUS_URL" >&2
 }

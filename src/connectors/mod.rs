@@ -19,6 +19,7 @@ pub mod floats;
 pub mod http;
 pub mod json_cursor;
 pub mod memory;
+pub mod milvus;
 pub mod pgvector;
 pub mod pinecone;
 pub mod qdrant;
@@ -456,6 +457,20 @@ pub const DATABASES: &[Database] = &[
             credentials: "`PGPASSWORD`, else the password file `~/.pgpass` (`PGPASSFILE`), as libpq reads them (the user name is in the URL; it is not a secret)",
         }),
         open: |url, _| Ok(Arc::new(pgvector::Pgvector::new(url)?)),
+    },
+    Database {
+        name: "milvus",
+        transports: &["https"],
+        user_and_database: false,
+        params: &["database"],
+        credential_env: &[milvus::TOKEN_ENV],
+        doc: Some(DatabaseDoc {
+            title: "Milvus",
+            url: "`milvus://HOST[:PORT][/COLLECTION][?database=DB]`, `milvus+https://…` (Zilliz Cloud)",
+            port: "19530",
+            credentials: "`MILVUS_TOKEN` (an API key, or `user:password`) → `authorization`",
+        }),
+        open: |url, _| Ok(Arc::new(milvus::Milvus::new(url)?)),
     },
     Database {
         name: "pinecone",

@@ -1,7 +1,7 @@
 //! vecport's integration tests: one binary, one module per area.
 //!
 //! Tests that need a real server read its URL from the environment
-//! (`CHROMA_URL`, `DATABASE_URL`, `VECPORT_TEST_PG_TLS_URL`); without it they are skipped, except under CI (`CI=true`),
+//! (`CHROMA_URL`, `DATABASE_URL`, `VECPORT_TEST_PG_TLS_URL`, `MILVUS_URL`); without it they are skipped, except under CI (`CI=true`),
 //! where a missing server is a failure.
 
 mod support;
@@ -21,6 +21,7 @@ mod hostile;
 mod hostile_http;
 mod hostile_parts;
 mod matrix;
+mod milvus;
 mod pgvector;
 mod pgvector_tls;
 mod pinecone;

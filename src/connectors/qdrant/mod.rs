@@ -982,7 +982,7 @@ impl CollectionWriter for QdrantWriter {
     }
 
     async fn discard(&self) -> Result<bool> {
-        let path = format!("/collections/{}", seg(&self.name));
+        let path = format!("/collections/{}", segment(&self.name));
         let _: Value = self
             .qdrant
             .call(Method::DELETE, &path, None, "delete collection")
