@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::error::Category;
 
 mod compare;
+mod convert;
 mod export;
 mod import;
 mod inspect;
@@ -67,6 +68,9 @@ pub enum Command {
     Inspect(inspect::Args),
     /// List the collections of a database with dimension, metric and count.
     Ls(ls::Args),
+    /// Convert between snapshots and the dataset formats users already have
+    /// (Parquet, JSON Lines, NumPy, pinecone-datasets, Pinecone bulk import, VDF).
+    Convert(convert::Args),
 }
 
 /// Exit code when a command found problems (verify: damaged snapshot).
@@ -129,6 +133,7 @@ pub fn main() -> u8 {
             Command::Verify(a) => verify::run(a),
             Command::Inspect(a) => inspect::run(a),
             Command::Ls(a) => ls::run(a).await,
+            Command::Convert(a) => convert::run(a, quiet).await,
         }
     });
     match result {

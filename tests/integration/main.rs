@@ -13,6 +13,7 @@ mod bad_input;
 mod chroma;
 mod cli;
 mod compare;
+mod convert;
 mod conformance;
 mod faults;
 mod fixtures;
