@@ -15,7 +15,7 @@ use crate::model::{EmbeddingModel, Metric};
 use crate::pipeline::ImportOptions;
 use crate::snapshot::{Snapshot, SourceInfo, WriteOptions};
 
-use super::import::{default_changes_path, summarize};
+use super::import::default_changes_path;
 use super::progress::Bars;
 
 /// Arguments of `convert`.
@@ -54,7 +54,12 @@ pub struct Args {
     pub uri_column: Option<String>,
     /// These columns become metadata keys of the same names [default: a
     /// `metadata` column, plus every column not mapped to anything else].
-    #[arg(long, value_name = "A,B,…", value_delimiter = ',', conflicts_with = "metadata_json")]
+    #[arg(
+        long,
+        value_name = "A,B,…",
+        value_delimiter = ',',
+        conflicts_with = "metadata_json"
+    )]
     pub metadata_columns: Option<Vec<String>>,
     /// This column holds the metadata as a JSON object (or its text).
     #[arg(long, value_name = "COL")]
@@ -130,7 +135,11 @@ impl Args {
                 id: self.id_column.clone(),
                 vectors: self.vector_columns.clone(),
                 sparse: self.sparse_column.clone().map(|(c, f)| {
-                    let field = if f.is_empty() { pinecone_datasets::SPARSE_FIELD.to_owned() } else { f };
+                    let field = if f.is_empty() {
+                        pinecone_datasets::SPARSE_FIELD.to_owned()
+                    } else {
+                        f
+                    };
                     (c, field)
                 }),
                 document: self.document_column.clone(),
@@ -196,8 +205,7 @@ pub async fn run(args: Args, quiet: bool) -> anyhow::Result<u8> {
         )
     };
     if from != Format::Vecport && to == Format::Vecport {
-        read_into(&args, from, &args.to, &changes, quiet, started)
-            .with_context(context)?;
+        read_into(&args, from, &args.to, &changes, quiet, started).with_context(context)?;
         return Ok(0);
     }
     if from == Format::Vecport {
@@ -254,7 +262,8 @@ fn read_into(
         WriteOptions::default(),
         &Bars::new(quiet),
     )?;
-    let report = convert::write_lossy_report(changes, &out.display().to_string(), &converted.lossy)?;
+    let report =
+        convert::write_lossy_report(changes, &out.display().to_string(), &converted.lossy)?;
     if !quiet {
         let secs = started.elapsed().as_secs_f64();
         for c in &converted.manifest.collections {
@@ -273,7 +282,12 @@ fn read_into(
         if let Some(path) = report {
             eprintln!("vecport: every change is listed in {}", path.display());
         }
-        let records: u64 = converted.manifest.collections.iter().map(|c| c.record_count).sum();
+        let records: u64 = converted
+            .manifest
+            .collections
+            .iter()
+            .map(|c| c.record_count)
+            .sum();
         eprintln!(
             "wrote snapshot {} with {records} records in {secs:.1}s ({:.0} records/s)",
             out.display(),
@@ -306,7 +320,11 @@ async fn write_from(
             "{} holds {} collections and {} takes one; pick it with --collection ({})",
             snapshot.display(),
             chosen,
-            if single_file { "a .parquet file" } else { to.name() },
+            if single_file {
+                "a .parquet file"
+            } else {
+                to.name()
+            },
             collections
                 .iter()
                 .map(|c| format!("`{}`", c.name))
@@ -364,7 +382,41 @@ async fn write_from(
         }
     };
     if !quiet {
-        summarize(&report, started);
+        summarize(&report, to, &args.to, started);
     }
     Ok(())
+}
+
+/// Prints what a conversion out of a snapshot did.
+fn summarize(report: &crate::pipeline::ImportReport, to: Format, out: &Path, started: Instant) {
+    for c in &report.collections {
+        eprintln!(
+            "converted `{}` into {} ({}): {} records written, {} counted in the files",
+            c.source,
+            out.display(),
+            to.name(),
+            c.records,
+            c.target_count
+        );
+        if !c.changes.is_empty() {
+            let kinds: Vec<String> = c
+                .changes
+                .iter()
+                .map(|(kind, n)| format!("{n} × {kind}"))
+                .collect();
+            eprintln!("vecport: changed on the way: {}", kinds.join(", "));
+        }
+        for note in &c.notes {
+            eprintln!("vecport: note: `{}`: {note}", c.source);
+        }
+    }
+    if let Some(path) = &report.changes {
+        eprintln!("vecport: every change is listed in {}", path.display());
+    }
+    let records: u64 = report.collections.iter().map(|c| c.records).sum();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "wrote {records} records in {secs:.1}s ({:.0} records/s)",
+        records as f64 / secs.max(1e-9)
+    );
 }

@@ -43,9 +43,10 @@ struct VectorColumn {
 
 fn list_element(t: &DataType) -> Option<(&DataType, Option<i32>)> {
     match t {
-        DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) | DataType::LargeListView(f) => {
-            Some((f.data_type(), None))
-        }
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f) => Some((f.data_type(), None)),
         DataType::FixedSizeList(f, n) => Some((f.data_type(), Some(*n))),
         _ => None,
     }
@@ -72,16 +73,21 @@ impl Plan {
                 Error::Usage(format!(
                     "{}: has no column `{name}` ({what}); its columns are {}",
                     file.display(),
-                    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             })
         };
-        let default = |asked: &Option<String>, conventional: &str, what: &str| -> Result<Option<usize>> {
-            match asked {
-                Some(c) => find(c, what).map(Some),
-                None => Ok(names.iter().position(|n| *n == conventional)),
-            }
-        };
+        let default =
+            |asked: &Option<String>, conventional: &str, what: &str| -> Result<Option<usize>> {
+                match asked {
+                    Some(c) => find(c, what).map(Some),
+                    None => Ok(names.iter().position(|n| *n == conventional)),
+                }
+            };
         let id = default(&mapping.id, "id", "--id-column")?;
         let document = default(&mapping.document, "document", "--document-column")?;
         let uri = default(&mapping.uri, "uri", "--uri-column")?;
@@ -108,7 +114,10 @@ impl Plan {
                     return Err(Error::Usage(format!(
                         "{}: several columns hold lists of floats ({}); name the vector column(s) with --vector-column COL[=FIELD]",
                         file.display(),
-                        many.iter().map(|i| format!("`{}`", names[*i])).collect::<Vec<_>>().join(", ")
+                        many.iter()
+                            .map(|i| format!("`{}`", names[*i]))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )));
                 }
             }
@@ -121,7 +130,8 @@ impl Plan {
         let mut fields = Vec::new();
         for (index, name) in vectors {
             let f = schema.field(index);
-            let Some((element, fixed)) = list_element(f.data_type()).filter(|(e, _)| is_float(e)) else {
+            let Some((element, fixed)) = list_element(f.data_type()).filter(|(e, _)| is_float(e))
+            else {
                 return Err(Error::Usage(format!(
                     "{}: column `{}` is {}, not a list of float16, float32 or float64 values, so it cannot be a vector column",
                     file.display(),
@@ -186,7 +196,10 @@ impl Plan {
                 (None, keys)
             }
             MetadataSource::Rest => {
-                let json = names.iter().position(|n| *n == "metadata").filter(|i| !used.contains(i));
+                let json = names
+                    .iter()
+                    .position(|n| *n == "metadata")
+                    .filter(|i| !used.contains(i));
                 let keys = (0..names.len())
                     .filter(|i| !used.contains(i) && Some(*i) != json)
                     .map(|i| (i, names[i].to_owned()))
@@ -209,12 +222,19 @@ impl Plan {
 
     /// The columns the plan reads, sorted.
     pub fn columns(&self) -> Vec<usize> {
-        let mut c: Vec<usize> = [self.id, self.sparse, self.document, self.uri, self.namespace, self.json]
-            .into_iter()
-            .flatten()
-            .chain(self.vectors.iter().map(|v| v.index))
-            .chain(self.keys.iter().map(|(i, _)| *i))
-            .collect();
+        let mut c: Vec<usize> = [
+            self.id,
+            self.sparse,
+            self.document,
+            self.uri,
+            self.namespace,
+            self.json,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.vectors.iter().map(|v| v.index))
+        .chain(self.keys.iter().map(|(i, _)| *i))
+        .collect();
         c.sort_unstable();
         c.dedup();
         c
@@ -225,7 +245,11 @@ impl Plan {
     pub fn same_fields(&self, other: &Plan) -> bool {
         self.fields.len() == other.fields.len()
             && self.fields.iter().zip(&other.fields).all(|(a, b)| {
-                a.name == b.name && a.kind == b.kind && (a.dimension.is_none() || b.dimension.is_none() || a.dimension == b.dimension)
+                a.name == b.name
+                    && a.kind == b.kind
+                    && (a.dimension.is_none()
+                        || b.dimension.is_none()
+                        || a.dimension == b.dimension)
             })
     }
 }
@@ -279,7 +303,8 @@ impl Decoder {
             Some(i) => {
                 let col = batch.column(i);
                 if col.data_type().is_integer() {
-                    let unsigned = cast(col, &DataType::UInt64).map_err(|e| Error::InvalidData(format!("{}: {e}", file.display())))?;
+                    let unsigned = cast(col, &DataType::UInt64)
+                        .map_err(|e| Error::InvalidData(format!("{}: {e}", file.display())))?;
                     Some((unsigned, true))
                 } else {
                     Some((strings(Some(i), "id")?.expect("some"), false))
@@ -294,9 +319,14 @@ impl Decoder {
         let mut dense = Vec::with_capacity(plan.vectors.len());
         for v in &plan.vectors {
             let col = batch.column(v.index);
-            let f32s = cast(col, &list_f32).map_err(|e| Error::InvalidData(format!("{}: vector column: {e}", file.display())))?;
+            let f32s = cast(col, &list_f32).map_err(|e| {
+                Error::InvalidData(format!("{}: vector column: {e}", file.display()))
+            })?;
             let f64s = match v.element {
-                DataType::Float64 => Some(cast(col, &list_f64).map_err(|e| Error::InvalidData(format!("{}: {e}", file.display())))?),
+                DataType::Float64 => Some(
+                    cast(col, &list_f64)
+                        .map_err(|e| Error::InvalidData(format!("{}: {e}", file.display())))?,
+                ),
                 _ => None,
             };
             dense.push((f32s, f64s));
@@ -307,9 +337,14 @@ impl Decoder {
                 let s = batch.column(i).as_struct();
                 let idx = s.column_by_name("indices").expect("checked in the plan");
                 let val = s.column_by_name("values").expect("checked in the plan");
-                let list_u32 = DataType::List(Arc::new(Field::new_list_field(DataType::UInt32, true)));
-                let idx = cast(idx, &list_u32).map_err(|e| Error::InvalidData(format!("{}: sparse indices: {e}", file.display())))?;
-                let val = cast(val, &list_f32).map_err(|e| Error::InvalidData(format!("{}: sparse values: {e}", file.display())))?;
+                let list_u32 =
+                    DataType::List(Arc::new(Field::new_list_field(DataType::UInt32, true)));
+                let idx = cast(idx, &list_u32).map_err(|e| {
+                    Error::InvalidData(format!("{}: sparse indices: {e}", file.display()))
+                })?;
+                let val = cast(val, &list_f32).map_err(|e| {
+                    Error::InvalidData(format!("{}: sparse values: {e}", file.display()))
+                })?;
                 Some((batch.column(i).clone(), idx, val))
             }
         };
@@ -325,7 +360,11 @@ impl Decoder {
                 None => generated_id(first + row as u64),
                 Some((col, numeric)) => {
                     if col.is_null(row) {
-                        let what = if *numeric { "is null or negative" } else { "is null" };
+                        let what = if *numeric {
+                            "is null or negative"
+                        } else {
+                            "is null"
+                        };
                         return Err(at(row).invalid(format!("its id {what}; every record needs an id (leave --id-column out to number the records)")));
                     }
                     if *numeric {
@@ -344,7 +383,10 @@ impl Decoder {
                 }
                 let values = list.value(row);
                 if values.null_count() > 0 {
-                    return Err(at(row).invalid(format!("vector {:?} holds null values", plan.vectors[k].name)));
+                    return Err(at(row).invalid(format!(
+                        "vector {:?} holds null values",
+                        plan.vectors[k].name
+                    )));
                 }
                 let values = values.as_primitive::<Float32Type>().values().to_vec();
                 if let Some(f64s) = f64s {
@@ -365,7 +407,10 @@ impl Decoder {
                     } else {
                         let (i, v) = (il.value(row), vl.value(row));
                         if i.null_count() > 0 || v.null_count() > 0 {
-                            return Err(at(row).invalid("its sparse vector holds null or negative indices or null values".into()));
+                            return Err(at(row).invalid(
+                                "its sparse vector holds null or negative indices or null values"
+                                    .into(),
+                            ));
                         }
                         let indices = i.as_primitive::<UInt32Type>().values().to_vec();
                         let values = v.as_primitive::<Float32Type>().values().to_vec();
@@ -381,14 +426,18 @@ impl Decoder {
                 }
             }
             let text = |c: &Option<ArrayRef>| -> Option<String> {
-                c.as_ref().filter(|c| !c.is_null(row)).map(|c| c.as_string::<i32>().value(row).to_owned())
+                c.as_ref()
+                    .filter(|c| !c.is_null(row))
+                    .map(|c| c.as_string::<i32>().value(row).to_owned())
             };
             let mut metadata: Option<Metadata> = None;
             if let Some(col) = &json {
                 metadata = json_object(col, row).map_err(|e| at(row).invalid(e))?;
             }
             for (col, key) in &keys {
-                if let Some(v) = json_value(col.as_ref(), row).map_err(|e| at(row).invalid(format!("metadata column `{key}`: {e}")))? {
+                if let Some(v) = json_value(col.as_ref(), row)
+                    .map_err(|e| at(row).invalid(format!("metadata column `{key}`: {e}")))?
+                {
                     let m = metadata.get_or_insert_with(Map::new);
                     if m.contains_key(*key) {
                         return Err(at(row).invalid(format!(
@@ -465,7 +514,9 @@ fn scalar_column(col: &ArrayRef, name: &str, file: &Path) -> Result<ArrayRef> {
             | DataType::Float64
             | DataType::Utf8
             | DataType::LargeUtf8 => true,
-            DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => readable(f.data_type()),
+            DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                readable(f.data_type())
+            }
             DataType::Struct(fields) => fields.iter().all(|f| readable(f.data_type())),
             _ => false,
         }
@@ -488,12 +539,17 @@ fn scalar_column(col: &ArrayRef, name: &str, file: &Path) -> Result<ArrayRef> {
 }
 
 /// The JSON value of `col` at `row`; `None` for null (the key is left out).
-pub(crate) fn json_value(col: &dyn Array, row: usize) -> std::result::Result<Option<Value>, String> {
+pub(crate) fn json_value(
+    col: &dyn Array,
+    row: usize,
+) -> std::result::Result<Option<Value>, String> {
     if col.is_null(row) {
         return Ok(None);
     }
     let float = |x: f64| -> std::result::Result<Value, String> {
-        Number::from_f64(x).map(Value::Number).ok_or_else(|| format!("holds {x}, which JSON cannot carry"))
+        Number::from_f64(x)
+            .map(Value::Number)
+            .ok_or_else(|| format!("holds {x}, which JSON cannot carry"))
     };
     use arrow::datatypes::*;
     let v = match col.data_type() {
@@ -554,7 +610,8 @@ fn json_object(col: &ArrayRef, row: usize) -> std::result::Result<Option<Metadat
         _ => None,
     };
     let value = match text {
-        Some(t) => serde_json::from_str::<Value>(t).map_err(|e| format!("its metadata is not JSON: {e}"))?,
+        Some(t) => serde_json::from_str::<Value>(t)
+            .map_err(|e| format!("its metadata is not JSON: {e}"))?,
         None => match json_value(col.as_ref(), row)? {
             Some(v) => v,
             None => return Ok(None),

@@ -14,7 +14,9 @@ use crate::model::{
     CollectionSpec, Metadata, Record, RecordId, SparseVector, Vector, VectorField, VectorKind,
 };
 
-use super::{ColumnMapping, Lossy, MetadataSource, ReadOptions, RecordReader, generated_id, name_of};
+use super::{
+    ColumnMapping, Lossy, MetadataSource, ReadOptions, RecordReader, generated_id, name_of,
+};
 
 /// Reads the lines of a JSON Lines file as objects.
 pub(crate) struct Lines {
@@ -60,7 +62,11 @@ impl Lines {
     }
 
     pub(crate) fn invalid(&self, what: String) -> Error {
-        Error::InvalidData(format!("{}: line {}: {what}", self.path.display(), self.line))
+        Error::InvalidData(format!(
+            "{}: line {}: {what}",
+            self.path.display(),
+            self.line
+        ))
     }
 }
 
@@ -114,7 +120,10 @@ impl KeyPlan {
                     return Err(Error::Usage(format!(
                         "{}: several keys of the first line hold lists of numbers ({}); name the vector key(s) with --vector-column KEY[=FIELD]",
                         file.display(),
-                        many.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                        many.iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )));
                 }
             }
@@ -149,14 +158,20 @@ impl KeyPlan {
             vectors: if vectors { dense } else { Vec::new() },
             fields: if vectors { fields } else { Vec::new() },
         };
-        let used = [&plan.id, &plan.sparse, &plan.document, &plan.uri, &plan.namespace]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .chain(plan.vectors.iter().map(|(k, _)| k.clone()))
-            .chain(mapping.vectors.iter().map(|(k, _)| k.clone()))
-            .chain(mapping.ignore.iter().cloned())
-            .collect();
+        let used = [
+            &plan.id,
+            &plan.sparse,
+            &plan.document,
+            &plan.uri,
+            &plan.namespace,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .chain(plan.vectors.iter().map(|(k, _)| k.clone()))
+        .chain(mapping.vectors.iter().map(|(k, _)| k.clone()))
+        .chain(mapping.ignore.iter().cloned())
+        .collect();
         Ok(KeyPlan { used, ..plan })
     }
 
@@ -222,13 +237,14 @@ impl KeyPlan {
                 }
             }
         }
-        let mut text = |key: &Option<String>, what: &str| -> std::result::Result<Option<String>, String> {
-            match key.as_ref().and_then(|k| object.remove(k)) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s)),
-                Some(other) => Err(format!("its {what} is {other}, not a string")),
-            }
-        };
+        let mut text =
+            |key: &Option<String>, what: &str| -> std::result::Result<Option<String>, String> {
+                match key.as_ref().and_then(|k| object.remove(k)) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(s)) => Ok(Some(s)),
+                    Some(other) => Err(format!("its {what} is {other}, not a string")),
+                }
+            };
         let document = text(&self.document, "document")?;
         let uri = text(&self.uri, "uri")?;
         let namespace = text(&self.namespace, "namespace")?.filter(|n| !n.is_empty());
@@ -245,7 +261,12 @@ impl KeyPlan {
             MetadataSource::Columns(keys) => {
                 let m: Metadata = keys
                     .iter()
-                    .filter_map(|k| object.remove(k).filter(|v| !v.is_null()).map(|v| (k.clone(), v)))
+                    .filter_map(|k| {
+                        object
+                            .remove(k)
+                            .filter(|v| !v.is_null())
+                            .map(|v| (k.clone(), v))
+                    })
                     .collect();
                 (!m.is_empty()).then_some(m)
             }
@@ -357,7 +378,12 @@ impl RecordReader for JsonlReader {
     }
 
     fn lossy(&self) -> Vec<Lossy> {
-        rounded_lossy(&self.spec, &self.plan.vectors, &self.rounded, "JSON numbers")
+        rounded_lossy(
+            &self.spec,
+            &self.plan.vectors,
+            &self.rounded,
+            "JSON numbers",
+        )
     }
 }
 

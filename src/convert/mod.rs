@@ -383,5 +383,7 @@ pub fn generated_id(position: u64) -> crate::model::RecordId {
 
 /// Counts the values of a float64 vector that float32 cannot hold exactly.
 pub(crate) fn rounds(values: &[f64]) -> bool {
-    values.iter().any(|v| (*v as f32) as f64 != *v && v.is_finite())
+    values
+        .iter()
+        .any(|v| (*v as f32) as f64 != *v && v.is_finite())
 }

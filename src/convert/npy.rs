@@ -136,7 +136,11 @@ impl NpyReader {
                 .chunks_exact(8)
                 .map(|b| {
                     let a: [u8; 8] = b.try_into().expect("8 bytes");
-                    let x = if big { f64::from_be_bytes(a) } else { f64::from_le_bytes(a) };
+                    let x = if big {
+                        f64::from_be_bytes(a)
+                    } else {
+                        f64::from_le_bytes(a)
+                    };
                     lost |= (x as f32) as f64 != x && x.is_finite();
                     x as f32
                 })
@@ -145,7 +149,11 @@ impl NpyReader {
                 .chunks_exact(4)
                 .map(|b| {
                     let a: [u8; 4] = b.try_into().expect("4 bytes");
-                    if big { f32::from_be_bytes(a) } else { f32::from_le_bytes(a) }
+                    if big {
+                        f32::from_be_bytes(a)
+                    } else {
+                        f32::from_le_bytes(a)
+                    }
                 })
                 .collect(),
         };

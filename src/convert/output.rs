@@ -92,10 +92,16 @@ impl Parts {
             let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
             let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(self.props.clone()))
                 .map_err(|e| parquet_error(&path, e))?;
-            self.open = Some(OpenFile { path, writer, rows: 0 });
+            self.open = Some(OpenFile {
+                path,
+                writer,
+                rows: 0,
+            });
         }
         let open = self.open.as_mut().expect("opened above");
-        open.writer.write(batch).map_err(|e| parquet_error(&open.path, e))?;
+        open.writer
+            .write(batch)
+            .map_err(|e| parquet_error(&open.path, e))?;
         open.rows += batch.num_rows() as u64;
         if open.rows >= self.part_rows {
             self.close()?;
@@ -105,7 +111,9 @@ impl Parts {
 
     /// Bytes buffered in the open file's row group.
     pub(crate) fn buffered(&self) -> usize {
-        self.open.as_ref().map_or(0, |o| o.writer.in_progress_size())
+        self.open
+            .as_ref()
+            .map_or(0, |o| o.writer.in_progress_size())
     }
 
     /// Writes the buffered rows out as a row group.
@@ -118,7 +126,10 @@ impl Parts {
 
     pub(crate) fn close(&mut self) -> Result<()> {
         if let Some(o) = self.open.take() {
-            let file = o.writer.into_inner().map_err(|e| parquet_error(&o.path, e))?;
+            let file = o
+                .writer
+                .into_inner()
+                .map_err(|e| parquet_error(&o.path, e))?;
             file.sync_all().map_err(|e| Error::io(&o.path, e))?;
             self.files.push(o.path);
         }
@@ -138,7 +149,8 @@ pub(crate) fn count_files(files: &[PathBuf]) -> Result<u64> {
     let mut n = 0;
     for f in files {
         let file = File::open(f).map_err(|e| Error::io(f, e))?;
-        let r = parquet::file::reader::SerializedFileReader::new(file).map_err(|e| parquet_error(f, e))?;
+        let r = parquet::file::reader::SerializedFileReader::new(file)
+            .map_err(|e| parquet_error(f, e))?;
         n += parquet::file::reader::FileReader::metadata(&r)
             .file_metadata()
             .num_rows() as u64;
@@ -216,10 +228,16 @@ pub(crate) fn dense_fixed(records: &[Record], slot: usize, dim: i32) -> ArrayRef
 
 /// The sparse struct column of slot `slot`: null where a record has none.
 pub(crate) fn sparse_column(records: &[Record], slot: Option<usize>) -> ArrayRef {
-    let mut indices = ListBuilder::new(UInt32Builder::new())
-        .with_field(Arc::new(Field::new("element", DataType::UInt32, true)));
-    let mut values = ListBuilder::new(Float32Builder::new())
-        .with_field(Arc::new(Field::new("element", DataType::Float32, true)));
+    let mut indices = ListBuilder::new(UInt32Builder::new()).with_field(Arc::new(Field::new(
+        "element",
+        DataType::UInt32,
+        true,
+    )));
+    let mut values = ListBuilder::new(Float32Builder::new()).with_field(Arc::new(Field::new(
+        "element",
+        DataType::Float32,
+        true,
+    )));
     let mut valid = Vec::with_capacity(records.len());
     for r in records {
         match slot.and_then(|s| r.vectors[s].as_ref()) {
@@ -238,7 +256,11 @@ pub(crate) fn sparse_column(records: &[Record], slot: Option<usize>) -> ArrayRef
         }
     }
     let children: Vec<ArrayRef> = vec![Arc::new(indices.finish()), Arc::new(values.finish())];
-    Arc::new(StructArray::new(sparse_fields(), children, Some(NullBuffer::from(valid))))
+    Arc::new(StructArray::new(
+        sparse_fields(),
+        children,
+        Some(NullBuffer::from(valid)),
+    ))
 }
 
 /// A text column.
@@ -441,7 +463,11 @@ impl FlatTable {
         let namespace = !content.namespaces.is_empty();
         let mut fields = vec![Field::new(
             "id",
-            if uint_ids { DataType::UInt64 } else { DataType::Utf8 },
+            if uint_ids {
+                DataType::UInt64
+            } else {
+                DataType::Utf8
+            },
             false,
         )];
         if namespace {
@@ -456,7 +482,11 @@ impl FlatTable {
         fields.push(Field::new("metadata", DataType::Utf8, true));
         let mut taken: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
         for f in &spec.vectors {
-            let mut name = if f.name.is_empty() { "vector".to_owned() } else { f.name.clone() };
+            let mut name = if f.name.is_empty() {
+                "vector".to_owned()
+            } else {
+                f.name.clone()
+            };
             while taken.contains(&name) {
                 name = format!("vector_{name}");
             }
@@ -524,7 +554,11 @@ impl Layout for FlatTable {
         }
         let metadata: Vec<Option<String>> = records
             .iter()
-            .map(|r| r.metadata.as_ref().map(crate::snapshot::columns::encode_metadata))
+            .map(|r| {
+                r.metadata
+                    .as_ref()
+                    .map(crate::snapshot::columns::encode_metadata)
+            })
             .collect();
         columns.push(strings(metadata.iter().map(Option::as_deref)));
         for (slot, f) in self.spec.vectors.iter().enumerate() {

@@ -143,7 +143,8 @@ pub fn open(dir: &Path, options: &ReadOptions) -> Result<DatasetReader> {
             .map_err(|e| super::output::parquet_error(&documents[0], e))?
             .schema()
             .field_with_name("sparse_values")
-            .is_ok()
+            // All null, pandas writes it of the null type.
+            .is_ok_and(|f| matches!(f.data_type(), arrow::datatypes::DataType::Struct(_)))
     };
     let mapping = ColumnMapping {
         id: Some("id".into()),
@@ -153,7 +154,11 @@ pub fn open(dir: &Path, options: &ReadOptions) -> Result<DatasetReader> {
         uri: None,
         metadata: MetadataSource::Json("metadata".into()),
         namespace: None,
-        ignore: vec!["blob".into()],
+        ignore: if sparse_present {
+            vec!["blob".into()]
+        } else {
+            vec!["blob".into(), "sparse_values".into()]
+        },
     };
     let name = options.collection.clone().unwrap_or_else(|| {
         if meta.name.is_empty() {
@@ -213,9 +218,8 @@ pub fn open(dir: &Path, options: &ReadOptions) -> Result<DatasetReader> {
             collection_metadata.insert(k.into(), v.clone().into());
         }
     }
-    if let Some(tags) = &meta.tags {
-        collection_metadata.insert("tags".into(), tags.clone().into());
-    }
+    // Tags stay in `raw_config` only: some databases refuse lists in a
+    // collection's metadata.
     spec.collection_metadata = (!collection_metadata.is_empty()).then_some(collection_metadata);
     let model = (!meta.dense_model.name.is_empty()).then(|| EmbeddingModel {
         name: meta.dense_model.name.clone(),
@@ -308,7 +312,10 @@ impl Sink for DatasetWriter {
     }
 
     fn check(&self, spec: &CollectionSpec, record: &Record) -> Result<()> {
-        let dense = spec.vectors.iter().position(|f| f.kind == VectorKind::Dense);
+        let dense = spec
+            .vectors
+            .iter()
+            .position(|f| f.kind == VectorKind::Dense);
         if let Some(i) = dense
             && record.vectors[i].is_none()
         {
@@ -329,8 +336,15 @@ impl Sink for DatasetWriter {
 
     fn notes(&self, spec: &CollectionSpec) -> Vec<String> {
         let mut notes = Vec::new();
-        if spec.vectors.iter().any(|f| !f.name.is_empty() && f.name != SPARSE_FIELD) {
-            notes.push("pinecone-datasets holds one dense and one sparse vector: field names are not kept".to_owned());
+        if spec
+            .vectors
+            .iter()
+            .any(|f| !f.name.is_empty() && f.name != SPARSE_FIELD)
+        {
+            notes.push(
+                "pinecone-datasets holds one dense and one sparse vector: field names are not kept"
+                    .to_owned(),
+            );
         }
         notes
     }
@@ -341,8 +355,14 @@ impl Sink for DatasetWriter {
         spec: &CollectionSpec,
         _existing: ExistingTarget,
     ) -> Result<Arc<dyn CollectionWriter>> {
-        let dense = spec.vectors.iter().position(|f| f.kind == VectorKind::Dense);
-        let sparse = spec.vectors.iter().position(|f| f.kind == VectorKind::Sparse);
+        let dense = spec
+            .vectors
+            .iter()
+            .position(|f| f.kind == VectorKind::Dense);
+        let sparse = spec
+            .vectors
+            .iter()
+            .position(|f| f.kind == VectorKind::Sparse);
         let field = dense.map(|i| &spec.vectors[i]);
         let mut args = Map::new();
         if let Some(m) = field.and_then(|f| f.metric) {
@@ -419,8 +439,10 @@ impl Layout for Documents {
         let metadata: Vec<String> = records
             .iter()
             .map(|r| {
-                super::pinecone_import::wire_metadata(r)
-                    .map_or_else(|| "{}".to_owned(), |m| crate::snapshot::columns::encode_metadata(&m))
+                super::pinecone_import::wire_metadata(r).map_or_else(
+                    || "{}".to_owned(),
+                    |m| crate::snapshot::columns::encode_metadata(&m),
+                )
             })
             .collect();
         let columns: Vec<ArrayRef> = vec![

@@ -140,8 +140,14 @@ impl Sink for PineconeImport {
     ) -> Result<Arc<dyn CollectionWriter>> {
         Ok(LayoutWriter::new(Box::new(Namespaces {
             dir: self.place.dir.clone(),
-            dense: spec.vectors.iter().position(|f| f.kind == VectorKind::Dense),
-            sparse: spec.vectors.iter().position(|f| f.kind == VectorKind::Sparse),
+            dense: spec
+                .vectors
+                .iter()
+                .position(|f| f.kind == VectorKind::Dense),
+            sparse: spec
+                .vectors
+                .iter()
+                .position(|f| f.kind == VectorKind::Sparse),
             open: BTreeMap::new(),
         })))
     }

@@ -104,7 +104,11 @@ pub fn open(dir: &Path, options: &ReadOptions) -> Result<Vec<Box<dyn RecordReade
                     .vector_columns
                     .iter()
                     .map(|c| {
-                        let field = if ns.vector_columns.len() == 1 { String::new() } else { c.clone() };
+                        let field = if ns.vector_columns.len() == 1 {
+                            String::new()
+                        } else {
+                            c.clone()
+                        };
                         (c.clone(), field)
                     })
                     .collect(),
@@ -168,8 +172,17 @@ impl IndexReader {
             .map(|(_, r, _)| r.spec().count_hint)
             .sum::<Option<u64>>();
         for (ns, r, _) in &readers[1..] {
-            let a: Vec<_> = spec.vectors.iter().map(|f| (&f.name, f.kind, f.dimension)).collect();
-            let b: Vec<_> = r.spec().vectors.iter().map(|f| (&f.name, f.kind, f.dimension)).collect();
+            let a: Vec<_> = spec
+                .vectors
+                .iter()
+                .map(|f| (&f.name, f.kind, f.dimension))
+                .collect();
+            let b: Vec<_> = r
+                .spec()
+                .vectors
+                .iter()
+                .map(|f| (&f.name, f.kind, f.dimension))
+                .collect();
             if a != b {
                 return Err(Error::InvalidData(format!(
                     "{META_FILE}: namespace {ns:?} of index {:?} has other vector columns than its first namespace",
