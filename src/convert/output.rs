@@ -297,7 +297,7 @@ pub(crate) struct LayoutWriter {
 }
 
 impl LayoutWriter {
-    pub(crate) fn new(layout: Box<dyn Layout>) -> Arc<dyn CollectionWriter> {
+    pub(crate) fn open(layout: Box<dyn Layout>) -> Arc<dyn CollectionWriter> {
         Arc::new(LayoutWriter {
             inner: Arc::new(Mutex::new(layout)),
         })
@@ -439,7 +439,7 @@ impl Sink for FlatParquet {
                 )
             }
         };
-        Ok(LayoutWriter::new(Box::new(FlatTable::new(
+        Ok(LayoutWriter::open(Box::new(FlatTable::new(
             self.place.dir.clone(),
             file,
             spec,

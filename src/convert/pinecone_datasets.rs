@@ -395,7 +395,7 @@ impl Sink for DatasetWriter {
             tags: None,
             args: (!args.is_empty()).then_some(args),
         };
-        Ok(LayoutWriter::new(Box::new(Documents {
+        Ok(LayoutWriter::open(Box::new(Documents {
             dir: self.place.dir.clone(),
             parts: Parts::new(
                 self.place.dir.join(DOCUMENTS_DIR),

@@ -138,7 +138,7 @@ impl Sink for PineconeImport {
         spec: &CollectionSpec,
         _existing: ExistingTarget,
     ) -> Result<Arc<dyn CollectionWriter>> {
-        Ok(LayoutWriter::new(Box::new(Namespaces {
+        Ok(LayoutWriter::open(Box::new(Namespaces {
             dir: self.place.dir.clone(),
             dense: spec
                 .vectors

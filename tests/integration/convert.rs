@@ -675,3 +675,27 @@ fn bad_inputs_are_refused_naming_the_file_and_what_to_do() {
     let a = convert(&[p(&lines), p(&out)]).code(2);
     assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("--vector-column"));
 }
+
+#[test]
+fn a_vdf_export_written_by_vdf_io_converts_to_an_equal_snapshot() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/convert/vdf");
+    let work = tempfile::tempdir().unwrap();
+    let snap = work.path().join("snap");
+    convert(&[p(&fixture.join("export")), p(&snap), "-q"]).success();
+    let (snapshot, records) = read(&snap);
+    assert_eq!(snapshot.manifest().source.kind, "vdf");
+    let c = &snapshot.manifest().collections[0];
+    assert_eq!(c.name, "products");
+    assert_eq!(c.vectors[0].field.metric, Some(Metric::Cosine));
+    assert_eq!(c.vectors[0].field.dimension, Some(4));
+    assert_eq!(
+        c.embedding_model.as_ref().map(|m| m.name.as_str()),
+        Some("test-model")
+    );
+    let expected = jsonl(&fixture.join("expected.jsonl"));
+    assert_same(&records, &expected, "vdf");
+    for (r, e) in records.iter().zip(sorted_by_id(&expected)) {
+        let ns = e["namespace"].as_str().filter(|n| !n.is_empty());
+        assert_eq!(r.namespace.as_deref(), ns, "record {:?}", r.id);
+    }
+}
