@@ -201,7 +201,7 @@ impl RecordReader for NpyReader {
             let mut record = match &mut self.companion {
                 None => Record::dense(generated_id(position), Vec::new()),
                 Some((lines, plan)) => {
-                    let Some((line, object)) = lines.next_object()? else {
+                    let Some((_, object)) = lines.next_object()? else {
                         return Err(Error::InvalidData(format!(
                             "{}: has {} rows, but the rows file ends after {position} lines",
                             self.path.display(),
@@ -209,7 +209,7 @@ impl RecordReader for NpyReader {
                         )));
                     };
                     plan.record(object, position, &mut [])
-                        .map_err(|e| lines.invalid(format!("(line {line}) {e}")))?
+                        .map_err(|e| lines.invalid(e))?
                 }
             };
             record.vectors = vec![Some(Vector::Dense(values))];
@@ -227,5 +227,75 @@ impl RecordReader for NpyReader {
             &[self.rounded],
             "float64 values",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An `.npy` file of `rows` × `dim` values of type `descr`, each `bytes`.
+    fn npy(descr: &str, shape: (usize, usize), data: &[u8]) -> Vec<u8> {
+        let mut header = format!(
+            "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({}, {}), }}",
+            shape.0, shape.1
+        );
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((header.len() as u16).to_le_bytes());
+        out.extend(header.as_bytes());
+        out.extend(data);
+        out
+    }
+
+    fn read_all(bytes: Vec<u8>) -> (Vec<Record>, Vec<Lossy>, CollectionSpec) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.npy");
+        std::fs::write(&path, bytes).unwrap();
+        let options = ReadOptions {
+            batch_rows: 2,
+            ..ReadOptions::default()
+        };
+        let mut r = NpyReader::open(&path, &options).unwrap();
+        let mut out = Vec::new();
+        while let Some(b) = r.next_batch().unwrap() {
+            out.extend(b);
+        }
+        (out, r.lossy(), r.spec().clone())
+    }
+
+    #[test]
+    fn float16_float64_and_big_endian_rows_become_float32_vectors() {
+        let halves: Vec<u8> = [1.0f32, -0.5, 2.0, 0.25, 3.0, 4.0]
+            .iter()
+            .flat_map(|x| F16::from_f32(*x).to_bits().to_le_bytes())
+            .collect();
+        let (records, lossy, spec) = read_all(npy("<f2", (3, 2), &halves));
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[2].vectors[0], Some(Vector::Dense(vec![3.0, 4.0])));
+        assert_eq!(records[1].id, generated_id(1));
+        assert_eq!(spec.vectors[0].source_datatype.as_deref(), Some("float16"));
+        assert!(lossy.is_empty(), "float16 widens exactly");
+        let doubles: Vec<u8> = [0.1f64, 0.5].iter().flat_map(|x| x.to_be_bytes()).collect();
+        let (records, lossy, _) = read_all(npy(">f8", (1, 2), &doubles));
+        assert_eq!(
+            records[0].vectors[0],
+            Some(Vector::Dense(vec![0.1f32, 0.5]))
+        );
+        assert_eq!(lossy.len(), 1);
+        assert_eq!(lossy[0].records, 1, "0.1 is rounded");
+    }
+
+    #[test]
+    fn a_truncated_array_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short.npy");
+        std::fs::write(&path, npy("<f4", (4, 2), &[0u8; 12])).unwrap();
+        let mut r = NpyReader::open(&path, &ReadOptions::default()).unwrap();
+        let e = r.next_batch().unwrap_err().to_string();
+        assert!(e.contains("short.npy") && e.contains("truncated"), "{e}");
     }
 }
