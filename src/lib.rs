@@ -15,4 +15,5 @@ pub use error::{Error, Result};
 pub mod cli;
 pub mod compare;
 pub mod connectors;
+pub mod convert;
 pub mod pipeline;

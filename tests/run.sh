@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/servers.sh
 vdb_install_python
+vdb_install_formats
 vdb_start_chroma
 vdb_start_postgres
 vdb_start_postgres_tls

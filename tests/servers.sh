@@ -51,6 +51,24 @@ PY
   export VECPORT_PYTHON="$venv/bin/python"
 }
 
+# The formats `vecport convert` reads and writes, by the packages that define
+# them, in a virtualenv of their own: pinecone-datasets pins pandas and
+# pyarrow versions of its own, which need not agree with chromadb's.
+PINECONE_DATASETS_VERSION=1.1.0
+FORMATS_PANDAS_VERSION=3.1.2
+FORMATS_POLARS_VERSION=1.44.2
+FORMATS_DUCKDB_VERSION=1.5.6
+FORMATS_NUMPY_VERSION=2.4.6
+vdb_install_formats() {
+  local venv="$VDB/formats-venv"
+  if ! "$venv/bin/python" -c "import pinecone_datasets, pandas, pyarrow, polars, duckdb, numpy, importlib.metadata as m; assert m.version('pinecone-datasets') == '$PINECONE_DATASETS_VERSION'; assert pandas.__version__ == '$FORMATS_PANDAS_VERSION'; assert polars.__version__ == '$FORMATS_POLARS_VERSION'; assert duckdb.__version__ == '$FORMATS_DUCKDB_VERSION'" 2>/dev/null; then
+    echo "servers.sh: installing pinecone-datasets==$PINECONE_DATASETS_VERSION, pandas==$FORMATS_PANDAS_VERSION, pyarrow==$PYARROW_VERSION, polars==$FORMATS_POLARS_VERSION and duckdb==$FORMATS_DUCKDB_VERSION into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "pinecone-datasets==$PINECONE_DATASETS_VERSION" "pandas==$FORMATS_PANDAS_VERSION" "pyarrow==$PYARROW_VERSION" "polars==$FORMATS_POLARS_VERSION" "duckdb==$FORMATS_DUCKDB_VERSION" "numpy==$FORMATS_NUMPY_VERSION"
+  fi
+  export VECPORT_FORMATS_PYTHON="$venv/bin/python"
+}
+
 VDB_PIDS=()
 VDB_PGCTL=""
 VDB_PGCTL_TLS=""

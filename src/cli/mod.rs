@@ -11,6 +11,7 @@ use crate::connectors::ConnectOptions;
 use crate::error::Category;
 
 mod compare;
+mod convert;
 mod export;
 mod import;
 mod inspect;
@@ -73,6 +74,9 @@ pub enum Command {
     Inspect(inspect::Args),
     /// List the collections of a database with dimension, metric and count.
     Ls(ls::Args),
+    /// Convert between snapshots and the dataset formats users already have
+    /// (Parquet, JSON Lines, NumPy, pinecone-datasets, Pinecone bulk import, VDF).
+    Convert(convert::Args),
 }
 
 /// Exit code when a command found problems (verify: damaged snapshot).
@@ -149,6 +153,7 @@ pub fn main() -> u8 {
             Command::Verify(a) => verify::run(a),
             Command::Inspect(a) => inspect::run(a),
             Command::Ls(a) => ls::run(a, &connect).await,
+            Command::Convert(a) => convert::run(a, quiet).await,
         }
     });
     match result {

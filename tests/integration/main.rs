@@ -14,6 +14,7 @@ mod chroma;
 mod cli;
 mod compare;
 mod conformance;
+mod convert;
 mod faults;
 mod fixtures;
 mod format_messages;
