@@ -77,7 +77,8 @@ vdb_as_postgres() {
 }
 vdb_cleanup() {
   for pid in "${VDB_PIDS[@]}"; do
-    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    # a server stopped by SIGTERM reports 143: that is no failure of the run
+    { kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; } || true
   done
   if [ -n "$VDB_PGCTL" ] && [ -f "$VDB/pgdata/postmaster.pid" ]; then
     vdb_as_postgres "$VDB_PGCTL" -D "$VDB/pgdata" -m fast -w stop >/dev/null 2>&1
