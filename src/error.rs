@@ -97,6 +97,15 @@ pub enum Error {
         hint: String,
     },
 
+    /// No credentials are set where some are needed (object storage).
+    #[error("{endpoint}: no credentials: {message}")]
+    NoCredentials {
+        /// The location, without credentials.
+        endpoint: String,
+        /// Which variables are missing, and what to set.
+        message: String,
+    },
+
     /// A collection (or tenant, database, index) does not exist.
     #[error("{what} not found{}", hint.as_deref().map(|h| format!("; {h}")).unwrap_or_default())]
     NotFound {
@@ -317,7 +326,7 @@ impl Error {
             | Error::Protocol { .. }
             | Error::SourceInconsistent { .. } => Category::Connection,
             Error::Busy { .. } => Category::Busy,
-            Error::Unauthenticated { .. } => Category::Auth,
+            Error::Unauthenticated { .. } | Error::NoCredentials { .. } => Category::Auth,
             Error::NotFound { .. } => Category::NotFound,
             Error::Incompatible(_)
             | Error::NotSupported { .. }

@@ -305,10 +305,9 @@ fn check_azure_credentials(shown: &str, env: &Env) -> Result<()> {
 }
 
 fn missing_credentials(shown: &str, reason: String, hint: &str) -> Error {
-    Error::Unauthenticated {
+    Error::NoCredentials {
         endpoint: shown.to_owned(),
-        reason,
-        hint: format!("set {hint} in the environment"),
+        message: format!("{reason}; set {hint} in the environment"),
     }
 }
 

@@ -101,7 +101,7 @@ fn every_database_migrates_into_every_other() {
                 let (manifest, report) = pipeline::migrate(
                     source.as_ref() as &dyn Source,
                     target.as_ref() as &dyn Sink,
-                    &via,
+                    &via.as_path().into(),
                     &ExportOptions::default(),
                     &ImportOptions {
                         existing: ExistingTarget::Refuse,
@@ -235,7 +235,7 @@ fn sparse_vectors_move_between_the_databases_that_have_them() {
                         pipeline::migrate(
                             source.as_ref() as &dyn Source,
                             target.as_ref() as &dyn Sink,
-                            &via,
+                            &via.as_path().into(),
                             &ExportOptions::default(),
                             &options,
                             &Quiet,
@@ -600,7 +600,7 @@ fn there_and_back_keeps_everything_but_what_the_reports_list() {
                         pipeline::migrate(
                             source.as_ref() as &dyn Source,
                             target.as_ref() as &dyn Sink,
-                            &via,
+                            &via.as_path().into(),
                             &ExportOptions::default(),
                             &options,
                             &Quiet,
