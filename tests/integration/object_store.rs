@@ -44,6 +44,13 @@ impl Ran {
     }
 }
 
+/// A working directory of the runs' own: a location vecport took for a
+/// relative path lands there, not in the source tree.
+fn scratch() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 /// `vecport ARGS` with the environment of every store in `stores` (and no
 /// other object-storage or database setting).
 fn command(stores: &[&Store], args: &[&str]) -> Command {
@@ -52,7 +59,10 @@ fn command(stores: &[&Store], args: &[&str]) -> Command {
     for store in stores {
         c.envs(store.env().iter().map(|(k, v)| (k, v)));
     }
-    c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(args)
+        .current_dir(scratch())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     c
 }
 
@@ -463,6 +473,10 @@ fn copy_between_s3_azurite_and_disk() {
     ok(&both, &["compare", &source, &target]);
 }
 
+/// A damage done to an object: what it is, doing it, and what the messages
+/// about it must say.
+type Damage<'a> = (&'a str, Box<dyn Fn() + 'a>, &'a str);
+
 /// One byte flipped in a part in the bucket: `verify` names the part,
 /// `import` stops before anything is written, and so does `copy` (no
 /// manifest at the destination). Then the same for a truncated part, a
@@ -488,7 +502,7 @@ fn a_changed_or_truncated_object_is_named() {
         ok(&stores, &["verify", &location]);
         let key = format!("{prefix}/{part_key}");
         let good = store.read(&key);
-        let damages: [(&str, Box<dyn Fn()>, &str); 3] = [
+        let damages: [Damage; 3] = [
             (
                 "a flipped byte",
                 Box::new(|| store.flip_byte(&key, last.bytes / 2)),
@@ -1053,6 +1067,12 @@ fn https_is_no_export_target() {
                 ran.stderr
             );
         }
+    }
+    for taken_for_a_path in ["https:", "http:"] {
+        assert!(
+            !scratch().join(taken_for_a_path).exists(),
+            "a URL was taken for a local path"
+        );
     }
 }
 
