@@ -34,9 +34,14 @@ pub enum Side {
 }
 
 impl Side {
-    /// A snapshot when `arg` is a directory holding `manifest.json`, else a
-    /// database URL.
+    /// A snapshot when `arg` is a directory holding `manifest.json` or an
+    /// object-storage location (`s3://`, `az://`, `gs://`, `https://`, …),
+    /// else a database URL.
     pub fn open(arg: &str, connect: &connectors::ConnectOptions) -> Result<Side> {
+        if crate::storage::is_location_url(arg) {
+            let location = crate::storage::Location::parse(arg)?;
+            return Ok(Side::Snapshot(Arc::new(Snapshot::open_at(&location)?)));
+        }
         let path = Path::new(arg);
         if path.join("manifest.json").is_file() {
             return Ok(Side::Snapshot(Arc::new(Snapshot::open(path)?)));
@@ -53,7 +58,7 @@ impl Side {
     /// What the side is, for messages.
     pub fn describe(&self) -> String {
         match self {
-            Side::Snapshot(s) => s.root().display().to_string(),
+            Side::Snapshot(s) => s.root().to_string(),
             Side::Database(c) => c.endpoint(),
         }
     }
@@ -79,7 +84,7 @@ impl Side {
         match self {
             Side::Snapshot(s) => {
                 let c = s.collection(name).ok_or_else(|| Error::NotFound {
-                    what: format!("collection `{name}` in snapshot {}", s.root().display()),
+                    what: format!("collection `{name}` in snapshot {}", s.root()),
                     hint: None,
                 })?;
                 let fields = c.vectors.iter().map(|v| v.field.clone()).collect();

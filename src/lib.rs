@@ -10,6 +10,7 @@ pub mod mapping;
 pub mod model;
 pub mod redact;
 pub mod snapshot;
+pub mod storage;
 
 pub use error::{Error, Result};
 pub mod cli;

@@ -1,6 +1,6 @@
-//! `vecport export SOURCE_URL SNAPSHOT_DIR`
+//! `vecport export SOURCE_URL SNAPSHOT`
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -9,6 +9,7 @@ use crate::connectors::{self, ScanOptions};
 use crate::model::EmbeddingModel;
 use crate::pipeline::{self, ExportOptions};
 use crate::snapshot::{VectorCompression, WriteOptions};
+use crate::storage::Location;
 
 use super::progress::Bars;
 
@@ -17,8 +18,9 @@ use super::progress::Bars;
 pub struct Args {
     /// The database, e.g. chroma://localhost:8000 (all collections) or chroma://localhost:8000/docs.
     pub source: String,
-    /// A new (or empty) directory for the snapshot.
-    pub snapshot: PathBuf,
+    /// Where the snapshot goes: a new (or empty) directory, or an empty prefix
+    /// in object storage (s3://BUCKET/PREFIX, az://CONTAINER/PREFIX, gs://BUCKET/PREFIX).
+    pub snapshot: String,
     /// Export only this collection (repeatable).
     #[arg(long = "collection", value_name = "NAME")]
     pub collections: Vec<String>,
@@ -53,9 +55,9 @@ pub struct Args {
     /// for Pinecone pod indexes, which cannot list ids.
     #[arg(long, value_name = "FILE")]
     pub ids_from: Option<PathBuf>,
-    /// Continue the unfinished export in SNAPSHOT_DIR after its last completed
+    /// Continue the unfinished export in SNAPSHOT after its last completed
     /// part (page size and concurrency may differ from the first run); start
-    /// one when the directory is new or empty.
+    /// one when the location is new or empty.
     #[arg(long)]
     pub resume: bool,
     /// Output dimension of --embedding-model.
@@ -68,6 +70,7 @@ pub async fn run(
     quiet: bool,
     connect: &connectors::ConnectOptions,
 ) -> anyhow::Result<u8> {
+    let snapshot = Location::parse(&args.snapshot)?;
     let source = connectors::open(&args.source, connect)?;
     if args.ids_from.is_some() && !source.reads_ids_from() {
         anyhow::bail!(crate::Error::Usage(format!(
@@ -98,18 +101,18 @@ pub async fn run(
         resume: super::resume(args.resume),
     };
     let started = Instant::now();
-    let manifest = pipeline::export(source.as_ref(), &args.snapshot, &options, &Bars::new(quiet))
+    let manifest = pipeline::export_to(source.as_ref(), &snapshot, &options, &Bars::new(quiet))
         .await
         .with_context(|| format!("export from {} failed", source.endpoint()))?;
     if !quiet {
-        summarize(&manifest, started, &args.snapshot);
+        summarize(&manifest, started, &snapshot);
         super::report_retries(connect);
     }
     Ok(0)
 }
 
 /// Prints what an export did.
-pub(super) fn summarize(manifest: &crate::snapshot::Manifest, started: Instant, dir: &Path) {
+pub(super) fn summarize(manifest: &crate::snapshot::Manifest, started: Instant, dir: &Location) {
     let records: u64 = manifest.collections.iter().map(|c| c.record_count).sum();
     let secs = started.elapsed().as_secs_f64();
     for c in &manifest.collections {
@@ -121,6 +124,6 @@ pub(super) fn summarize(manifest: &crate::snapshot::Manifest, started: Instant, 
         "exported {} collection(s), {records} records in {secs:.1}s ({:.0} records/s) to {}",
         manifest.collections.len(),
         records as f64 / secs.max(1e-9),
-        dir.display()
+        dir
     );
 }

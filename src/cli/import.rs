@@ -1,6 +1,8 @@
 //! `vecport import SNAPSHOT_DIR TARGET_URL`
 
 use std::path::PathBuf;
+
+use crate::storage::Location;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -35,8 +37,8 @@ impl From<IfExists> for ExistingTarget {
 /// Arguments of `import`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The snapshot directory.
-    pub snapshot: PathBuf,
+    /// The snapshot: a directory, or a location in object storage (s3://…, az://…, gs://…, https://…).
+    pub snapshot: String,
     /// The target database, e.g. chroma://localhost:8000 or chroma://localhost:8000/new-name.
     pub target: String,
     /// Import only this collection of the snapshot (repeatable).
@@ -56,10 +58,11 @@ pub struct Args {
     /// run); start one when there is none.
     #[arg(long)]
     pub resume: bool,
-    /// Keep the import's progress in DIR [default: SNAPSHOT_DIR/.vecport-state],
-    /// e.g. when the snapshot is on read-only storage.
+    /// Keep the import's progress in DIR, a directory or an object-storage
+    /// location [default: SNAPSHOT/.vecport-state; ./.vecport-state for a
+    /// snapshot read over https://], e.g. when the snapshot is on read-only storage.
     #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
+    pub state_dir: Option<String>,
     /// At most N records per write request (each target has its own limit,
     /// in records and bytes; this only lowers it).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -120,6 +123,23 @@ fn parse_namespaces(s: &str) -> Result<NamespacePolicy, String> {
     s.parse()
 }
 
+/// [`default_changes_path`] for a snapshot anywhere: beside a local one, in
+/// the current directory for one in object storage (named after its last
+/// path segment).
+pub(super) fn default_changes_for(snapshot: &Location) -> PathBuf {
+    match snapshot {
+        Location::Local(dir) => default_changes_path(dir),
+        Location::Bucket(b) => {
+            let name = b
+                .url()
+                .rsplit('/')
+                .find(|s| !s.is_empty() && !s.contains(':'))
+                .unwrap_or("snapshot");
+            default_changes_path(std::path::Path::new(name))
+        }
+    }
+}
+
 /// `dir.changes-20261126T091500Z.jsonl` beside the snapshot directory `dir`
 /// (`…Z-2.jsonl`, `…Z-3.jsonl`, … when an import of the same second left one).
 pub(super) fn default_changes_path(snapshot: &std::path::Path) -> PathBuf {
@@ -161,6 +181,11 @@ pub async fn run(
     quiet: bool,
     connect: &connectors::ConnectOptions,
 ) -> anyhow::Result<u8> {
+    let snapshot = Location::parse(&args.snapshot)?;
+    let state_dir = args.state_dir.as_deref().map(Location::parse).transpose()?;
+    if let Some(d) = &state_dir {
+        d.require_writable("--state-dir")?;
+    }
     let sink = connectors::open(&args.target, connect)?;
     let mut options = ImportOptions {
         collections: args.collections,
@@ -168,22 +193,15 @@ pub async fn run(
         existing: args.if_exists.into(),
         concurrency: args.concurrency as usize,
         resume: super::resume(args.resume),
-        state_dir: args.state_dir,
+        state_dir,
         batch_size: args.batch_size.map(|n| n as usize),
         ..ImportOptions::default()
     };
-    args.fit
-        .apply(&mut options, default_changes_path(&args.snapshot));
+    args.fit.apply(&mut options, default_changes_for(&snapshot));
     let started = Instant::now();
-    let report = pipeline::import(&args.snapshot, sink.as_ref(), &options, &Bars::new(quiet))
+    let report = pipeline::import_from(&snapshot, sink.as_ref(), &options, &Bars::new(quiet))
         .await
-        .with_context(|| {
-            format!(
-                "import of {} into {} failed",
-                args.snapshot.display(),
-                sink.endpoint()
-            )
-        })?;
+        .with_context(|| format!("import of {snapshot} into {} failed", sink.endpoint()))?;
     if !quiet {
         summarize(&report, started);
         super::report_retries(connect);

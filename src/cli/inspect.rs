@@ -1,6 +1,4 @@
-//! `vecport inspect SNAPSHOT_DIR`
-
-use std::path::PathBuf;
+//! `vecport inspect SNAPSHOT`
 
 use crate::snapshot::Snapshot;
 use crate::snapshot::manifest::FieldStats;
@@ -10,21 +8,22 @@ use super::out;
 /// Arguments of `inspect`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The snapshot directory.
-    pub snapshot: PathBuf,
+    /// The snapshot: a directory, or a location in object storage (s3://…, az://…, gs://…, https://…).
+    pub snapshot: String,
     /// Print the manifest as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let snapshot = Snapshot::open(&args.snapshot)?;
+    let location = crate::storage::Location::parse(&args.snapshot)?;
+    let snapshot = Snapshot::open_at(&location)?;
     let m = snapshot.manifest();
     if args.json {
         out(serde_json::to_string_pretty(m)?)?;
         return Ok(0);
     }
-    out(format!("snapshot   {}", args.snapshot.display()))?;
+    out(format!("snapshot   {location}"))?;
     out(format!("format     {} {}", m.format, m.format_version))?;
     out(format!(
         "producer   {} {}",

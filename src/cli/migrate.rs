@@ -1,6 +1,8 @@
 //! `vecport migrate SOURCE_URL TARGET_URL`
 
 use std::path::PathBuf;
+
+use crate::storage::Location;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -9,7 +11,7 @@ use crate::connectors::{self, ScanOptions};
 use crate::pipeline::{self, ExportOptions, ImportOptions};
 use crate::snapshot::WriteOptions;
 
-use super::import::{FitArgs, IfExists, default_changes_path, parse_rename};
+use super::import::{FitArgs, IfExists, default_changes_for, default_changes_path, parse_rename};
 use super::progress::Bars;
 
 /// Arguments of `migrate`.
@@ -19,12 +21,13 @@ pub struct Args {
     pub source: String,
     /// The target database, e.g. qdrant://localhost:6333 or qdrant://localhost:6333/new-name.
     pub target: String,
-    /// Keep the snapshot the migration goes through in DIR (new or empty), to
-    /// replay (`vecport import DIR TARGET`) or audit it. Without it, the
+    /// Keep the snapshot the migration goes through in DIR (new or empty; a
+    /// directory or an object-storage location such as s3://BUCKET/PREFIX),
+    /// to replay (`vecport import DIR TARGET`) or audit it. Without it, the
     /// snapshot goes into `.vecport-migrate-<hash>` in the current directory,
     /// removed once the migration succeeds.
     #[arg(long, value_name = "DIR")]
-    pub via: Option<PathBuf>,
+    pub via: Option<String>,
     /// Continue a migration that stopped (same URLs, and the same --via if
     /// one was given): the export after its last completed part, the import
     /// after the records it completed.
@@ -85,19 +88,22 @@ pub async fn run(
         }
     }
     let via = match &args.via {
-        Some(dir) => dir.clone(),
-        None => default_via(&args, source.as_ref(), sink.as_ref()),
+        Some(dir) => Location::parse(dir)?,
+        None => Location::Local(default_via(&args, source.as_ref(), sink.as_ref())),
     };
-    if args.via.is_none() && !args.resume && via.exists() {
+    via.require_writable("--via")?;
+    if let (None, false, Location::Local(dir)) = (&args.via, args.resume, &via)
+        && dir.exists()
+    {
         anyhow::bail!(crate::Error::Usage(format!(
             "an earlier migration from {} to {} stopped and kept its progress in {}; continue it with --resume, or remove that directory to start over",
             source.endpoint(),
             sink.endpoint(),
-            via.display()
+            dir.display()
         )));
     }
     let default_changes = match &args.via {
-        Some(dir) => default_changes_path(dir),
+        Some(_) => default_changes_for(&via),
         None => default_changes_path(std::path::Path::new("vecport-migrate")),
     };
     let export = ExportOptions {
@@ -136,8 +142,10 @@ pub async fn run(
         Ok(done) => done,
         Err(e) => {
             // A temporary snapshot goes, unless it holds progress to resume from.
-            if args.via.is_none() && !matches!(e, crate::Error::Stopped { .. }) {
-                let _ = std::fs::remove_dir_all(&via);
+            if let (None, Location::Local(dir)) = (&args.via, &via)
+                && !matches!(e, crate::Error::Stopped { .. })
+            {
+                let _ = std::fs::remove_dir_all(dir);
             }
             return Err(anyhow::Error::new(e).context(format!(
                 "migration from {} to {} failed",
@@ -146,9 +154,9 @@ pub async fn run(
             )));
         }
     };
-    if args.via.is_none() {
-        std::fs::remove_dir_all(&via)
-            .with_context(|| format!("cannot remove the temporary snapshot {}", via.display()))?;
+    if let (None, Location::Local(dir)) = (&args.via, &via) {
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("cannot remove the temporary snapshot {}", dir.display()))?;
     }
     if !quiet {
         super::export::summarize(&manifest, started, &via);

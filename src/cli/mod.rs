@@ -12,6 +12,7 @@ use crate::error::Category;
 
 mod compare;
 mod convert;
+mod copy;
 mod export;
 mod import;
 mod inspect;
@@ -74,6 +75,9 @@ pub enum Command {
     Inspect(inspect::Args),
     /// List the collections of a database with dimension, metric and count.
     Ls(ls::Args),
+    /// Copy a snapshot between locations (disk, S3, Azure Blob, GCS),
+    /// verifying every byte against its manifest.
+    Copy(copy::Args),
     /// Convert between snapshots and the dataset formats users already have
     /// (Parquet, JSON Lines, NumPy, pinecone-datasets, Pinecone bulk import, VDF).
     Convert(convert::Args),
@@ -119,7 +123,8 @@ pub fn main() -> u8 {
     let cli = parse();
     // Known from the start, so that no message can show them, whatever
     // fails first (a URL, say).
-    for var in crate::connectors::credential_env() {
+    let storage = crate::storage::secret_env().iter().copied();
+    for var in crate::connectors::credential_env().chain(storage) {
         let _ = crate::redact::Secret::from_env(var);
     }
     init_logging(cli.verbose, cli.quiet);
@@ -151,6 +156,7 @@ pub fn main() -> u8 {
             Command::Migrate(a) => migrate::run(a, quiet, &connect).await,
             Command::Compare(a) => compare::run(a, &connect).await,
             Command::Verify(a) => verify::run(a),
+            Command::Copy(a) => copy::run(a, quiet),
             Command::Inspect(a) => inspect::run(a),
             Command::Ls(a) => ls::run(a, &connect).await,
             Command::Convert(a) => convert::run(a, quiet).await,

@@ -1,16 +1,16 @@
-//! `vecport verify SNAPSHOT_DIR`
+//! `vecport verify SNAPSHOT`
 
-use std::path::PathBuf;
-
+use crate::error::Category;
 use crate::snapshot::Snapshot;
+use crate::storage::Location;
 
 use super::{EXIT_PROBLEMS, out};
 
 /// Arguments of `verify`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The snapshot directory.
-    pub snapshot: PathBuf,
+    /// The snapshot: a directory, or a location in object storage (s3://…, az://…, gs://…, https://…).
+    pub snapshot: String,
     /// Also decode every row with the checks `import` runs (ids, metadata
     /// JSON, vector shapes), hashing each part again over the bytes
     /// decoded. Reads every byte once more; without it `verify` hashes the
@@ -23,7 +23,16 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let (report, opened) = match Snapshot::open(&args.snapshot) {
+    let location = Location::parse(&args.snapshot)?;
+    let opened = Snapshot::open_at(&location);
+    // Credentials refused, storage unreachable: not a verdict on the snapshot.
+    if let Err(e) = &opened
+        && e.category() != Category::Snapshot
+        && e.category() != Category::Io
+    {
+        return Err(opened.err().expect("an error").into());
+    }
+    let (report, opened) = match opened {
         Ok(s) if args.deep => (
             s.verify_deep(&s.manifest().collections.iter().collect::<Vec<_>>()),
             true,
@@ -66,6 +75,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             }
         ))?;
     } else {
+        // Object storage that cannot be reached is no verdict either.
+        if let Some(e) = report
+            .problems
+            .iter()
+            .find(|p| !matches!(p.category(), Category::Snapshot | Category::Io))
+        {
+            anyhow::bail!("cannot verify {location}: {e}");
+        }
         for p in &report.problems {
             out(format!("BAD {p}"))?;
         }

@@ -595,7 +595,7 @@ pub async fn from_snapshot(
         .prefix(".vecport-convert-state-")
         .tempdir_in(stage.path().parent().unwrap_or(Path::new(".")))
         .map_err(|e| Error::io(stage.path(), e))?;
-    options.state_dir = Some(state.path().to_owned());
+    options.state_dir = Some(crate::storage::Location::Local(state.path().to_owned()));
     // One write at a time: the files hold the records in snapshot order.
     options.concurrency = 1;
     let report = match pipeline::import(snapshot, sink, &options, observer).await {

@@ -19,10 +19,11 @@ use crate::snapshot::{
 
 use super::duplicates::{SeenKeys, describe_key};
 use super::state::{
-    ExportCheckpoint, ExportState, RunLock, STATE_DIR, export_lock_path, export_state_path,
-    remove as remove_state,
+    EXPORT_STATE_NAME, ExportCheckpoint, ExportState, RunLock, STATE_DIR, export_lock_path,
+    export_state_file, export_state_path, remove_export_state,
 };
 use super::{Observer, Resume};
+use crate::storage::{Bucket, Location};
 
 /// What to export and how.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +63,28 @@ pub async fn export(
     options: &ExportOptions,
     observer: &dyn Observer,
 ) -> Result<Manifest> {
+    export_to(source, &Location::Local(dir.to_owned()), options, observer).await
+}
+
+/// [`export`] to any location. In object storage the same rules hold: a
+/// prefix holding anything but vecport's own progress is refused, progress
+/// is an object beside the snapshot, a failure removes what was written
+/// unless it can be resumed, and the manifest — a conditional put that
+/// never replaces an object — is written last. Object storage has no locks:
+/// two exports started into one prefix at once are not told apart.
+pub async fn export_to(
+    source: &dyn Source,
+    location: &Location,
+    options: &ExportOptions,
+    observer: &dyn Observer,
+) -> Result<Manifest> {
+    let dir = match location {
+        Location::Local(dir) => dir,
+        Location::Bucket(_) => {
+            location.require_writable("an export")?;
+            return export_locked(source, location, options, observer).await;
+        }
+    };
     // Checked before `dir` is touched at all, and again once it is locked.
     // An export under way writes its progress file before anything else
     // and its manifest before removing that file: what it wrote is never
@@ -77,7 +100,7 @@ pub async fn export(
         &export_lock_path(dir),
         &format!("an export into {}", dir.display()),
     )?;
-    let result = export_locked(source, dir, options, observer).await;
+    let result = export_locked(source, location, options, observer).await;
     lock.release();
     if result.is_err() && created {
         // Only when nothing is left in it: not a file someone else put there.
@@ -131,6 +154,41 @@ fn foreign(dir: &Path, resume: Resume) -> Option<Error> {
     }))
 }
 
+/// [`foreign`] for a prefix in object storage: refused when it holds any
+/// object but an export's progress.
+fn foreign_objects(b: &Bucket, resume: Resume) -> Result<Option<Error>> {
+    let objects = b.list("")?;
+    let ours = objects.iter().all(|(name, _)| name == EXPORT_STATE_NAME);
+    if ours && !(resume == Resume::Required && objects.is_empty()) {
+        return Ok(None);
+    }
+    if objects.iter().any(|(n, _)| n == MANIFEST)
+        && objects.iter().any(|(n, _)| n == EXPORT_STATE_NAME)
+    {
+        // A finished export that did not get to remove its progress.
+        return Ok(None);
+    }
+    Ok(Some(Error::Usage(if resume == Resume::Required {
+        format!(
+            "{} holds no unfinished export to resume (no {}); start one without --resume, at a new location",
+            b.url(),
+            b.file(EXPORT_STATE_NAME).display()
+        )
+    } else if objects.iter().any(|(n, _)| n == MANIFEST) {
+        format!(
+            "{} already holds a snapshot; nothing was overwritten: export to a new location (or remove the old snapshot first)",
+            b.url()
+        )
+    } else {
+        format!(
+            "{} is not empty ({} object(s), e.g. {}); export to a new location (or remove what is there first)",
+            b.url(),
+            objects.len(),
+            objects.first().map_or("", |(n, _)| n.as_str())
+        )
+    })))
+}
+
 /// `path` with the temporary suffix that atomic writes use.
 fn temp_of(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -138,19 +196,27 @@ fn temp_of(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Whether `dir` holds a manifest.
+fn has_manifest(dir: &Location) -> Result<bool> {
+    match dir {
+        Location::Local(d) => Ok(d.join(MANIFEST).exists()),
+        Location::Bucket(b) => Ok(b.size(MANIFEST)?.is_some()),
+    }
+}
+
 /// [`export`] once `dir` is locked.
 async fn export_locked(
     source: &dyn Source,
-    dir: &Path,
+    dir: &Location,
     options: &ExportOptions,
     observer: &dyn Observer,
 ) -> Result<Manifest> {
-    if ExportState::load(dir)?.is_some() || dir.join(MANIFEST).exists() {
+    let started = ExportState::load_at(dir)?.is_some();
+    if started || has_manifest(dir)? {
         if options.resume == Resume::No {
-            if ExportState::load(dir)?.is_some() {
+            if started {
                 return Err(Error::Usage(format!(
-                    "{} holds an unfinished export; continue it with --resume, or remove the directory to start over",
-                    dir.display()
+                    "{dir} holds an unfinished export; continue it with --resume, or remove what is there to start over"
                 )));
             }
         } else {
@@ -158,18 +224,23 @@ async fn export_locked(
         }
     }
     // Under the lock, the check that counts.
-    if let Some(e) = foreign(dir, options.resume) {
+    let foreign = match dir {
+        Location::Local(d) => foreign(d, options.resume),
+        Location::Bucket(b) => foreign_objects(b, options.resume)?,
+    };
+    if let Some(e) = foreign {
         return Err(e);
     }
     if options.resume == Resume::Required {
         return Err(Error::Usage(format!(
-            "{} holds no unfinished export to resume (no {}); start one without --resume",
-            dir.display(),
-            export_state_path(dir).display()
+            "{dir} holds no unfinished export to resume (no {}); start one without --resume",
+            export_state_file(dir).display()
         )));
     }
     // The progress file of an export killed before its first save.
-    let _ = fs::remove_file(temp_of(&export_state_path(dir)));
+    if let Location::Local(d) = dir {
+        let _ = fs::remove_file(temp_of(&export_state_path(d)));
+    }
     let description = source.describe().await?;
     let names = match (source.collection_in_url(), options.collections.is_empty()) {
         (_, false) => options.collections.clone(),
@@ -183,7 +254,7 @@ async fn export_locked(
     }
     // The progress file first: from here on, what is in `dir` is ours.
     let state = ExportState::new(source.endpoint(), names, options.write.vector_compression);
-    let result = match state.save(dir) {
+    let result = match state.save_at(dir) {
         Ok(()) => match SnapshotWriter::resume(dir, options.write.clone(), Vec::new()) {
             Ok(writer) => {
                 write_snapshot(
@@ -204,7 +275,7 @@ async fn export_locked(
     };
     result.map_err(|e| {
         if has_progress(dir) && !matches!(e, Error::SourceInconsistent { .. }) {
-            e.resumable(&export_state_path(dir))
+            e.resumable(&export_state_file(dir))
         } else {
             discard(dir);
             e
@@ -215,52 +286,48 @@ async fn export_locked(
 /// Continues the unfinished export in `dir`.
 async fn resume(
     source: &dyn Source,
-    dir: &Path,
+    dir: &Location,
     options: &ExportOptions,
     observer: &dyn Observer,
 ) -> Result<Manifest> {
-    let complete = dir.join(MANIFEST).exists();
+    let complete = has_manifest(dir)?;
     let finished = || -> Result<Manifest> {
-        let manifest = Snapshot::open(dir)?.manifest().clone();
+        let manifest = Snapshot::open_at(dir)?.manifest().clone();
         match &manifest.source.endpoint {
             Some(e) if *e != source.endpoint() => Err(Error::Usage(format!(
-                "{} holds a finished export from {e}, not from {}",
-                dir.display(),
+                "{dir} holds a finished export from {e}, not from {}",
                 source.endpoint()
             ))),
             _ => Ok(manifest),
         }
     };
-    let Some(state) = ExportState::load(dir)? else {
+    let Some(state) = ExportState::load_at(dir)? else {
         if complete {
             // Finished; only its progress file was left to remove.
             return finished();
         }
         return Err(Error::Usage(format!(
-            "{} holds no unfinished export to resume (no {}); start one without --resume",
-            dir.display(),
-            export_state_path(dir).display()
+            "{dir} holds no unfinished export to resume (no {}); start one without --resume",
+            export_state_file(dir).display()
         )));
     };
     if state.source != source.endpoint() {
         return Err(Error::Usage(format!(
-            "{} holds an export from {}, not from {}; resume it with the same source URL",
-            dir.display(),
+            "{dir} holds an export from {}, not from {}; resume it with the same source URL",
             state.source,
             source.endpoint()
         )));
     }
     if !options.collections.is_empty() && options.collections != state.collections {
         return Err(Error::Usage(format!(
-            "the unfinished export in {} is of the collections {:?}; resume it without --collection, or remove the directory to start over",
-            dir.display(),
+            "the unfinished export in {dir} is of the collections {:?}; resume it without --collection, or remove what is there to start over",
             state.collections
         )));
     }
     if complete {
         // It stopped after writing the manifest, before removing its progress file.
         let manifest = finished()?;
-        remove_state(&export_state_path(dir))?;
+        remove_export_state(dir)?;
         return Ok(manifest);
     }
     let description = source.describe().await?;
@@ -279,8 +346,7 @@ async fn resume(
                 != fields(&mut c.collection.vectors.iter().map(|v| &v.field))
             {
                 return Err(Error::Incompatible(format!(
-                    "the vector fields of collection `{name}` changed since the export began; remove {} and export again",
-                    dir.display()
+                    "the vector fields of collection `{name}` changed since the export began; remove {dir} and export again"
                 )));
             }
         }
@@ -308,26 +374,30 @@ async fn resume(
             discard(dir);
             e
         } else {
-            e.resumable(&export_state_path(dir))
+            e.resumable(&export_state_file(dir))
         }
     })
 }
 
 /// Whether the export in `dir` completed a part worth resuming from.
-fn has_progress(dir: &Path) -> bool {
-    matches!(ExportState::load(dir), Ok(Some(s)) if !s.done.is_empty() || s.current.is_some())
+fn has_progress(dir: &Location) -> bool {
+    matches!(ExportState::load_at(dir), Ok(Some(s)) if !s.done.is_empty() || s.current.is_some())
 }
 
 /// Removes from `dir` what an export wrote that the progress file does not
 /// list: parts written after the last checkpoint, temporary files, the
 /// manifest, collections begun later. The parts it lists must be there,
 /// whole. Files vecport does not write are left alone.
-fn clean(dir: &Path, state: &ExportState) -> Result<()> {
+fn clean(dir: &Location, state: &ExportState) -> Result<()> {
     let kept: Vec<&CollectionManifest> = state
         .done
         .iter()
         .chain(state.current.iter().map(|c| &c.collection))
         .collect();
+    let dir = match dir {
+        Location::Local(d) => d,
+        Location::Bucket(b) => return clean_objects(b, &kept),
+    };
     for c in &kept {
         for p in &c.parts {
             let path = dir.join(&c.directory).join(&p.path);
@@ -352,11 +422,62 @@ fn clean(dir: &Path, state: &ExportState) -> Result<()> {
     })
 }
 
+/// [`clean`] in object storage: the parts the progress lists must be there
+/// with their sizes; every other object an export writes goes.
+fn clean_objects(b: &Bucket, kept: &[&CollectionManifest]) -> Result<()> {
+    let objects = b.list("")?;
+    for c in kept {
+        for p in &c.parts {
+            let name = format!("{}/{}", c.directory, p.path);
+            let len = objects.iter().find(|(n, _)| *n == name).map(|(_, l)| *l);
+            if len != Some(p.bytes) {
+                return Err(Error::InvalidSnapshot {
+                    file: b.file(&name),
+                    message: format!(
+                        "the progress lists this part with {} bytes, but it is {}; the export cannot be resumed: remove what is at {} and export again",
+                        p.bytes,
+                        len.map_or("missing".to_owned(), |n| format!("{n} bytes")),
+                        b.url()
+                    ),
+                });
+            }
+        }
+    }
+    remove_objects(b, |name| {
+        kept.iter().any(|c| {
+            c.parts
+                .iter()
+                .any(|p| name == format!("{}/{}", c.directory, p.path))
+        })
+    })
+}
+
+/// Removes the objects an export writes — the manifest and its checksum,
+/// parts under `collections/` — but those `keep` keeps. Other objects stay.
+fn remove_objects(b: &Bucket, keep: impl Fn(&str) -> bool) -> Result<()> {
+    for (name, _) in b.list("")? {
+        let ours = name == MANIFEST
+            || name == MANIFEST_CHECKSUM
+            || name
+                .strip_prefix(COLLECTIONS_DIR)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .and_then(|rest| rest.rsplit_once('/'))
+                .is_some_and(|(_, file)| is_part_name(file) && !file.ends_with(TEMP_SUFFIX));
+        if ours && !keep(&name) {
+            b.remove(&name)?;
+        }
+    }
+    Ok(())
+}
+
 /// Removes what a failed export wrote into `dir` (the caller removes its
 /// lock, and `dir` when it created it and nothing else is left in it).
-fn discard(dir: &Path) {
-    let _ = remove_ours(dir, |_, _| false);
-    let _ = remove_state(&export_state_path(dir));
+fn discard(dir: &Location) {
+    let _ = match dir {
+        Location::Local(d) => remove_ours(d, |_, _| false),
+        Location::Bucket(b) => remove_objects(b, |_| false),
+    };
+    let _ = remove_export_state(dir);
 }
 
 /// Whether `name` is a file name an export writes inside a collection's
@@ -441,7 +562,7 @@ struct Sent {
 async fn write_snapshot(
     mut writer: SnapshotWriter,
     source: &dyn Source,
-    dir: &Path,
+    dir: &Location,
     options: &ExportOptions,
     observer: &dyn Observer,
     work: Vec<(CollectionSpec, Option<ExportCheckpoint>)>,
@@ -469,7 +590,7 @@ async fn write_snapshot(
             ),
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Sent>(CHANNEL_PAGES);
-        let root = dir.to_owned();
+        let root = dir.clone();
         let inconsistent = {
             let (endpoint, source_name, collection) =
                 (source.endpoint(), source.name(), spec.name.clone());
@@ -514,7 +635,7 @@ async fn write_snapshot(
                         cursor,
                         skip: skip + (end - begin),
                     });
-                    state.save(&root)?;
+                    state.save_at(&root)?;
                 }
             }
             if let Some(key) = seen.finish()? {
@@ -615,7 +736,7 @@ async fn write_snapshot(
         observer.finish(&spec.name);
         state.done.push(manifest.clone());
         state.current = None;
-        state.save(dir)?;
+        state.save_at(dir)?;
         writer.add(manifest);
     }
     let manifest = writer.finish(SourceInfo {
@@ -624,6 +745,6 @@ async fn write_snapshot(
         endpoint: Some(source.endpoint()),
         location: description.location,
     })?;
-    remove_state(&export_state_path(dir))?;
+    remove_export_state(dir)?;
     Ok(manifest)
 }

@@ -7,7 +7,6 @@
 //! to a record on the way is written to the change report.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,15 +21,13 @@ use crate::mapping::{
 };
 use crate::model::{CollectionSpec, Metadata, Record, RecordId, VectorKind};
 use crate::snapshot::{CollectionManifest, MetadataSchema, Snapshot};
+use crate::storage::Location;
 
 use super::changes::{ChangeCounts, ChangeLog};
 use super::collisions;
 use super::duplicates::{Confirm, IdHashes};
-use super::state::{
-    ImportState, RunLock, STATE_DIR, import_lock_path, import_state_path, remove as remove_state,
-};
+use super::state::{ImportState, RunLock, STATE_DIR, StateFile, import_lock_path};
 use super::{Batcher, Observer, Resume};
-use crate::snapshot::layout::MANIFEST;
 use crate::snapshot::reader::lossy_note;
 
 /// What to import and how.
@@ -62,9 +59,10 @@ pub struct ImportOptions {
     pub drop_vectors: Vec<String>,
     /// Whether to continue an unfinished import of this snapshot into this target.
     pub resume: Resume,
-    /// Where to keep the import's progress; `None`: in the snapshot
-    /// directory's `.vecport-state/`.
-    pub state_dir: Option<PathBuf>,
+    /// Where to keep the import's progress; `None`: in the snapshot's
+    /// `.vecport-state/` (beside a snapshot in object storage too), or, for a
+    /// snapshot that cannot be written (over HTTP), in `./.vecport-state/`.
+    pub state_dir: Option<Location>,
     /// What becomes of namespaces (in a target without them, or from a
     /// metadata key).
     pub namespaces: NamespacePolicy,
@@ -140,17 +138,34 @@ pub async fn import(
     options: &ImportOptions,
     observer: &dyn Observer,
 ) -> Result<ImportReport> {
-    let snapshot = Snapshot::open(dir)?;
+    import_from(&Location::Local(dir.to_owned()), sink, options, observer).await
+}
+
+/// [`import`] from any location. A snapshot in object storage is read with
+/// range requests, each part hashed over the bytes decoded, as on disk.
+/// Progress kept in object storage is not locked: two imports of one
+/// snapshot into one target at once are not told apart there.
+pub async fn import_from(
+    dir: &Location,
+    sink: &dyn Sink,
+    options: &ImportOptions,
+    observer: &dyn Observer,
+) -> Result<ImportReport> {
+    let snapshot = Snapshot::open_at(dir)?;
     let chosen: Vec<(CollectionManifest, String)> =
         choose(&snapshot, options, sink.collection_in_url())?
             .into_iter()
             .map(|(c, t)| (c.clone(), t))
             .collect();
-    let state_path = import_state_path(
-        &options
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| dir.join(STATE_DIR)),
+    let state_dir = options.state_dir.clone().unwrap_or_else(|| {
+        if dir.writable() {
+            dir.child(STATE_DIR)
+        } else {
+            Location::Local(PathBuf::from(STATE_DIR))
+        }
+    });
+    let state_path = StateFile::import(
+        &state_dir,
         &format!(
             "{}\n{}",
             sink.endpoint(),
@@ -162,51 +177,50 @@ pub async fn import(
         ),
     );
     // One import of this snapshot into this target at a time, from here to the end.
-    let lock = RunLock::acquire(
-        &import_lock_path(&state_path),
-        &format!("an import of {} into {}", dir.display(), sink.endpoint()),
-    )?;
+    let lock = match &state_path {
+        StateFile::Local(path) => Some(RunLock::acquire(
+            &import_lock_path(path),
+            &format!("an import of {dir} into {}", sink.endpoint()),
+        )?),
+        StateFile::Object { .. } => None,
+    };
     let result = import_locked(dir, sink, options, observer, snapshot, chosen, &state_path).await;
-    lock.release();
+    if let Some(lock) = lock {
+        lock.release();
+    }
     result
 }
 
 /// [`import`] once its progress file is locked.
 async fn import_locked(
-    dir: &Path,
+    dir: &Location,
     sink: &dyn Sink,
     options: &ImportOptions,
     observer: &dyn Observer,
     snapshot: Snapshot,
     chosen: Vec<(CollectionManifest, String)>,
-    state_path: &Path,
+    state_path: &StateFile,
 ) -> Result<ImportReport> {
-    let state_path = state_path.to_owned();
-    let manifest_hash = {
-        let path = dir.join(MANIFEST);
-        let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        blake3::hash(&bytes).to_hex().to_string()
-    };
-    let mut state = match (ImportState::load(&state_path)?, options.resume) {
+    let state_path = state_path.clone();
+    let manifest_hash = snapshot.manifest_blake3().to_owned();
+    let mut state = match (ImportState::load_from(&state_path)?, options.resume) {
         (Some(s), Resume::Required | Resume::IfStarted) if s.snapshot == manifest_hash => s,
         (Some(_), Resume::Required | Resume::IfStarted) => {
             return Err(Error::Usage(format!(
                 "{} records an import of another snapshot; remove it to start over without --resume",
-                state_path.display()
+                state_path.path().display()
             )));
         }
         (None, Resume::Required) => {
             return Err(Error::Usage(format!(
-                "there is no unfinished import of {} into {} to resume (no {}); start one without --resume",
-                dir.display(),
+                "there is no unfinished import of {dir} into {} to resume (no {}); start one without --resume",
                 sink.endpoint(),
-                state_path.display()
+                state_path.path().display()
             )));
         }
         (Some(_), Resume::No) if options.existing == ExistingTarget::Refuse => {
             return Err(Error::Usage(format!(
-                "an earlier import of {} into {} stopped before it finished; continue it with --resume, or start over with --if-exists replace",
-                dir.display(),
+                "an earlier import of {dir} into {} stopped before it finished; continue it with --resume, or start over with --if-exists replace",
                 sink.endpoint()
             )));
         }
@@ -272,7 +286,7 @@ async fn import_locked(
             let (fresh, rows_done, complete) = (progress.fresh, progress.rows_done, progress.complete);
             // Saved before the target is touched, so that a stop right
             // after creating it still resumes into it.
-            state.save(&state_path)?;
+            state.save_to(&state_path)?;
             let writer = match sink.prepare(&target, &spec, existing).await {
                 Ok(w) => w,
                 Err(e) => {
@@ -280,9 +294,9 @@ async fn import_locked(
                     if begun.is_none() {
                         state.collections.retain(|p| p.source != c.name);
                         if state.collections.is_empty() {
-                            remove_state(&state_path)?;
+                            state_path.remove()?;
                         } else {
-                            state.save(&state_path)?;
+                            state.save_to(&state_path)?;
                         }
                     }
                     return Err(e);
@@ -296,7 +310,7 @@ async fn import_locked(
                 let mut save = |rows: u64| -> Result<()> {
                     if last_save.elapsed() >= SAVE_EVERY {
                         state.progress_mut(&c.name, &target, fresh).rows_done = rows;
-                        state.save(&state_path)?;
+                        state.save_to(&state_path)?;
                         last_save = Instant::now();
                     }
                     Ok(())
@@ -333,9 +347,9 @@ async fn import_locked(
                         };
                         state.collections.retain(|p| p.source != c.name);
                         if state.collections.is_empty() {
-                            remove_state(&state_path)?;
+                            state_path.remove()?;
                         } else {
-                            state.save(&state_path)?;
+                            state.save_to(&state_path)?;
                         }
                         return Err(Error::Stopped {
                             cause: Box::new(e),
@@ -365,7 +379,7 @@ async fn import_locked(
             let progress = state.progress_mut(&c.name, &target, fresh);
             progress.rows_done = c.record_count;
             progress.complete = true;
-            state.save(&state_path)?;
+            state.save_to(&state_path)?;
             observer.finish(&target);
             out.collections.push(ImportedCollection {
                 source: c.name.clone(),
@@ -388,19 +402,20 @@ async fn import_locked(
     .await;
     if let Err(e) = wrote {
         // The hint only when the progress file is there and not itself what failed.
+        let state_file = state_path.path();
         let about_state = matches!(&e, Error::Io { path, .. }
-        if path.parent() == state_path.parent()
+        if path.parent() == state_file.parent()
             && path.file_name().is_some_and(|n| {
                 n.to_string_lossy()
-                    .starts_with(&*state_path.file_name().unwrap_or_default().to_string_lossy())
+                    .starts_with(&*state_file.file_name().unwrap_or_default().to_string_lossy())
             }));
         return Err(if state_path.exists() && !about_state {
-            e.resumable(&state_path)
+            e.resumable(&state_file)
         } else {
             e
         });
     }
-    remove_state(&state_path)?;
+    state_path.remove()?;
     Ok(out)
 }
 
@@ -452,10 +467,7 @@ fn choose<'a>(
     } else {
         for name in &options.collections {
             let c = snapshot.collection(name).ok_or_else(|| Error::NotFound {
-                what: format!(
-                    "collection `{name}` in snapshot {}",
-                    snapshot.root().display()
-                ),
+                what: format!("collection `{name}` in snapshot {}", snapshot.root()),
                 hint: Some(format!(
                     "it holds: {}",
                     all.iter()
@@ -1101,7 +1113,7 @@ async fn check_unique_ids(
         })
         .collect();
     Err(Error::invalid(
-        snapshot.root(),
+        snapshot.root().file(""),
         format!(
             "collection `{}` holds {} id(s) more than once: {}{}; a database keeps one record per id, so nothing was written. Export the collection again while nothing writes to it, or remove the duplicates",
             c.name,

@@ -8,6 +8,7 @@ use crate::snapshot::CollectionManifest;
 mod batch;
 mod changes;
 mod collisions;
+pub mod copy;
 pub(crate) mod duplicates;
 mod export;
 mod import;
@@ -15,10 +16,8 @@ pub mod state;
 
 pub use batch::Batcher;
 pub use changes::ChangeCounts;
-pub use export::{ExportOptions, export};
-pub use import::{ImportOptions, ImportReport, ImportedCollection, import};
-
-use std::path::Path;
+pub use export::{ExportOptions, export, export_to};
+pub use import::{ImportOptions, ImportReport, ImportedCollection, import, import_from};
 
 use crate::connectors::{Sink, Source};
 use crate::error::Result;
@@ -34,13 +33,13 @@ use crate::snapshot::Manifest;
 pub async fn migrate(
     source: &dyn Source,
     sink: &dyn Sink,
-    via: &Path,
+    via: &crate::storage::Location,
     export_options: &ExportOptions,
     import_options: &ImportOptions,
     observer: &dyn Observer,
 ) -> Result<(Manifest, ImportReport)> {
-    let manifest = export(source, via, export_options, observer).await?;
-    let report = import(via, sink, import_options, observer).await?;
+    let manifest = export_to(source, via, export_options, observer).await?;
+    let report = import_from(via, sink, import_options, observer).await?;
     Ok((manifest, report))
 }
 

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::snapshot::CollectionManifest;
 use crate::snapshot::layout::TEMP_SUFFIX;
 use crate::snapshot::writer::{sync_dir, write_atomic};
+use crate::storage::{Bucket, Location};
 
 /// The directory of progress files inside a snapshot directory.
 pub const STATE_DIR: &str = ".vecport-state";
@@ -32,11 +33,73 @@ pub fn export_state_path(snapshot: &Path) -> PathBuf {
     snapshot.join(STATE_DIR).join(EXPORT_FILE)
 }
 
+/// The name of an export's progress file inside its snapshot location.
+pub const EXPORT_STATE_NAME: &str = ".vecport-state/export.json";
+
+/// Largest progress file read back (a collection's checkpoint lists its
+/// parts; a million parts stay well below this).
+const STATE_BYTES: u64 = 1 << 30;
+
 /// Where an import of a snapshot into `target` keeps its progress, inside
 /// `state_dir`: one file per target, named by a hash of its endpoint.
 pub fn import_state_path(state_dir: &Path, target: &str) -> PathBuf {
+    state_dir.join(import_state_name(target))
+}
+
+fn import_state_name(target: &str) -> String {
     let key = blake3::hash(target.as_bytes()).to_hex();
-    state_dir.join(format!("import-{}.json", &key[..16]))
+    format!("import-{}.json", &key[..16])
+}
+
+/// A progress file: on disk, or an object in object storage.
+#[derive(Debug, Clone)]
+pub enum StateFile {
+    /// A file, replaced atomically.
+    Local(PathBuf),
+    /// An object (a put replaces it atomically).
+    Object {
+        /// The directory's prefix.
+        bucket: Bucket,
+        /// The object's name in it.
+        name: String,
+    },
+}
+
+impl StateFile {
+    /// The progress file of an import into `target`, in `state_dir`.
+    pub fn import(state_dir: &Location, target: &str) -> StateFile {
+        match state_dir {
+            Location::Local(d) => StateFile::Local(import_state_path(d, target)),
+            Location::Bucket(b) => StateFile::Object {
+                bucket: b.clone(),
+                name: import_state_name(target),
+            },
+        }
+    }
+
+    /// Where it is, for messages.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            StateFile::Local(p) => p.clone(),
+            StateFile::Object { bucket, name } => bucket.file(name),
+        }
+    }
+
+    /// Whether it is there.
+    pub fn exists(&self) -> bool {
+        match self {
+            StateFile::Local(p) => p.exists(),
+            StateFile::Object { bucket, name } => matches!(bucket.size(name), Ok(Some(_))),
+        }
+    }
+
+    /// Removes it.
+    pub fn remove(&self) -> Result<()> {
+        match self {
+            StateFile::Local(p) => remove(p),
+            StateFile::Object { bucket, name } => bucket.remove(name),
+        }
+    }
 }
 
 /// The progress of an export.
@@ -98,6 +161,39 @@ impl ExportState {
     pub fn save(&self, snapshot: &Path) -> Result<()> {
         save(&export_state_path(snapshot), self)
     }
+
+    /// [`ExportState::load`] at any location: in object storage, the
+    /// progress is an object beside the snapshot's.
+    pub fn load_at(snapshot: &Location) -> Result<Option<ExportState>> {
+        match snapshot {
+            Location::Local(dir) => ExportState::load(dir),
+            Location::Bucket(b) => match b.read(EXPORT_STATE_NAME, STATE_BYTES)? {
+                None => Ok(None),
+                Some(bytes) => parse(&bytes, &b.file(EXPORT_STATE_NAME), EXPORT_FORMAT),
+            },
+        }
+    }
+
+    /// [`ExportState::save`] at any location (an object put is atomic).
+    pub fn save_at(&self, snapshot: &Location) -> Result<()> {
+        match snapshot {
+            Location::Local(dir) => self.save(dir),
+            Location::Bucket(b) => b.write(EXPORT_STATE_NAME, encode(self)?),
+        }
+    }
+}
+
+/// Where the progress of an export into `snapshot` is, for messages.
+pub fn export_state_file(snapshot: &Location) -> PathBuf {
+    snapshot.file(EXPORT_STATE_NAME)
+}
+
+/// Removes the progress of an export into `snapshot`.
+pub fn remove_export_state(snapshot: &Location) -> Result<()> {
+    match snapshot {
+        Location::Local(dir) => remove(&export_state_path(dir)),
+        Location::Bucket(b) => b.remove(EXPORT_STATE_NAME),
+    }
 }
 
 /// The progress of an import into one target.
@@ -153,6 +249,25 @@ impl ImportState {
     /// Replaces the state file atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         save(path, self)
+    }
+
+    /// [`ImportState::load`] from any progress file.
+    pub fn load_from(file: &StateFile) -> Result<Option<ImportState>> {
+        match file {
+            StateFile::Local(p) => ImportState::load(p),
+            StateFile::Object { bucket, name } => match bucket.read(name, STATE_BYTES)? {
+                None => Ok(None),
+                Some(bytes) => parse(&bytes, &bucket.file(name), IMPORT_FORMAT),
+            },
+        }
+    }
+
+    /// [`ImportState::save`] to any progress file.
+    pub fn save_to(&self, file: &StateFile) -> Result<()> {
+        match file {
+            StateFile::Local(p) => self.save(p),
+            StateFile::Object { bucket, name } => bucket.write(name, encode(self)?),
+        }
     }
 
     /// The progress of collection `source`, if it was started.
@@ -362,13 +477,18 @@ fn load<T: DeserializeOwned>(path: &Path, format: &str) -> Result<Option<T>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
+    parse(&bytes, path, format)
+}
+
+/// A progress file's contents, `path` naming it in errors.
+fn parse<T: DeserializeOwned>(bytes: &[u8], path: &Path, format: &str) -> Result<Option<T>> {
     let damaged = |why: String| Error::InvalidSnapshot {
         file: path.to_owned(),
         message: format!(
             "the progress file is damaged ({why}); remove it to start over without --resume"
         ),
     };
-    let header: Header = serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
+    let header: Header = serde_json::from_slice(bytes).map_err(|e| damaged(e.to_string()))?;
     if header.format != format {
         return Err(damaged(format!(
             "it is a `{}` file, expected `{format}`",
@@ -382,18 +502,22 @@ fn load<T: DeserializeOwned>(path: &Path, format: &str) -> Result<Option<T>> {
             supported: VERSION.to_string(),
         });
     }
-    serde_json::from_slice(&bytes)
+    serde_json::from_slice(bytes)
         .map(Some)
         .map_err(|e| damaged(e.to_string()))
+}
+
+fn encode<T: Serialize>(state: &T) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(state)
+        .map_err(|e| Error::InvalidData(format!("cannot encode the progress file: {e}")))?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }
 
 fn save<T: Serialize>(path: &Path, state: &T) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut bytes = serde_json::to_vec_pretty(state)
-        .map_err(|e| Error::InvalidData(format!("cannot encode the progress file: {e}")))?;
-    bytes.push(b'\n');
-    write_atomic(path, &bytes)?;
+    write_atomic(path, &encode(state)?)?;
     sync_dir(dir)
 }
 

@@ -9,6 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::mpsc::{TryRecvError, channel};
 
@@ -36,12 +37,15 @@ use super::guard;
 use super::layout::FIXED_COLUMNS;
 use super::layout::{MANIFEST, MANIFEST_CHECKSUM};
 use super::manifest::{CollectionManifest, Manifest, PartManifest, VectorColumn, limits};
+use crate::storage::{Bucket, Location};
 
 /// An opened snapshot whose manifest passed its checksum and validation.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    root: PathBuf,
+    root: Location,
     manifest: Manifest,
+    /// BLAKE3 of `manifest.json`, hex.
+    manifest_blake3: String,
 }
 
 /// What [`Snapshot::verify`] found.
@@ -70,8 +74,17 @@ impl VerifyReport {
 }
 
 impl Snapshot {
-    /// Opens the snapshot in `root`.
+    /// Opens the snapshot in directory `root`.
     pub fn open(root: &Path) -> Result<Snapshot> {
+        Snapshot::open_at(&Location::Local(root.to_owned()))
+    }
+
+    /// Opens the snapshot at `location`.
+    pub fn open_at(location: &Location) -> Result<Snapshot> {
+        let root = match location {
+            Location::Local(root) => root,
+            Location::Bucket(b) => return Snapshot::open_bucket(b),
+        };
         let manifest_path = root.join(MANIFEST);
         let checksum_path = root.join(MANIFEST_CHECKSUM);
         let meta = match fs::symlink_metadata(&manifest_path) {
@@ -115,8 +128,51 @@ impl Snapshot {
         }
         let manifest = Manifest::from_slice(&bytes, &manifest_path)?;
         Ok(Snapshot {
-            root: root.to_owned(),
+            root: location.clone(),
             manifest,
+            manifest_blake3: actual,
+        })
+    }
+
+    /// [`Snapshot::open_at`] a prefix in object storage.
+    fn open_bucket(b: &Bucket) -> Result<Snapshot> {
+        let manifest_path = b.file(MANIFEST);
+        let checksum_path = b.file(MANIFEST_CHECKSUM);
+        let Some(bytes) = b.read(MANIFEST, limits::MANIFEST_BYTES)? else {
+            // Listing is a courtesy here: an HTTP server cannot list.
+            let hint = if b.list("").is_ok_and(|l| l.is_empty()) {
+                "is missing: there is nothing at this location (check the bucket and prefix)"
+            } else {
+                "is missing: this location holds no complete snapshot (an export that did not finish, or not a snapshot at all)"
+            };
+            return Err(Error::invalid(&manifest_path, hint));
+        };
+        let text = match b.read(MANIFEST_CHECKSUM, 1024) {
+            Ok(Some(t)) => String::from_utf8_lossy(&t).into_owned(),
+            Ok(None) => return Err(Error::invalid(&checksum_path, CHECKSUM_MISSING)),
+            Err(Error::InvalidSnapshot { .. }) => {
+                return Err(Error::invalid(
+                    &checksum_path,
+                    "is too large to be a checksum file",
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        let expected = parse_checksum(&checksum_path, &text)?;
+        let actual = blake3::hash(&bytes).to_hex().to_string();
+        if expected != actual {
+            return Err(Error::ManifestChecksumMismatch {
+                manifest: manifest_path,
+                checksum_file: checksum_path,
+                expected,
+                actual,
+            });
+        }
+        let manifest = Manifest::from_slice(&bytes, &manifest_path)?;
+        Ok(Snapshot {
+            root: Location::Bucket(b.clone()),
+            manifest,
+            manifest_blake3: actual,
         })
     }
 
@@ -125,8 +181,13 @@ impl Snapshot {
         &self.manifest
     }
 
-    /// The snapshot's directory.
-    pub fn root(&self) -> &Path {
+    /// BLAKE3 of the manifest as read (hex): names this snapshot's content.
+    pub fn manifest_blake3(&self) -> &str {
+        &self.manifest_blake3
+    }
+
+    /// Where the snapshot is.
+    pub fn root(&self) -> &Location {
         &self.root
     }
 
@@ -135,9 +196,9 @@ impl Snapshot {
         self.manifest.collections.iter().find(|c| c.name == name)
     }
 
-    /// Path of a part on disk.
+    /// Where a part is: its path on disk, or its URL.
     pub fn part_path(&self, c: &CollectionManifest, p: &PartManifest) -> PathBuf {
-        self.root.join(&c.directory).join(&p.path)
+        self.root.file(&part_name(c, p))
     }
 
     /// Re-hashes every part and checks its size, footer, row count and schema.
@@ -240,7 +301,7 @@ impl Snapshot {
             })
             .collect();
         Err(Error::invalid(
-            &self.root,
+            self.root.file(""),
             format!(
                 "collection `{}` holds {} id(s) more than once: {}{}; a database keeps one record per id, so it cannot be imported. Export the collection again while nothing writes to it, or remove the duplicates",
                 c.name,
@@ -254,26 +315,51 @@ impl Snapshot {
     fn verify_part(&self, c: &CollectionManifest, p: &PartManifest) -> Result<(u64, u64)> {
         self.check_directories(c)?;
         let path = self.part_path(c, p);
-        let mut file = open_part(&path)?;
-        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-        if len != p.bytes {
-            return Err(Error::invalid(
+        let wrong_size = |len: u64| {
+            Error::invalid(
                 &path,
                 format!(
                     "is {len} bytes, the manifest says {} (truncated or replaced)",
                     p.bytes
                 ),
-            ));
-        }
+            )
+        };
         let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; 4 << 20];
-        loop {
-            let n = file.read(&mut buf).map_err(|e| Error::io(&path, e))?;
-            if n == 0 {
-                break;
+        let len = match &self.root {
+            Location::Local(_) => {
+                let mut file = open_part(&path)?;
+                let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+                if len != p.bytes {
+                    return Err(wrong_size(len));
+                }
+                let mut buf = vec![0u8; 4 << 20];
+                loop {
+                    let n = file.read(&mut buf).map_err(|e| Error::io(&path, e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update_rayon(&buf[..n]);
+                }
+                len
             }
-            hasher.update_rayon(&buf[..n]);
-        }
+            Location::Bucket(b) => {
+                let name = part_name(c, p);
+                match b.size(&name)? {
+                    None => return Err(Error::invalid(&path, PART_MISSING)),
+                    Some(len) if len != p.bytes => return Err(wrong_size(len)),
+                    Some(_) => {}
+                }
+                // Streamed and hashed as it arrives: nothing lands on disk.
+                let len = b.stream(&name, |bytes| {
+                    hasher.update(bytes);
+                    Ok(())
+                })?;
+                if len != p.bytes {
+                    return Err(wrong_size(len));
+                }
+                len
+            }
+        };
         let actual = hasher.finalize().to_hex().to_string();
         if actual != p.blake3 {
             return Err(Error::ChecksumMismatch {
@@ -289,7 +375,11 @@ impl Snapshot {
     /// Refuses a collection directory (or `collections/`) that is a symlink,
     /// so that no file outside the snapshot is ever read.
     fn check_directories(&self, c: &CollectionManifest) -> Result<()> {
-        let mut dir = self.root.clone();
+        // Object storage has no directories, nor links out of a prefix.
+        let Location::Local(root) = &self.root else {
+            return Ok(());
+        };
+        let mut dir = root.clone();
         for component in c.directory.split('/') {
             dir.push(component);
             match fs::symlink_metadata(&dir) {
@@ -320,18 +410,33 @@ impl Snapshot {
     fn open_part_checked(&self, c: &CollectionManifest, p: &PartManifest) -> Result<OpenPart> {
         self.check_directories(c)?;
         let path = self.part_path(c, p);
-        let file = PartFile::new(open_part(&path)?).map_err(|e| Error::io(&path, e))?;
+        let file = match &self.root {
+            Location::Local(_) => {
+                PartFile::Local(LocalFile::new(open_part(&path)?).map_err(|e| Error::io(&path, e))?)
+            }
+            Location::Bucket(b) => {
+                let name = part_name(c, p);
+                let len = b
+                    .size(&name)?
+                    .ok_or_else(|| Error::invalid(&path, PART_MISSING))?;
+                PartFile::Remote {
+                    bucket: b.clone(),
+                    name,
+                    len,
+                }
+            }
+        };
         let damaged = |message: String| Error::Parquet {
             path: path.clone(),
             message,
         };
-        if file.len < 12 {
+        let file_len = file.len();
+        if file_len < 12 {
             return Err(damaged(format!(
-                "is {} bytes, too short for a Parquet file",
-                file.len
+                "is {file_len} bytes, too short for a Parquet file"
             )));
         }
-        let tail = read_exact_at(&file, file.len - 8, 8)
+        let tail = read_exact_at(&file, file_len - 8, 8)
             .map_err(|e| damaged(format!("cannot read the Parquet footer: {e}")))?;
         let mut last = [0u8; 8];
         last.copy_from_slice(&tail);
@@ -343,12 +448,12 @@ impl Snapshot {
             ));
         }
         let footer_len = tail.metadata_length() as u64;
-        if footer_len + 12 > file.len {
+        if footer_len + 12 > file_len {
             return Err(damaged(format!(
                 "its Parquet footer claims {footer_len} bytes, more than the file holds"
             )));
         }
-        let footer_start = file.len - 8 - footer_len;
+        let footer_start = file_len - 8 - footer_len;
         let footer = read_exact_at(&file, footer_start, footer_len as usize + 8)
             .map_err(|e| damaged(format!("cannot read the Parquet footer: {e}")))?;
         let meta = guard::decoding(&path, "reading the Parquet footer", || {
@@ -443,7 +548,12 @@ impl Snapshot {
         hash: bool,
     ) -> impl Iterator<Item = Result<RecordBlock>> + Send + 'a {
         let batch_rows = batch_rows.max(1);
-        let ahead = rayon::current_num_threads().max(1) + 1;
+        let threads = rayon::current_num_threads().max(1);
+        // Object storage answers with latency: more row groups in flight.
+        let ahead = match self.root {
+            Location::Local(_) => threads + 1,
+            Location::Bucket(_) => (2 * threads).max(8),
+        };
         let context = Arc::new(GroupContext {
             vectors: collection.vectors.clone(),
             id_kind: collection.id_kind,
@@ -507,13 +617,29 @@ impl Snapshot {
                     *group += 1;
                     let context = context.clone();
                     let tx = tx.clone();
+                    let tx_error = tx.clone();
                     let seq = next;
                     next += 1;
-                    rayon::spawn(move || {
+                    // A part in object storage: the row group's bytes are
+                    // fetched in the background, decoded once they are here,
+                    // so that `ahead` requests are in flight, not one per
+                    // decoding thread.
+                    let remote = match open.file.as_ref() {
+                        PartFile::Remote { bucket, name, .. } => {
+                            Some((bucket.clone(), name.clone(), group_span(&open, index)))
+                        }
+                        PartFile::Local(_) => None,
+                    };
+                    let decode = move |read: Option<(u64, Result<Bytes>)>| {
                         let r = guard::decoding(
                             &open.path,
                             &format!("decoding row group {index}"),
-                            || read_group(&open, index, &context),
+                            || match read {
+                                None => read_group(&open, index, &context),
+                                Some((start, bytes)) => {
+                                    decode_group(&open, index, &context, start, bytes?)
+                                }
+                            },
                         )
                         .map(|(block, chunk)| Group {
                             block,
@@ -522,7 +648,19 @@ impl Snapshot {
                             index,
                         });
                         let _ = tx.send((seq, r));
-                    });
+                    };
+                    match remote {
+                        Some((bucket, name, Ok(span))) if !span.is_empty() => {
+                            let start = span.start;
+                            bucket.read_range_then(&name, span, move |bytes| {
+                                rayon::spawn(move || decode(Some((start, bytes))));
+                            });
+                        }
+                        Some((_, _, Err(e))) => {
+                            let _ = tx_error.send((seq, Err(e)));
+                        }
+                        _ => rayon::spawn(move || decode(None)),
+                    }
                 }
                 if taken == next {
                     return None;
@@ -740,15 +878,63 @@ struct GroupContext {
     id_kind: IdKind,
 }
 
-/// Decodes row group `index` of `part` into a block.
-///
-/// The row group's column chunks are read with one positioned read; dense
-/// columns with the direct layout are decoded from that buffer straight into
-/// their contiguous values, the rest goes through Arrow over the same buffer.
+/// The bytes a row group's column chunks span in its part.
+fn group_span(part: &OpenPart, index: usize) -> Result<Range<u64>> {
+    let group = part.meta.metadata().row_group(index);
+    let (start, end) = group
+        .columns()
+        .iter()
+        .map(|c| {
+            let (start, len) = c.byte_range();
+            (start, start.saturating_add(len))
+        })
+        .fold((u64::MAX, 0), |(s, e), (cs, ce)| (s.min(cs), e.max(ce)));
+    if start >= end {
+        return Ok(0..0);
+    }
+    if end > part.file.len() || usize::try_from(end - start).is_err() {
+        return Err(Error::Parquet {
+            path: part.path.clone(),
+            message: format!(
+                "row group {index} spans bytes {start}..{end}, beyond the file's {} bytes",
+                part.file.len()
+            ),
+        });
+    }
+    Ok(start..end)
+}
+
+/// Decodes row group `index` of `part` into a block, reading its bytes.
 fn read_group(
     part: &OpenPart,
     index: usize,
     cx: &GroupContext,
+) -> Result<(RecordBlock, ChunkSlice)> {
+    let span = group_span(part, index)?;
+    let chunk = if span.is_empty() {
+        Bytes::new()
+    } else {
+        read_exact_at(&part.file, span.start, (span.end - span.start) as usize).map_err(|e| {
+            Error::Parquet {
+                path: part.path.clone(),
+                message: e.to_string(),
+            }
+        })?
+    };
+    decode_group(part, index, cx, span.start, chunk)
+}
+
+/// Decodes row group `index` of `part` from `chunk`, its bytes from `start`.
+///
+/// Dense columns with the direct layout are decoded from that buffer
+/// straight into their contiguous values, the rest goes through Arrow over
+/// the same buffer.
+fn decode_group(
+    part: &OpenPart,
+    index: usize,
+    cx: &GroupContext,
+    start: u64,
+    chunk: Bytes,
 ) -> Result<(RecordBlock, ChunkSlice)> {
     let at = part.path.display().to_string();
     let parquet_err = |e: parquet::errors::ParquetError| Error::Parquet {
@@ -761,31 +947,8 @@ fn read_group(
         path: part.path.clone(),
         message: format!("row group {index} has a negative row count"),
     })?;
-    let (start, end) = group
-        .columns()
-        .iter()
-        .map(|c| {
-            let (start, len) = c.byte_range();
-            (start, start.saturating_add(len))
-        })
-        .fold((u64::MAX, 0), |(s, e), (cs, ce)| (s.min(cs), e.max(ce)));
-    let chunk = if start < end {
-        let len = usize::try_from(end - start)
-            .ok()
-            .filter(|_| end <= part.file.len)
-            .ok_or_else(|| Error::Parquet {
-                path: part.path.clone(),
-                message: format!(
-                    "row group {index} spans bytes {start}..{end}, beyond the file's {} bytes",
-                    part.file.len
-                ),
-            })?;
-        read_exact_at(&part.file, start, len).map_err(parquet_err)?
-    } else {
-        Bytes::new()
-    };
     let chunk = Arc::new(ChunkSlice {
-        start: start.min(end),
+        start,
         bytes: chunk,
     });
     let descr = part.meta.parquet_schema();
@@ -866,20 +1029,40 @@ fn read_group(
     Ok((block, ChunkSlice::clone(&chunk)))
 }
 
-/// A part file read with positioned reads, so row groups can be read from
-/// several threads at once.
-struct PartFile {
+/// A part read with positioned reads, so row groups can be read from
+/// several threads at once: a local file, or an object read by ranges.
+enum PartFile {
+    Local(LocalFile),
+    Remote {
+        bucket: Bucket,
+        name: String,
+        len: u64,
+    },
+}
+
+impl PartFile {
+    fn len(&self) -> u64 {
+        match self {
+            PartFile::Local(f) => f.len,
+            PartFile::Remote { len, .. } => *len,
+        }
+    }
+}
+
+/// A local part file.
+struct LocalFile {
     file: File,
     len: u64,
 }
 
-impl PartFile {
-    fn new(file: File) -> std::io::Result<PartFile> {
+impl LocalFile {
+    fn new(file: File) -> std::io::Result<LocalFile> {
         let len = file.metadata()?.len();
         advise_sequential(&file);
-        Ok(PartFile { file, len })
+        Ok(LocalFile { file, len })
     }
 
+    #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
     fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
         #[cfg(unix)]
         {
@@ -906,22 +1089,26 @@ fn advise_sequential(file: &File) {
 #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
 fn advise_sequential(_file: &File) {}
 
-/// Reads from `offset` on, advancing its own position.
-struct PartRead {
-    file: Arc<PartFile>,
-    offset: u64,
-}
-
-impl Read for PartRead {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read_at(buf, self.offset)?;
-        self.offset += n as u64;
-        Ok(n)
+/// Reads `length` bytes at `start` of a part.
+fn read_exact_at(file: &PartFile, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+    match file {
+        PartFile::Local(f) => read_local_at(f, start, length),
+        PartFile::Remote { bucket, name, len } => {
+            let end = start.saturating_add(length as u64);
+            if end > *len {
+                return Err(parquet::errors::ParquetError::EOF(format!(
+                    "expected {length} bytes at offset {start}, the object ends at {len}"
+                )));
+            }
+            bucket
+                .read_range(name, start..end)
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        }
     }
 }
 
-/// Reads `length` bytes at `start`.
-fn read_exact_at(file: &PartFile, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+/// Reads `length` bytes at `start` of a local file.
+fn read_local_at(file: &LocalFile, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
     let short = |read: usize| {
         parquet::errors::ParquetError::EOF(format!(
             "expected {length} bytes at offset {start}, the file ends after {read}"
@@ -981,32 +1168,6 @@ fn read_exact_at(file: &PartFile, start: u64, length: usize) -> parquet::errors:
     }
 }
 
-impl Length for PartFile {
-    fn len(&self) -> u64 {
-        self.len
-    }
-}
-
-impl ChunkReader for PartFile {
-    type T = std::io::BufReader<PartRead>;
-
-    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
-        // Only the footer is read through here (by `ArrowReaderMetadata::load`).
-        let file = PartFile {
-            file: self.file.try_clone()?,
-            len: self.len,
-        };
-        Ok(std::io::BufReader::new(PartRead {
-            file: Arc::new(file),
-            offset: start,
-        }))
-    }
-
-    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        read_exact_at(self, start, length)
-    }
-}
-
 /// Column chunks read into memory, addressed by file offsets.
 #[derive(Clone)]
 struct ChunkSlice {
@@ -1055,13 +1216,21 @@ fn open_part(path: &Path) -> Result<File> {
             path,
             "is not a regular file (symlinks are refused)",
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::invalid(
-            path,
-            "is missing; the snapshot is incomplete, copy it again from its origin",
-        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::invalid(path, PART_MISSING))
+        }
         Err(e) => Err(Error::io(path, e)),
     }
 }
+
+/// Where a part is inside the snapshot.
+fn part_name(c: &CollectionManifest, p: &PartManifest) -> String {
+    format!("{}/{}", c.directory, p.path)
+}
+
+const PART_MISSING: &str = "is missing; the snapshot is incomplete, copy it again from its origin";
+const CHECKSUM_MISSING: &str =
+    "is missing; without it the manifest cannot be checked (an export that did not finish?)";
 
 /// Reads `manifest.json.blake3` (`<hex>  manifest.json`).
 fn read_checksum_file(path: &Path) -> Result<String> {
@@ -1075,13 +1244,15 @@ fn read_checksum_file(path: &Path) -> Result<String> {
             String::from_utf8_lossy(&fs::read(path).map_err(|e| Error::io(path, e))?).into_owned()
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::invalid(
-                path,
-                "is missing; without it the manifest cannot be checked (an export that did not finish?)",
-            ));
+            return Err(Error::invalid(path, CHECKSUM_MISSING));
         }
         Err(e) => return Err(Error::io(path, e)),
     };
+    parse_checksum(path, &text)
+}
+
+/// The hash in the text of a checksum file.
+fn parse_checksum(path: &Path, text: &str) -> Result<String> {
     let mut fields = text.split_whitespace();
     match (fields.next(), fields.next(), fields.next()) {
         (Some(hex), Some(name), None)

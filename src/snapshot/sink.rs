@@ -2,6 +2,9 @@
 //! which one thread hashes (BLAKE3) and a second writes, so neither hashing
 //! nor the `write` calls hold up encoding.
 //!
+//! The bytes go to a local file or, for a snapshot in object storage, into a
+//! multipart upload ([`Destination`]).
+//!
 //! On Linux the blocks go to the disk with direct I/O where the filesystem
 //! takes it: a snapshot of a billion vectors passes through the page cache
 //! neither evicting what the machine had cached nor costing a copy per byte.
@@ -13,6 +16,8 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
+
+use crate::storage::Upload;
 
 /// Bytes handed from [`HashingFile`] to its threads at a time.
 const BLOCK: usize = 4 << 20;
@@ -74,9 +79,8 @@ pub(crate) struct HashingFile {
 }
 
 impl HashingFile {
-    /// Writes into `file`, which must be empty; with `direct`, through direct
-    /// I/O where the filesystem takes it.
-    pub(crate) fn new(file: File, direct: bool) -> HashingFile {
+    /// Writes into `destination`.
+    pub(crate) fn new(destination: Destination) -> HashingFile {
         let (to_hash, hash_rx) = sync_channel::<Block>(2);
         let (to_write, write_rx) = sync_channel::<Block>(2);
         let (free_tx, free) = channel::<Block>();
@@ -91,7 +95,7 @@ impl HashingFile {
             hasher
         });
         let writer = std::thread::spawn(move || {
-            let mut out = Output::new(file, direct);
+            let mut out = Output::new(destination);
             for mut block in write_rx {
                 // Stop at the first error; the hashing thread then stops too.
                 out.write(block.bytes())?;
@@ -149,7 +153,8 @@ impl HashingFile {
         }
     }
 
-    /// Writes out what is left and syncs the file.
+    /// Writes out what is left and makes it durable: syncs the file, or
+    /// completes the upload (the object appears whole).
     pub(crate) fn finish(mut self) -> io::Result<Written> {
         self.send_block()?;
         self.to_hash = None;
@@ -162,11 +167,11 @@ impl HashingFile {
             Err(_) => return Err(io::Error::other("the part writing thread panicked")),
         };
         let hasher = hasher.map_err(|_| io::Error::other("the hashing thread panicked"))?;
-        out.file.sync_all()?;
+        let direct = out.commit()?;
         Ok(Written {
             bytes: self.bytes,
             blake3: hasher.finalize().to_hex().to_string(),
-            direct: out.direct_bytes,
+            direct,
         })
     }
 }
@@ -200,18 +205,60 @@ impl Write for HashingFile {
     }
 }
 
-/// The writing thread's end: the file, and whether it is in direct mode.
-struct Output {
+/// Where a part's bytes go.
+pub(crate) enum Destination {
+    /// A local file, which must be empty; with `direct`, written through
+    /// direct I/O where the filesystem takes it.
+    File { file: File, direct: bool },
+    /// A multipart upload into object storage.
+    Upload(Upload),
+}
+
+/// The writing thread's end.
+enum Output {
+    File(FileOutput),
+    Upload(Upload),
+}
+
+impl Output {
+    fn new(destination: Destination) -> Output {
+        match destination {
+            Destination::File { file, direct } => Output::File(FileOutput::new(file, direct)),
+            Destination::Upload(u) => Output::Upload(u),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Output::File(f) => f.write(bytes),
+            Output::Upload(u) => u.write(bytes),
+        }
+    }
+
+    /// Makes the bytes durable; returns how many went with direct I/O.
+    fn commit(self) -> io::Result<u64> {
+        match self {
+            Output::File(f) => {
+                f.file.sync_all()?;
+                Ok(f.direct_bytes)
+            }
+            Output::Upload(mut u) => u.commit().map(|()| 0),
+        }
+    }
+}
+
+/// A local file, and whether it is in direct mode.
+struct FileOutput {
     file: File,
     direct: bool,
     offset: u64,
     direct_bytes: u64,
 }
 
-impl Output {
-    fn new(file: File, direct: bool) -> Output {
+impl FileOutput {
+    fn new(file: File, direct: bool) -> FileOutput {
         let direct = direct && direct_io::enable(&file);
-        Output {
+        FileOutput {
             file,
             direct,
             offset: 0,
@@ -340,7 +387,10 @@ mod tests {
     fn write(data: &[u8], piece: usize, direct: bool) -> (Written, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("part");
-        let mut file = HashingFile::new(File::create(&path).unwrap(), direct);
+        let mut file = HashingFile::new(Destination::File {
+            file: File::create(&path).unwrap(),
+            direct,
+        });
         for chunk in data.chunks(piece) {
             file.write_all(chunk).unwrap();
         }
@@ -400,7 +450,7 @@ mod tests {
     fn unaligned_bytes_leave_direct_mode_for_good() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("part");
-        let mut out = Output::new(File::create(&path).unwrap(), true);
+        let mut out = FileOutput::new(File::create(&path).unwrap(), true);
         let block = {
             let mut b = Block::new();
             b.push(&pattern(2 * DIRECT_ALIGN + 1));

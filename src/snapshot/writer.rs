@@ -1,7 +1,10 @@
 //! Writing snapshots (`spec/FORMAT.md` §5): records stream in, Parquet parts
 //! rotated by rows and bytes come out. Row groups are encoded in parallel on
-//! the rayon pool and appended in order; every file is written under a
-//! temporary name, synced and renamed, and the manifest is written last.
+//! the rayon pool and appended in order; the manifest is written last. On a
+//! local disk every file is written under a temporary name, synced and
+//! renamed; in object storage each part is a multipart upload that appears
+//! whole when it completes, and the manifest a conditional put that never
+//! replaces an object (`spec/FORMAT.md` §9).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::{self, File};
@@ -35,7 +38,8 @@ use super::manifest::{
     CollectionManifest, DimensionSource, FORMAT_MAJOR, FORMAT_MINOR, FORMAT_NAME, Manifest,
     MetadataSchema, NamespaceCount, PartManifest, Producer, SourceInfo, VectorColumn,
 };
-use super::sink::HashingFile;
+use super::sink::{Destination, HashingFile};
+use crate::storage::Location;
 
 /// How vector columns are stored.
 #[derive(
@@ -92,18 +96,36 @@ impl Default for WriteOptions {
     }
 }
 
-/// Writes one snapshot directory.
+/// Writes one snapshot.
 #[derive(Debug)]
 pub struct SnapshotWriter {
-    root: PathBuf,
+    root: Location,
     options: WriteOptions,
     taken_dirs: HashSet<String>,
     collections: Vec<CollectionManifest>,
 }
 
 impl SnapshotWriter {
-    /// Starts a snapshot in `root`, which must not exist or be an empty directory.
+    /// Starts a snapshot in directory `root`, which must not exist or be empty.
     pub fn create(root: &Path, options: WriteOptions) -> Result<SnapshotWriter> {
+        SnapshotWriter::create_at(&Location::Local(root.to_owned()), options)
+    }
+
+    /// Starts a snapshot at `location`: a directory that must not exist or
+    /// be empty, or a prefix in object storage the caller checked is free.
+    pub fn create_at(location: &Location, options: WriteOptions) -> Result<SnapshotWriter> {
+        let root = match location {
+            Location::Local(root) => root,
+            Location::Bucket(_) => {
+                location.require_writable("an export")?;
+                return Ok(SnapshotWriter {
+                    root: location.clone(),
+                    options,
+                    taken_dirs: HashSet::new(),
+                    collections: Vec::new(),
+                });
+            }
+        };
         match fs::read_dir(root) {
             Ok(mut entries) => {
                 if entries.next().is_some() {
@@ -121,7 +143,7 @@ impl SnapshotWriter {
         let collections = root.join(COLLECTIONS_DIR);
         fs::create_dir_all(&collections).map_err(|e| Error::io(&collections, e))?;
         Ok(SnapshotWriter {
-            root: root.to_owned(),
+            root: location.clone(),
             options,
             taken_dirs: HashSet::new(),
             collections: Vec::new(),
@@ -132,18 +154,20 @@ impl SnapshotWriter {
     /// collections completed before it stopped. The caller has removed
     /// whatever no checkpoint describes.
     pub fn resume(
-        root: &Path,
+        root: &Location,
         options: WriteOptions,
         done: Vec<CollectionManifest>,
     ) -> Result<SnapshotWriter> {
-        let collections = root.join(COLLECTIONS_DIR);
-        fs::create_dir_all(&collections).map_err(|e| Error::io(&collections, e))?;
+        if let Location::Local(root) = root {
+            let collections = root.join(COLLECTIONS_DIR);
+            fs::create_dir_all(&collections).map_err(|e| Error::io(&collections, e))?;
+        }
         let mut taken = HashSet::new();
         for c in &done {
             taken.insert(dir_of(c).to_ascii_lowercase());
         }
         Ok(SnapshotWriter {
-            root: root.to_owned(),
+            root: root.clone(),
             options,
             taken_dirs: taken,
             collections: done,
@@ -164,10 +188,8 @@ impl SnapshotWriter {
                 spec.name
             )));
         }
-        let dir = self.root.join(COLLECTIONS_DIR).join(&dir_name);
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let mut writer = CollectionWriter::new(
-            dir,
+            self.collection_dir(&checkpoint.directory)?,
             checkpoint.directory.clone(),
             spec,
             checkpoint.embedding_model.clone(),
@@ -195,15 +217,23 @@ impl SnapshotWriter {
         }
         let dir_name = layout::collection_dir_name(&spec.name, &mut self.taken_dirs);
         let directory = format!("{COLLECTIONS_DIR}/{dir_name}");
-        let dir = self.root.join(COLLECTIONS_DIR).join(&dir_name);
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         Ok(CollectionWriter::new(
-            dir,
+            self.collection_dir(&directory)?,
             directory,
             spec,
             embedding_model,
             self.options.clone(),
         ))
+    }
+
+    /// The location of a collection's directory (`collections/…`), created
+    /// on a local disk.
+    fn collection_dir(&self, directory: &str) -> Result<Location> {
+        let dir = self.root.child(directory);
+        if let Location::Local(d) = &dir {
+            fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        Ok(dir)
     }
 
     /// Adds a finished collection.
@@ -228,9 +258,11 @@ impl SnapshotWriter {
             collections: self.collections,
         };
         // What a reader would refuse is refused here, before the commit point.
-        manifest.validate(&self.root.join(MANIFEST))?;
-        sync_dir(&self.root.join(COLLECTIONS_DIR))?;
-        write_manifest(&self.root, &manifest)?;
+        manifest.validate(&self.root.file(MANIFEST))?;
+        if let Location::Local(root) = &self.root {
+            sync_dir(&root.join(COLLECTIONS_DIR))?;
+        }
+        write_manifest_at(&self.root, &manifest)?;
         Ok(manifest)
     }
 }
@@ -246,16 +278,38 @@ fn dir_of(c: &CollectionManifest) -> &str {
 /// Writes `manifest.json` and `manifest.json.blake3` atomically: the checksum
 /// first, the manifest last, each under a temporary name and renamed.
 pub fn write_manifest(root: &Path, manifest: &Manifest) -> Result<()> {
+    write_manifest_at(&Location::Local(root.to_owned()), manifest)
+}
+
+/// [`write_manifest`] at any location. In object storage both are
+/// conditional puts, the checksum first: an object already there — a
+/// snapshot another run completed — is never replaced, and the manifest,
+/// the commit point, appears last.
+pub fn write_manifest_at(root: &Location, manifest: &Manifest) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(manifest)
         .map_err(|e| Error::InvalidData(format!("cannot encode the manifest: {e}")))?;
     bytes.push(b'\n');
     let hash = blake3::hash(&bytes).to_hex();
-    write_atomic(
-        &root.join(MANIFEST_CHECKSUM),
-        format!("{hash}  {MANIFEST}\n").as_bytes(),
-    )?;
-    write_atomic(&root.join(MANIFEST), &bytes)?;
-    sync_dir(root)
+    let checksum = format!("{hash}  {MANIFEST}\n").into_bytes();
+    match root {
+        Location::Local(root) => {
+            write_atomic(&root.join(MANIFEST_CHECKSUM), &checksum)?;
+            write_atomic(&root.join(MANIFEST), &bytes)?;
+            sync_dir(root)
+        }
+        Location::Bucket(b) => {
+            for (name, bytes) in [(MANIFEST_CHECKSUM, checksum), (MANIFEST, bytes)] {
+                if !b.write_new(name, bytes)? {
+                    return Err(Error::Usage(format!(
+                        "{} already exists: another run completed a snapshot at {} while this one was written; nothing was replaced — export to a new location",
+                        b.file(name).display(),
+                        b.url()
+                    )));
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename.
@@ -301,7 +355,7 @@ struct PartSchema<'a> {
 
 /// Writes the records of one collection into parts.
 pub struct CollectionWriter {
-    dir: PathBuf,
+    dir: Location,
     directory: String,
     spec: CollectionSpec,
     embedding_model: Option<EmbeddingModel>,
@@ -484,7 +538,7 @@ struct PartFile {
 
 impl CollectionWriter {
     fn new(
-        dir: PathBuf,
+        dir: Location,
         directory: String,
         spec: &CollectionSpec,
         embedding_model: Option<EmbeddingModel>,
@@ -542,7 +596,9 @@ impl CollectionWriter {
     /// in it. The collection directory is synced first, so the parts it
     /// lists survive a crash.
     pub fn checkpoint(&self) -> Result<CollectionManifest> {
-        sync_dir(&self.dir)?;
+        if let Location::Local(dir) = &self.dir {
+            sync_dir(dir)?;
+        }
         Ok(self.describe(self.closed.clone(), self.parts.clone()))
     }
 
@@ -668,7 +724,7 @@ impl CollectionWriter {
             let schema = arrow_schema(&self.vectors);
             let descr = ArrowSchemaConverter::new()
                 .convert(&schema)
-                .map_err(|e| parquet_error(&self.dir, e))?;
+                .map_err(|e| parquet_error(&self.dir.file(""), e))?;
             let zstd = ZstdLevel::try_new(self.options.zstd_level).map_err(|e| {
                 Error::Usage(format!("zstd level {}: {e}", self.options.zstd_level))
             })?;
@@ -737,7 +793,7 @@ impl CollectionWriter {
         for records in groups {
             let writers = factory
                 .create_column_writers(self.pipeline.next as usize)
-                .map_err(|e| parquet_error(&self.dir, e))?;
+                .map_err(|e| parquet_error(&self.dir.file(""), e))?;
             let job = encoder.job.clone();
             let tx = self.pipeline.tx.clone();
             let seq = self.pipeline.next;
@@ -783,7 +839,7 @@ impl CollectionWriter {
         let mut rg = part
             .writer
             .next_row_group()
-            .map_err(|e| parquet_error(&self.dir, e))?;
+            .map_err(|e| parquet_error(&self.dir.file(""), e))?;
         for c in group.chunks {
             match c {
                 Chunk::Arrow(c) => c.append_to_row_group(&mut rg),
@@ -795,9 +851,10 @@ impl CollectionWriter {
                     r
                 }
             }
-            .map_err(|e| parquet_error(&self.dir, e))?;
+            .map_err(|e| parquet_error(&self.dir.file(""), e))?;
         }
-        rg.close().map_err(|e| parquet_error(&self.dir, e))?;
+        rg.close()
+            .map_err(|e| parquet_error(&self.dir.file(""), e))?;
         part.rows += group.rows as u64;
         // Groups are written in the order they were cut.
         if let Some(observed) = self.queued_observed.pop_front() {
@@ -817,16 +874,24 @@ impl CollectionWriter {
 
     fn open_part(&mut self) -> Result<()> {
         let index = self.parts.len();
-        let path = self.dir.join(layout::part_file_name(index));
-        let tmp = temp_path(&path);
-        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let name = layout::part_file_name(index);
+        let (destination, tmp) = match &self.dir {
+            Location::Local(dir) => {
+                let tmp = temp_path(&dir.join(&name));
+                let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+                let direct = self.options.direct_io;
+                (Destination::File { file, direct }, tmp)
+            }
+            // An upload appears under its name only once completed.
+            Location::Bucket(b) => (Destination::Upload(b.upload(&name)?), b.file(&name)),
+        };
         let encoder = self
             .encoder
             .as_mut()
             .expect("created before a part is opened");
         let options = ArrowWriterOptions::new().with_properties(encoder.props.clone());
         let arrow_writer = ArrowWriter::try_new_with_options(
-            HashingFile::new(file, self.options.direct_io),
+            HashingFile::new(destination),
             encoder.schema.clone(),
             options,
         )
@@ -851,8 +916,11 @@ impl CollectionWriter {
             return Ok(());
         };
         let name = layout::part_file_name(part.index);
-        let path = self.dir.join(&name);
-        let tmp = temp_path(&path);
+        let path = self.dir.file(&name);
+        let tmp = match &self.dir {
+            Location::Local(_) => temp_path(&path),
+            Location::Bucket(_) => path.clone(),
+        };
         let schema = PartSchema {
             name: &self.spec.name,
             id_kind: part.id_kind.unwrap_or(IdKind::String),
@@ -877,7 +945,9 @@ impl CollectionWriter {
             direct_io_bytes = written.direct,
             "part written"
         );
-        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        if tmp != path {
+            fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        }
         self.parts.push(PartManifest {
             path: name,
             rows: part.rows,
@@ -894,7 +964,9 @@ impl CollectionWriter {
         self.dispatch_groups(true)?;
         self.write_encoded(true)?;
         self.close_part()?;
-        sync_dir(&self.dir)?;
+        if let Location::Local(dir) = &self.dir {
+            sync_dir(dir)?;
+        }
         let observed = mem::take(&mut self.closed);
         let parts = mem::take(&mut self.parts);
         Ok(self.describe(observed, parts))
