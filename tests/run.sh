@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, clippy, and all tests against real
-# servers it starts itself (Chroma, PostgreSQL + pgvector, Milvus on 127.0.0.1).
+# servers it starts itself (Chroma, PostgreSQL + pgvector, Milvus, an S3 server
+# and Azurite on 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/servers.sh
@@ -10,6 +11,8 @@ vdb_start_chroma
 vdb_start_postgres
 vdb_start_postgres_tls
 vdb_start_milvus
+vdb_start_s3
+vdb_start_azurite
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

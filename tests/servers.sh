@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Brings up the real servers vecport's tests and demo use, on 127.0.0.1 only.
 # Source it: it exports CHROMA_URL, DATABASE_URL, VECPORT_TEST_PG_TLS_URL,
-# VECPORT_TEST_PG_TLS_DIR, VECPORT_PYTHON, MILVUS_URL and VECPORT_MILVUS_PYTHON and stops what it started when the
-# sourcing shell exits. Installs are pinned and cached in $VDB_DIR (default
-# /tmp/vdb-ci); only the TLS server's PostgreSQL and openssl come from Debian's
-# packages, installed when missing.
+# VECPORT_TEST_PG_TLS_DIR, VECPORT_PYTHON, MILVUS_URL and VECPORT_MILVUS_PYTHON,
+# the S3 server's VECPORT_TEST_S3_* and Azurite's VECPORT_TEST_AZURITE_URL and
+# VECPORT_TEST_AZURE_*, and stops what it started when the sourcing shell
+# exits. Installs are pinned and cached in $VDB_DIR (default /tmp/vdb-ci); only
+# the TLS server's PostgreSQL and openssl (and Node.js for Azurite, where it is
+# missing) come from Debian's packages, installed when missing.
 
 VDB=${VDB_DIR:-${TMPDIR:-/tmp}/vdb-ci}
 CHROMA_PORT=${CHROMA_PORT:-18000}
@@ -18,10 +20,17 @@ PANDAS_VERSION=3.1.2
 POLARS_VERSION=2.2.0
 DUCKDB_VERSION=2.0.1
 BLAKE3_PY_VERSION=1.0.11
+# Independent clients of the object storage servers, for the tests' checks.
+BOTO3_VERSION=1.44.5
+AZURE_STORAGE_BLOB_VERSION=12.31.1
 PG_PORT=${PG_PORT:-15433}
 PGSERVER_VERSION=0.6.0   # PostgreSQL 16.14 + pgvector 0.8.5
 PG_TLS_PORT=${PG_TLS_PORT:-$((PG_PORT + 1))}
 MILVUS_PORT=${MILVUS_PORT:-19531}
+S3_PORT=${S3_PORT:-19000}
+S3S_FS_VERSION=0.14.1      # 0.17 needs a newer Rust
+AZURITE_PORT=${AZURITE_PORT:-10010}
+AZURITE_VERSION=3.37.0
 MILVUS_LITE_VERSION=2.5.1  # the real C++ Milvus server (3.x is a Python imitation)
 PYMILVUS_VERSION=2.5.18
 mkdir -p "$VDB"
@@ -33,6 +42,7 @@ vdb_install_python() {
     "chromadb==$CHROMA_VERSION" "pyarrow==$PYARROW_VERSION" "qdrant-client==$QDRANT_CLIENT_VERSION"
     "pinecone==$PINECONE_VERSION" "weaviate-client==$WEAVIATE_CLIENT_VERSION" "pandas==$PANDAS_VERSION"
     "polars==$POLARS_VERSION" "duckdb==$DUCKDB_VERSION" "blake3==$BLAKE3_PY_VERSION"
+    "boto3==$BOTO3_VERSION" "azure-storage-blob==$AZURE_STORAGE_BLOB_VERSION"
   )
   # Every pinned distribution at its pinned version, and importable.
   if ! "$venv/bin/python" - "${pins[@]}" 2>/dev/null <<'PY'
@@ -40,7 +50,7 @@ import importlib, importlib.metadata as m, sys
 for pin in sys.argv[1:]:
     name, version = pin.split("==")
     assert m.version(name) == version, pin
-for module in ["chromadb", "pyarrow", "qdrant_client", "pinecone", "weaviate", "pandas", "polars", "duckdb", "blake3"]:
+for module in ["chromadb", "pyarrow", "qdrant_client", "pinecone", "weaviate", "pandas", "polars", "duckdb", "blake3", "boto3", "azure.storage.blob"]:
     importlib.import_module(module)
 PY
   then
@@ -267,4 +277,109 @@ vdb_start_milvus() {
   export MILVUS_URL="milvus://127.0.0.1:$MILVUS_PORT"
   export VECPORT_MILVUS_PYTHON="$venv/bin/python"
   echo "servers.sh: Milvus (milvus-lite $MILVUS_LITE_VERSION) is up at $MILVUS_URL" >&2
+}
+
+# A random secret of `bytes` bytes in base64, with the `+`, `/` and `=` a
+# cloud provider's secrets have, so that the redaction tests see them.
+vdb_secret() {
+  head -c "$1" /dev/urandom | base64 -w0
+}
+
+# Waits until something answers HTTP on 127.0.0.1:$1 (any status).
+vdb_wait_http() {
+  for _ in $(seq 1 120); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/")" != 000 ] && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
+# An S3 server that really stores objects: s3s-fs from crates.io (built
+# once, cached in $VDB/s3s-fs), over a data directory made fresh each time,
+# with an access key and secret made for this run. A bucket is a directory
+# under the root. The tests check what s3s-fs keeps there: open multipart
+# uploads are hidden files in the root (it answers 501 to
+# ListMultipartUploads).
+vdb_start_s3() {
+  if [ -n "${VECPORT_TEST_S3_ENDPOINT:-}" ]; then
+    echo "servers.sh: using the S3 server at $VECPORT_TEST_S3_ENDPOINT" >&2
+    return 0
+  fi
+  local bin="$VDB/s3s-fs/bin/s3s-fs"
+  if [ "$("$bin" --version 2>/dev/null)" != "s3s-fs $S3S_FS_VERSION" ]; then
+    echo "servers.sh: installing s3s-fs $S3S_FS_VERSION into $VDB/s3s-fs" >&2
+    cargo install --locked --quiet "s3s-fs@$S3S_FS_VERSION" --features binary --root "$VDB/s3s-fs" || return 1
+  fi
+  local root="$VDB/s3-data" bucket=vecport-test access secret
+  rm -rf "$root"
+  mkdir -p "$root/$bucket"
+  access="VECPORT$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr a-f A-F)"
+  secret=$(vdb_secret 30)
+  "$bin" --host 127.0.0.1 --port "$S3_PORT" --access-key "$access" --secret-key "$secret" "$root" \
+    >"$VDB/s3s-fs.log" 2>&1 &
+  VDB_PIDS+=($!)
+  if ! vdb_wait_http "$S3_PORT"; then
+    echo "servers.sh: s3s-fs did not start; its log:" >&2
+    cat "$VDB/s3s-fs.log" >&2
+    return 1
+  fi
+  export VECPORT_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+  export VECPORT_TEST_S3_ACCESS_KEY="$access"
+  export VECPORT_TEST_S3_SECRET_KEY="$secret"
+  export VECPORT_TEST_S3_BUCKET="$bucket"
+  export VECPORT_TEST_S3_ROOT="$root"
+  echo "servers.sh: s3s-fs $S3S_FS_VERSION is up at $VECPORT_TEST_S3_ENDPOINT (bucket $bucket in $root)" >&2
+}
+
+# Azurite, Microsoft's Azure Storage emulator, from npm (cached in
+# $VDB/azurite): its blob service on 127.0.0.1, data in a directory made
+# fresh each time, with one storage account whose key is made for this run
+# (AZURITE_ACCOUNTS replaces the published development account) and a
+# container created with the azure-storage-blob client of vdb_install_python.
+vdb_start_azurite() {
+  if [ -n "${VECPORT_TEST_AZURITE_URL:-}" ]; then
+    echo "servers.sh: using the Azurite server at $VECPORT_TEST_AZURITE_URL" >&2
+    return 0
+  fi
+  if ! command -v npm >/dev/null; then
+    echo "servers.sh: installing Debian's nodejs and npm for Azurite" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null || return 1
+  fi
+  local dir="$VDB/azurite"
+  if [ "$(node -p "require('$dir/node_modules/azurite/package.json').version" 2>/dev/null)" != "$AZURITE_VERSION" ]; then
+    echo "servers.sh: installing azurite@$AZURITE_VERSION into $dir" >&2
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" >/dev/null || return 1
+  fi
+  local data="$VDB/azurite-data" account=vecport container=vecport-test key
+  rm -rf "$data"
+  mkdir -p "$data"
+  key=$(vdb_secret 64)
+  # --disableTelemetry: without it Azurite takes minutes to exit offline.
+  AZURITE_ACCOUNTS="$account:$key" "$dir/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 \
+    --blobPort "$AZURITE_PORT" --location "$data" --skipApiVersionCheck --loose --disableTelemetry \
+    >"$VDB/azurite.log" 2>&1 &
+  VDB_PIDS+=($!)
+  if ! vdb_wait_http "$AZURITE_PORT"; then
+    echo "servers.sh: Azurite did not start; its log:" >&2
+    cat "$VDB/azurite.log" >&2
+    return 1
+  fi
+  if ! AZ_KEY="$key" "$VDB/chroma-venv/bin/python" - "http://127.0.0.1:$AZURITE_PORT/$account" "$account" "$container" <<'PY'
+import os, sys
+from azure.storage.blob import BlobServiceClient
+url, account, container = sys.argv[1:]
+service = BlobServiceClient(url, credential={"account_name": account, "account_key": os.environ["AZ_KEY"]})
+service.create_container(container)
+PY
+  then
+    echo "servers.sh: could not create the Azurite container $container; its log:" >&2
+    cat "$VDB/azurite.log" >&2
+    return 1
+  fi
+  export VECPORT_TEST_AZURITE_URL="http://127.0.0.1:$AZURITE_PORT"
+  export VECPORT_TEST_AZURE_ACCOUNT_NAME="$account"
+  export VECPORT_TEST_AZURE_ACCOUNT_KEY="$key"
+  export VECPORT_TEST_AZURE_CONTAINER="$container"
+  echo "servers.sh: Azurite $AZURITE_VERSION is up at $VECPORT_TEST_AZURITE_URL (account $account, container $container)" >&2
 }

@@ -11,7 +11,7 @@
 //! ```text
 //! POST   /__emulator/faults   {"rate_limit":0.1,"retry_after_secs":1,"unavailable":0.0,
 //!                              "drop_connection":0.0,"delay":0.0,"delay_ms":0,
-//!                              "path_prefix":null,"max_faults":null,"seed":null}
+//!                              "path_prefix":null,"method":null,"max_faults":null,"seed":null}
 //! GET    /__emulator/faults   → {"faults":{…},"counts":{…}}
 //! DELETE /__emulator/faults   → no faults, counters reset
 //! ```
@@ -73,6 +73,8 @@ pub struct Faults {
     pub delay_ms: u64,
     /// Only requests whose path starts with this are faulted.
     pub path_prefix: Option<String>,
+    /// Only requests of this method (`PUT`, …) are faulted.
+    pub method: Option<String>,
     /// Stop injecting after this many faults (then every request succeeds).
     pub max_faults: Option<u64>,
     /// Seed for the random draws; `None` seeds from the clock.
@@ -89,6 +91,7 @@ impl Default for Faults {
             delay: 0.0,
             delay_ms: 0,
             path_prefix: None,
+            method: None,
             max_faults: None,
             seed: None,
         }
@@ -144,6 +147,12 @@ impl Faults {
     /// Only requests under `prefix` are faulted.
     pub fn under(mut self, prefix: &str) -> Faults {
         self.path_prefix = Some(prefix.to_owned());
+        self
+    }
+
+    /// Only requests of `method` are faulted.
+    pub fn only(mut self, method: &str) -> Faults {
+        self.method = Some(method.to_owned());
         self
     }
 
@@ -298,7 +307,7 @@ impl FaultInjector {
     }
 
     /// Draws the fault (if any) for one request to `path`, and counts it.
-    fn decide(&self, path: &str) -> Option<(FaultKind, Faults)> {
+    fn decide(&self, method: &str, path: &str) -> Option<(FaultKind, Faults)> {
         let mut state = self.lock();
         state.counts.requests += 1;
         let faults = state.faults.clone();
@@ -306,6 +315,7 @@ impl FaultInjector {
             .path_prefix
             .as_deref()
             .is_some_and(|p| !path.starts_with(p))
+            || faults.method.as_deref().is_some_and(|m| m != method)
         {
             return None;
         }
@@ -539,7 +549,7 @@ async fn fault_layer(
         return next.run(request).await;
     }
     let method = request.method().clone();
-    let Some((kind, config)) = faults.decide(&path) else {
+    let Some((kind, config)) = faults.decide(method.as_str(), &path) else {
         let response = next.run(request).await;
         faults.log(&method, &path, response.status().as_u16());
         return response;

@@ -1,7 +1,8 @@
 //! vecport's integration tests: one binary, one module per area.
 //!
 //! Tests that need a real server read its URL from the environment
-//! (`CHROMA_URL`, `DATABASE_URL`, `VECPORT_TEST_PG_TLS_URL`, `MILVUS_URL`); without it they are skipped, except under CI (`CI=true`),
+//! (`CHROMA_URL`, `DATABASE_URL`, `VECPORT_TEST_PG_TLS_URL`, `MILVUS_URL`,
+//! `VECPORT_TEST_S3_ENDPOINT`, `VECPORT_TEST_AZURITE_URL`); without it they are skipped, except under CI (`CI=true`),
 //! where a missing server is a failure.
 
 mod support;
@@ -23,6 +24,7 @@ mod hostile_http;
 mod hostile_parts;
 mod matrix;
 mod milvus;
+mod object_store;
 mod pgvector;
 mod pgvector_tls;
 mod pinecone;

@@ -46,9 +46,11 @@ fn ok(args: &[&str]) -> Output {
 }
 
 /// Kills runs with SIGKILL at random moments, and counts the kills.
-struct Crashes {
-    rng: fastrand::Rng,
-    kills: usize,
+pub(crate) struct Crashes {
+    pub(crate) rng: fastrand::Rng,
+    pub(crate) kills: usize,
+    /// Sets up each run's command (its environment) before it starts.
+    pub(crate) setup: Box<dyn Fn(&mut Command)>,
 }
 
 impl Crashes {
@@ -57,7 +59,7 @@ impl Crashes {
     /// run's duration) until `kills` kills landed or a run finished; then
     /// lets `resumed` run to the end, in `cwd`. Calls `killed` after each
     /// kill; returns the stderr of the run that finished.
-    fn run(
+    pub(crate) fn run(
         &mut self,
         first: &[&str],
         resumed: &[&str],
@@ -74,10 +76,9 @@ impl Crashes {
         };
         for _ in 0..kills {
             let delay = span.mul_f64(0.02 + 0.6 * self.rng.f64());
-            let mut child: Child = command(args)
-                .current_dir(cwd)
-                .spawn()
-                .expect("spawn vecport");
+            let mut cmd = command(args);
+            (self.setup)(&mut cmd);
+            let mut child: Child = cmd.current_dir(cwd).spawn().expect("spawn vecport");
             let started = Instant::now();
             loop {
                 if child.try_wait().unwrap().is_some() {
@@ -94,7 +95,9 @@ impl Crashes {
             }
             args = resumed;
         }
-        finished(resumed, command(resumed).current_dir(cwd).output().unwrap())
+        let mut cmd = command(resumed);
+        (self.setup)(&mut cmd);
+        finished(resumed, cmd.current_dir(cwd).output().unwrap())
     }
 }
 
@@ -230,6 +233,7 @@ fn sigkilled_runs_resume_to_exactly_the_uninterrupted_result() {
     let mut crashes = Crashes {
         rng: fastrand::Rng::with_seed(seed),
         kills: 0,
+        setup: Box::new(|_| {}),
     };
 
     let mut databases = vec![("qdrant", qdrant)];

@@ -7,6 +7,10 @@
 //! stderr, not in any file under the directories the runs wrote to
 //! (snapshots, change reports, whatever else a command keeps there), not in
 //! any record of the snapshots. URLs with credentials are not echoed either.
+//! The secrets of object storage (`AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+//! `AZURE_STORAGE_ACCOUNT_KEY`, `AZURE_STORAGE_SAS_TOKEN`) are searched for the
+//! same way after runs against the S3 server and Azurite, and in every object
+//! the runs left in the buckets.
 
 use std::path::{Path, PathBuf};
 
@@ -55,6 +59,11 @@ impl Runs {
         for var in credential_vars() {
             cmd.env(var, &self.key);
         }
+        self.run_as_set(cmd, args, codes);
+    }
+
+    /// [`Runs::run_with`] with the credentials `cmd` was given, no others.
+    fn run_as_set(&mut self, mut cmd: Command, args: &[&str], codes: &[i32]) {
         let home = self.dir.join("home");
         let out = cmd
             .current_dir(&self.dir)
@@ -378,4 +387,189 @@ async fn keys_never_appear_in_output_snapshots_or_files() {
     assert!(!tmp.path().join("refused").exists());
     assert!(!tmp.path().join("failed").exists());
     assert_no_key(&runs, snapshots);
+}
+
+/// A server that answers every request with `status` and an S3-style XML
+/// error echoing the request's URL (where a SAS token travels) and its
+/// credential headers, as they are, in base64 and percent-encoded.
+async fn echo_storage_server(status: StatusCode) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| async move {
+        let mut echo = format!("request {uri}; ");
+        for name in ["authorization", "x-amz-security-token", "x-ms-version"] {
+            if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(v);
+                let pct =
+                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC);
+                echo.push_str(&format!("bad {name} {v} ({b64}, {pct}); "));
+            }
+        }
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>{echo}</Message></Error>"
+        );
+        (status, [("content-type", "application/xml")], body).into_response()
+    });
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), server)
+}
+
+/// The secrets of object storage — the S3 secret key and session token, the
+/// Azure account key and SAS token — appear in no output (`-vv`, and once
+/// with every log on), in no file the runs wrote and in no object in the
+/// buckets: through runs that work, credentials refused, and servers that
+/// echo the request's URL and credential headers back in their errors.
+#[tokio::test(flavor = "multi_thread")]
+async fn object_storage_secrets_never_appear() {
+    use crate::support::buckets::{Store, without_storage_env};
+    let (Some(s3), Some(az)) = (Store::s3(), Store::azurite()) else {
+        return;
+    };
+    let q = qdrant::start(QdrantOptions::default()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for d in ["home", "tmp"] {
+        std::fs::create_dir_all(tmp.path().join(d)).unwrap();
+    }
+    let seed = tmp.path().join("seed");
+    write_snapshot(
+        &seed,
+        &data::spec("docs", 8, Metric::Dot),
+        plain_records(300, 8, 3),
+    );
+    let qd = format!("qdrant://{}/docs", q.addr());
+    let with = |env: &[(String, String)]| -> Command {
+        let mut cmd = crate::support::cli::vecport_process();
+        without_storage_env(&mut cmd);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        Command::from_std(cmd)
+    };
+    let token = format!("IQoJb3JpZ2luX2Vj+Tok3n/{:016x}=", fastrand::u64(..));
+    let mut s3_env = s3.env().to_vec();
+    s3_env.push(("AWS_SESSION_TOKEN".into(), token.clone()));
+    let sas = az.sas_token();
+    let az_key = az.var("AZURE_STORAGE_ACCOUNT_KEY");
+    let sas_env: Vec<(String, String)> = az
+        .env()
+        .iter()
+        .filter(|(k, _)| k != "AZURE_STORAGE_ACCOUNT_KEY")
+        .cloned()
+        .chain([("AZURE_STORAGE_SAS_TOKEN".to_owned(), sas.clone())])
+        .collect();
+    let both: Vec<(String, String)> = s3_env.iter().chain(az.env()).cloned().collect();
+    let p = |store: &Store, what: &str| store.location(&store.fresh_prefix(what));
+    let (in_s3, in_az, by_sas) = (p(&s3, "secrets"), p(&az, "secrets"), p(&az, "secrets-sas"));
+
+    let mut runs = Runs::new(tmp.path(), &s3.var("AWS_SECRET_ACCESS_KEY"));
+    let all = |runs: &mut Runs, env: &[(String, String)], args: &[&str], codes: &[i32]| {
+        runs.run_as_set(with(env), args, codes);
+    };
+    all(&mut runs, &[], &["import", "seed", &qd, "-q"], &[0]);
+    all(&mut runs, &s3_env, &["export", &qd, &in_s3, "-vv"], &[0]);
+    all(&mut runs, &s3_env, &["verify", &in_s3, "-vv"], &[0]);
+    all(&mut runs, &s3_env, &["inspect", &in_s3, "--json"], &[0]);
+    all(&mut runs, &both, &["copy", &in_s3, &in_az, "-vv"], &[0]);
+    all(&mut runs, &both, &["copy", &in_az, "copied", "-vv"], &[0]);
+    all(&mut runs, az.env(), &["verify", &in_az, "-vv"], &[0]);
+    let back = format!("qdrant://{}/back", q.addr());
+    all(&mut runs, az.env(), &["import", &in_az, &back, "-vv"], &[0]);
+    all(&mut runs, &s3_env, &["compare", &in_s3, &back, "-vv"], &[0]);
+    all(&mut runs, &sas_env, &["export", &qd, &by_sas, "-vv"], &[0]);
+    all(&mut runs, &sas_env, &["verify", &by_sas, "-vv"], &[0]);
+    let via = p(&s3, "secrets-via");
+    let migrated = format!("qdrant://{}/migrated", q.addr());
+    all(
+        &mut runs,
+        &s3_env,
+        &["migrate", &qd, &migrated, "--via", &via, "-vv"],
+        &[0],
+    );
+    // Every log line on, of every crate.
+    let mut traced = with(&s3_env);
+    traced.env("VECPORT_LOG", "trace");
+    runs.run_as_set(
+        traced,
+        &["export", &qd, &p(&s3, "secrets-trace"), "-q"],
+        &[0],
+    );
+    let mut traced = with(&sas_env);
+    traced.env("VECPORT_LOG", "trace");
+    runs.run_as_set(traced, &["verify", &by_sas], &[0]);
+
+    // Refused credentials.
+    let replace = |env: &[(String, String)], var: &str, value: &str| -> Vec<(String, String)> {
+        env.iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    if k == var {
+                        value.to_owned()
+                    } else {
+                        v.clone()
+                    },
+                )
+            })
+            .collect()
+    };
+    let wrong_s3 = replace(&s3_env, "AWS_ACCESS_KEY_ID", "AKIAWRONGKEYID000000");
+    all(
+        &mut runs,
+        &wrong_s3,
+        &["export", &qd, &p(&s3, "refused"), "-vv"],
+        &[5],
+    );
+    all(&mut runs, &wrong_s3, &["verify", &in_s3, "-vv"], &[5]);
+    let wrong_az = replace(az.env(), "AZURE_STORAGE_ACCOUNT_NAME", "vecportother");
+    all(&mut runs, &wrong_az, &["verify", &in_az, "-vv"], &[5, 6]);
+    let wrong_sas = replace(
+        &sas_env,
+        "AZURE_STORAGE_SAS_TOKEN",
+        &sas.replace("sig=", "sig=A"),
+    );
+    all(&mut runs, &wrong_sas, &["verify", &by_sas, "-vv"], &[5]);
+
+    // Servers that echo the URL and the credential headers back.
+    for status in [StatusCode::FORBIDDEN, StatusCode::BAD_REQUEST] {
+        let (url, server) = echo_storage_server(status).await;
+        let echo_s3 = replace(&s3_env, "AWS_ENDPOINT_URL", &url);
+        let echo_az = replace(az.env(), "AZURITE_BLOB_STORAGE_URL", &url);
+        let echo_sas = replace(&sas_env, "AZURITE_BLOB_STORAGE_URL", &url);
+        for (env, location) in [(&echo_s3, &in_s3), (&echo_az, &in_az), (&echo_sas, &by_sas)] {
+            all(&mut runs, env, &["verify", location, "-vv"], &[3, 4, 5]);
+            all(
+                &mut runs,
+                env,
+                &["export", &qd, &format!("{location}-echo"), "-vv"],
+                &[3, 4, 5],
+            );
+        }
+        server.abort();
+    }
+
+    // Every object in the buckets is searched too, as downloaded.
+    for (store, location) in [(&s3, &in_s3), (&az, &in_az), (&az, &by_sas), (&s3, &via)] {
+        let scheme = format!("{}://{}/", store.provider.scheme(), store.container);
+        let prefix = location.strip_prefix(&scheme).unwrap();
+        let objects = store.download(prefix, &tmp.path().join("objects").join(prefix));
+        assert!(!objects.is_empty(), "nothing under {location}");
+    }
+    let sig = sas
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("sig="))
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .unwrap()
+                .into_owned()
+        })
+        .expect("the SAS token's signature");
+    // Snapshots: copied, and the four in the buckets.
+    let snapshots = 5;
+    for secret in [s3.var("AWS_SECRET_ACCESS_KEY"), token, az_key, sas, sig] {
+        runs.key = secret;
+        assert_no_key(&runs, snapshots);
+    }
+    assert_eq!(q.state().points_count("back"), Some(300));
+    assert_eq!(q.state().points_count("migrated"), Some(300));
 }

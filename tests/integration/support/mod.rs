@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod buckets;
 pub mod chroma;
 pub mod cli;
 pub mod data;
