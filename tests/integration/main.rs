@@ -26,6 +26,7 @@ mod milvus;
 mod pgvector;
 mod pgvector_tls;
 mod pinecone;
+mod pinecone_documents;
 mod pinecone_emulator;
 mod pyarrow;
 mod qdrant;

@@ -588,6 +588,18 @@ fn exports_resume_across_namespaces_and_tenants() {
         },
     );
 
+    // A document index: its list pages are `documents/list` calls.
+    assert_export_resumes(
+        tmp.path(),
+        "Pinecone-documents",
+        namespaced(data::PINECONE),
+        &format!("pinecone+http://{}/ns-documents?kind=document", p.addr()),
+        &|f| match f {
+            Some(f) => p.faults().set(f.under("/__index/ns-documents/namespaces/")).unwrap(),
+            None => p.faults().clear(),
+        },
+    );
+
     let w = weaviate::start_background(weaviate::WeaviateOptions::default()).unwrap();
     assert_export_resumes(
         tmp.path(),
