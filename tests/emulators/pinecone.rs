@@ -96,8 +96,9 @@ pub struct PineconeOptions {
     /// How many `describe_index_stats` calls after a write still show the
     /// counts from before it. 0: no lag.
     pub stats_lag_reads: u32,
-    /// How many document reads (list, fetch, search) of a document index
-    /// after an upsert or delete still do not see it. 0: no lag.
+    /// How many document reads (list, fetch, search, and listing
+    /// namespaces) of a document index after an upsert or delete still do
+    /// not see it. 0: no lag.
     pub document_lag_reads: u32,
     /// Data-plane request body limit in bytes.
     pub max_request_size: usize,
@@ -1578,9 +1579,12 @@ async fn list_namespaces(State(p): State<Arc<Pinecone>>, uri: Uri) -> Response {
 
 fn list_namespaces_inner(p: &Pinecone, uri: &Uri) -> ApiResult<Value> {
     let pairs = query_pairs(uri);
-    let db = p.db();
+    let mut db = p.db();
     let name = index_name(&db, uri)?;
-    let index = &db[&name];
+    let index = db.get_mut(&name).expect("index exists");
+    // Listing namespaces reads documents too: pending writes come closer.
+    index.read_tick();
+    let index = &*index;
     let limit = parse_limit(&pairs, 100)?;
     let prefix = query_param(&pairs, "prefix").unwrap_or_default();
     let after = match query_param(&pairs, "paginationToken").filter(|t| !t.is_empty()) {

@@ -26,7 +26,8 @@
 //!   with `_remove_fields`, applied at once) → 202 `{}`.
 //! - Errors `{"error": {"code", "message"}, "status"}`.
 //! - Writes become visible after [`super::PineconeOptions::document_lag_reads`]
-//!   document reads of the index (list, fetch, search), as Pinecone applies
+//!   document reads of the index (list, fetch, search, `GET /namespaces`),
+//!   as Pinecone applies
 //!   upserts asynchronously; 0 makes them visible at once.
 //! - `embed`/`sparse_embed` fields keep their text; the emulator has no
 //!   model, so it makes no vectors and refuses `embed` search clauses.
@@ -230,7 +231,7 @@ impl Index {
     }
 
     /// One document read: pending writes come one read closer to showing.
-    fn read_tick(&mut self) {
+    pub(super) fn read_tick(&mut self) {
         let mut still = Vec::new();
         for (ns, id, doc, left) in std::mem::take(&mut self.pending) {
             if left <= 1 {

@@ -74,7 +74,10 @@ async fn a_document_index_the_sdk_filled_comes_back_with_its_schema_and_document
     let c = &snapshot.manifest().collections[0];
     assert_eq!(records.len(), 10_200);
     assert_eq!(c.vectors.len(), 1, "one dense field, no sparse one");
-    assert_eq!(c.vectors[0].field.name, "embedding");
+    // The one dense field is the snapshot's unnamed field; its name is in
+    // the raw configuration.
+    assert_eq!(c.vectors[0].field.name, "");
+    assert!(c.raw_config["schema"]["fields"]["embedding"].is_object());
     assert_eq!(c.vectors[0].field.dimension, Some(8));
     assert_eq!(c.vectors[0].field.metric, Some(Metric::Cosine));
     assert!(
@@ -87,6 +90,10 @@ async fn a_document_index_the_sdk_filled_comes_back_with_its_schema_and_document
         "{notes}"
     );
     assert!(notes.contains("n-grams 2–3"), "{notes}");
+    assert!(
+        notes.contains("the dense field \"embedding\" is the snapshot's unnamed vector field"),
+        "{notes}"
+    );
     let mut namespaces: Vec<Option<String>> = c.namespaces.iter().map(|n| n.name.clone()).collect();
     namespaces.sort();
     assert_eq!(namespaces, [None, Some("tenant-b".to_owned())]);

@@ -595,7 +595,10 @@ fn exports_resume_across_namespaces_and_tenants() {
         namespaced(data::PINECONE),
         &format!("pinecone+http://{}/ns-documents?kind=document", p.addr()),
         &|f| match f {
-            Some(f) => p.faults().set(f.under("/__index/ns-documents/namespaces/")).unwrap(),
+            Some(f) => p
+                .faults()
+                .set(f.under("/__index/ns-documents/namespaces/"))
+                .unwrap(),
             None => p.faults().clear(),
         },
     );

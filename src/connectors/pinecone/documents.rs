@@ -94,7 +94,7 @@ impl Layout {
             .map(str::to_owned)
             .or_else(|| text_fields.iter().find(|f| *f == DOCUMENT_FIELD).cloned());
         Layout {
-            vectors: spec.vectors.iter().map(|f| f.name.clone()).collect(),
+            vectors: schema_names(&fields, spec),
             document,
             text_fields,
         }
@@ -111,7 +111,7 @@ impl Layout {
                 .map(str::to_owned)
                 .or_else(|| Some(DOCUMENT_FIELD.to_owned()));
             return Layout {
-                vectors: spec.vectors.iter().map(|f| f.name.clone()).collect(),
+                vectors: schema_names(&fields, spec),
                 document,
                 text_fields: string_fields(&fields),
             };
@@ -199,6 +199,46 @@ impl Layout {
             .chain(self.document.as_deref())
             .chain([URI_FIELD])
     }
+}
+
+/// The schema's field of each of `spec`'s vector slots: an index has at most
+/// one dense and one sparse field, which the snapshot calls `""` and
+/// `sparse`.
+fn schema_names(fields: &Map<String, Value>, spec: &CollectionSpec) -> Vec<String> {
+    let first = |ty: &str| {
+        let mut names: Vec<&String> = fields
+            .iter()
+            .filter(|(_, f)| f.get("type").and_then(Value::as_str) == Some(ty))
+            .map(|(n, _)| n)
+            .collect();
+        names.sort();
+        names.first().map(|n| (*n).clone())
+    };
+    spec.vectors
+        .iter()
+        .map(|f| {
+            let ty = match f.kind {
+                VectorKind::Sparse => "sparse_vector",
+                _ => "dense_vector",
+            };
+            first(ty).unwrap_or_else(|| f.name.clone())
+        })
+        .collect()
+}
+
+/// `fields` named as a snapshot of a document index names them: the dense
+/// field `""`, the sparse field `sparse`.
+pub fn snapshot_names(fields: &[VectorField]) -> Vec<VectorField> {
+    fields
+        .iter()
+        .map(|f| VectorField {
+            name: match f.kind {
+                VectorKind::Sparse => SPARSE_FIELD.to_owned(),
+                _ => String::new(),
+            },
+            ..f.clone()
+        })
+        .collect()
 }
 
 fn strip_nulls(v: &Value) -> Value {
@@ -324,7 +364,7 @@ pub fn spec_of(
         let f = &fields[name];
         match f.get("type").and_then(Value::as_str) {
             Some("dense_vector") => dense.push(VectorField {
-                name: name.clone(),
+                name: String::new(),
                 index: Some(index.clone()),
                 ..VectorField::dense(
                     f.get("dimension")
@@ -334,7 +374,7 @@ pub fn spec_of(
                 )
             }),
             Some("sparse_vector") => sparse.push(VectorField {
-                name: name.clone(),
+                name: SPARSE_FIELD.to_owned(),
                 kind: VectorKind::Sparse,
                 metric: Some(Metric::Dot),
                 ..VectorField::dense(None, None)
@@ -367,6 +407,24 @@ pub fn spec_of(
             "the snapshot's documents are the pinecone field {d:?}"
         ));
         config[RAW_KEY] = json!({"document_field": d});
+    }
+    let named: Vec<String> = fields
+        .iter()
+        .filter_map(|(n, f)| match f.get("type").and_then(Value::as_str) {
+            Some("dense_vector") => Some(format!(
+                "the dense field {n:?} is the snapshot's unnamed vector field"
+            )),
+            Some("sparse_vector") => Some(format!(
+                "the sparse field {n:?} is the snapshot's field {SPARSE_FIELD:?}"
+            )),
+            _ => None,
+        })
+        .collect();
+    if !named.is_empty() {
+        notes.push(format!(
+            "pinecone document index: {} (the names are kept in the raw configuration and restored by an import into a pinecone document index)",
+            named.join("; ")
+        ));
     }
     dense.extend(sparse);
     Ok(CollectionSpec {

@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{Error, Result};
 use crate::mapping::{IdForm, IndexCounterparts, unkept_settings};
 use crate::model::{
-    CollectionSpec, CollectionSummary, IdKind, Metric, Record, RecordId, VectorField, VectorKind,
+    CollectionSpec, CollectionSummary, IdKind, Metric, Record, RecordId, VectorKind,
 };
 use crate::redact::Secret;
 
@@ -623,15 +623,7 @@ impl Sink for Pinecone {
                     }
                     Kind::Document => {
                         let theirs = documents::spec_of(&m, None, None)?.vectors;
-                        let ours: Vec<VectorField> = spec
-                            .vectors
-                            .iter()
-                            .zip(&layout.vectors)
-                            .map(|(f, n)| VectorField {
-                                name: n.clone(),
-                                ..f.clone()
-                            })
-                            .collect();
+                        let ours = documents::snapshot_names(&spec.vectors);
                         super::check_append(&format!("index `{target}`"), &theirs, &ours)?;
                     }
                 }
