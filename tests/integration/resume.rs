@@ -588,11 +588,15 @@ fn exports_resume_across_namespaces_and_tenants() {
         },
     );
 
-    // A document index: its list pages are `documents/list` calls.
+    // A document index (ASCII ids): its list pages are `documents/list` calls.
+    let mut ascii = namespaced(data::PINECONE);
+    for (i, r) in ascii.iter_mut().enumerate() {
+        r.id = vecport::model::RecordId::String(format!("doc-{i:05}"));
+    }
     assert_export_resumes(
         tmp.path(),
         "Pinecone-documents",
-        namespaced(data::PINECONE),
+        ascii,
         &format!("pinecone+http://{}/ns-documents?kind=document", p.addr()),
         &|f| match f {
             Some(f) => p
