@@ -295,6 +295,10 @@ struct Record {
     metadata: Option<Map<String, Value>>,
 }
 
+/// A write to a document index not visible yet: namespace, id, the document
+/// (`None` for a delete), and the document reads left before it shows.
+type PendingWrite = (String, String, Option<Map<String, Value>>, u32);
+
 struct Index {
     name: String,
     /// `None` for sparse indexes.
@@ -314,7 +318,7 @@ struct Index {
     documents: BTreeMap<String, BTreeMap<String, Map<String, Value>>>,
     /// Writes not visible yet: (namespace, id, document or `None` for a
     /// delete, document reads left before it shows).
-    pending: Vec<(String, String, Option<Map<String, Value>>, u32)>,
+    pending: Vec<PendingWrite>,
 }
 
 impl Index {

@@ -1011,6 +1011,49 @@ mod tests {
     }
 
     #[test]
+    fn export_spec_of_a_document_index() {
+        let model: IndexModel = serde_json::from_value(json!({
+            "name": "docs",
+            "deployment": {"deployment_type": "managed", "cloud": "aws", "region": "us-east-1"},
+            "schema": {"fields": {
+                "emb": {"type": "dense_vector", "dimension": 4, "metric": "euclidean"},
+                "kw": {"type": "sparse_vector"},
+                "body": {"type": "string", "full_text_search": {"language": "de", "stemming": true, "stop_words": false, "ngram": null}},
+                "summary": {"type": "string", "embed": {"model": "llama-text-embed-v2", "dimension": 1024, "metric": "cosine"}},
+            }},
+        }))
+        .unwrap();
+        let spec = spec_of(&model, Some(3), Some("body")).unwrap();
+        let fields: Vec<(&str, VectorKind, Option<u32>, Option<Metric>)> = spec
+            .vectors
+            .iter()
+            .map(|f| (f.name.as_str(), f.kind, f.dimension, f.metric))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("", VectorKind::Dense, Some(4), Some(Metric::L2)),
+                ("sparse", VectorKind::Sparse, None, Some(Metric::Dot)),
+            ]
+        );
+        assert_eq!(spec.vectors[0].index.as_ref().unwrap().kind, "serverless");
+        let notes = spec.notes.join("\n");
+        assert!(
+            notes.contains("\"body\": language de, stemming on, stop words off, n-grams none"),
+            "{notes}"
+        );
+        // Vectors of a hosted model are named, and not invented.
+        assert!(notes.contains("\"summary\" is embedded by pinecone's hosted dense model \"llama-text-embed-v2\", dimension 1024, metric cosine"), "{notes}");
+        assert!(notes.contains("does not return those vectors"), "{notes}");
+        assert_eq!(spec.raw_config["vecport"]["document_field"], "body");
+        let layout = Layout::for_export(&model, &spec, Some("body"));
+        assert_eq!(layout.vectors, ["emb", "kw"]);
+        assert_eq!(layout.text_fields, ["body", "summary"]);
+        // A document field that is not a string is refused.
+        assert!(spec_of(&model, None, Some("emb")).is_err());
+    }
+
+    #[test]
     fn documents_rules() {
         let s = spec(
             vec![VectorField::dense(Some(2), Some(Metric::Cosine))],
