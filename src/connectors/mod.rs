@@ -476,11 +476,11 @@ pub const DATABASES: &[Database] = &[
         name: "pinecone",
         transports: &["http", "https"],
         user_and_database: false,
-        params: &["host", "cloud", "region"],
+        params: pinecone::PARAMS,
         credential_env: &[pinecone::API_KEY_ENV],
         doc: Some(DatabaseDoc {
             title: "Pinecone",
-            url: "`pinecone://INDEX[?host=DATA-PLANE-URL&cloud=aws&region=us-east-1]` (control plane `https://api.pinecone.io`); `pinecone+http://HOST:PORT/INDEX` or `pinecone+https://…` for another control plane",
+            url: "`pinecone://INDEX[?host=DATA-PLANE-URL&cloud=aws&region=us-east-1&kind=document|legacy&document_field=NAME]` (control plane `https://api.pinecone.io`); `pinecone+http://HOST:PORT/INDEX` or `pinecone+https://…` for another control plane",
             port: "443 / 5080",
             credentials: "`PINECONE_API_KEY` → `Api-Key`",
         }),

@@ -38,6 +38,11 @@
 //!   from before it (0 turns the lag off). Everything else reads its writes.
 //! - The default namespace is `""` in bodies and `__default__` in paths, in
 //!   `GET /namespaces` and in `describe_index_stats` keys.
+//! - Document indexes (API 2026-07): a create whose `schema` declares fields
+//!   of its own names (not the legacy `_values`/`_sparse_values`) makes one;
+//!   it is served by the Documents API (`/namespaces/{ns}/documents/*`, see
+//!   `pinecone_documents.rs`) and refuses the Vectors API, and a legacy
+//!   index refuses the Documents API, as Pinecone does.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -53,6 +58,9 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::{Emulator, FaultInjector, FaultKind, Faults};
+
+#[path = "pinecone_documents.rs"]
+mod documents;
 
 /// The API version the emulator answers with (`x-pinecone-api-version`).
 pub const API_VERSION: &str = "2026-07";
@@ -88,6 +96,10 @@ pub struct PineconeOptions {
     /// How many `describe_index_stats` calls after a write still show the
     /// counts from before it. 0: no lag.
     pub stats_lag_reads: u32,
+    /// How many document reads (list, fetch, search, and listing
+    /// namespaces) of a document index after an upsert or delete still do
+    /// not see it. 0: no lag.
+    pub document_lag_reads: u32,
     /// Data-plane request body limit in bytes.
     pub max_request_size: usize,
 }
@@ -99,6 +111,7 @@ impl Default for PineconeOptions {
             api_key: None,
             faults: Faults::default(),
             stats_lag_reads: 1,
+            document_lag_reads: 1,
             max_request_size: MAX_REQUEST_BYTES,
         }
     }
@@ -132,6 +145,7 @@ fn build(options: &PineconeOptions) -> std::io::Result<Built> {
         db: Mutex::new(BTreeMap::new()),
         api_key: RwLock::new(options.api_key.clone()),
         stats_lag_reads: AtomicU32::new(options.stats_lag_reads),
+        document_lag_reads: AtomicU32::new(options.document_lag_reads),
         max_request_size: AtomicUsize::new(options.max_request_size),
         base_url: RwLock::new(String::new()),
     });
@@ -159,6 +173,13 @@ impl Emulator<Pinecone> {
         }
     }
 
+    /// Sets how many document reads an upsert or delete stays invisible to.
+    pub fn set_document_lag_reads(&self, reads: u32) {
+        self.state()
+            .document_lag_reads
+            .store(reads, Ordering::SeqCst);
+    }
+
     /// Changes the data-plane request body limit (bytes).
     pub fn set_max_request_size(&self, bytes: usize) {
         self.state().max_request_size.store(bytes, Ordering::SeqCst);
@@ -175,6 +196,7 @@ pub struct Pinecone {
     db: Mutex<BTreeMap<String, Index>>,
     api_key: RwLock<Option<String>>,
     stats_lag_reads: AtomicU32,
+    document_lag_reads: AtomicU32,
     max_request_size: AtomicUsize,
     /// `http://127.0.0.1:PORT`, known once the server listens.
     base_url: RwLock<String>,
@@ -204,6 +226,15 @@ impl Pinecone {
         self.db()
             .get(index)
             .map(|i| i.namespaces.get(namespace).map_or(0, BTreeMap::len))
+    }
+
+    /// Documents in `namespace` of the document index `index`, pending
+    /// writes included, if it exists.
+    pub fn document_count(&self, index: &str, namespace: &str) -> Option<usize> {
+        self.db().get_mut(index).map(|i| {
+            i.apply_all_pending();
+            i.documents.get(namespace).map_or(0, BTreeMap::len)
+        })
     }
 }
 
@@ -264,6 +295,10 @@ struct Record {
     metadata: Option<Map<String, Value>>,
 }
 
+/// A write to a document index not visible yet: namespace, id, the document
+/// (`None` for a delete), and the document reads left before it shows.
+type PendingWrite = (String, String, Option<Map<String, Value>>, u32);
+
 struct Index {
     name: String,
     /// `None` for sparse indexes.
@@ -276,15 +311,40 @@ struct Index {
     namespaces: BTreeMap<String, BTreeMap<String, Record>>,
     /// Counts `describe_index_stats` still shows, and for how many calls.
     stale: Option<(BTreeMap<String, u64>, u32)>,
+    /// A document index's schema fields, as describe shows them; `None`
+    /// for a legacy vector index.
+    schema: Option<Map<String, Value>>,
+    /// A document index's visible documents: namespace → id → document.
+    documents: BTreeMap<String, BTreeMap<String, Map<String, Value>>>,
+    /// Writes not visible yet: (namespace, id, document or `None` for a
+    /// delete, document reads left before it shows).
+    pending: Vec<PendingWrite>,
 }
 
 impl Index {
     fn counts(&self) -> BTreeMap<String, u64> {
+        let docs = self
+            .documents
+            .iter()
+            .filter(|(_, docs)| !docs.is_empty())
+            .map(|(ns, docs)| (ns.clone(), docs.len() as u64));
         self.namespaces
             .iter()
             .filter(|(_, records)| !records.is_empty())
             .map(|(ns, records)| (ns.clone(), records.len() as u64))
+            .chain(docs)
             .collect()
+    }
+
+    /// Refuses a Vectors API call on a document index.
+    fn vectors_api(&self) -> ApiResult<()> {
+        if self.schema.is_some() {
+            return Err(invalid(format!(
+                "Index '{}' is a document index: use the Documents API (/namespaces/{{namespace}}/documents/...) instead of the Vectors API",
+                self.name
+            )));
+        }
+        Ok(())
     }
 
     /// Called before every write: keeps the counts stats must still show.
@@ -346,7 +406,12 @@ impl Index {
         m.insert("deployment".into(), deployment);
         let state = if ready { "Ready" } else { "Initializing" };
         m.insert("status".into(), json!({"ready": ready, "state": state}));
-        let field = if self.sparse {
+        let field = if let Some(schema) = &self.schema {
+            for legacy in ["dimension", "metric", "vector_type"] {
+                m.remove(legacy);
+            }
+            Value::Object(schema.clone())
+        } else if self.sparse {
             json!({"_sparse_values": {"type": "sparse_vector"}})
         } else {
             json!({"_values": {"type": "dense_vector",
@@ -391,6 +456,10 @@ fn router(state: Arc<Pinecone>) -> Router {
             .route(
                 &format!("{prefix}/namespaces/{{namespace}}"),
                 get(describe_namespace).delete(delete_namespace),
+            )
+            .route(
+                &format!("{prefix}/namespaces/{{namespace}}/documents/{{verb}}"),
+                post(documents::handle),
             );
     }
     app.fallback(not_found)
@@ -798,6 +867,29 @@ fn parse_create(body: &Value) -> Result<Index, String> {
             "Invalid index name '{name}': must be 1-45 characters, consist of lower case alphanumeric characters or '-', and start and end with an alphanumeric character"
         ));
     }
+    if let Some(fields) = body
+        .get("schema")
+        .and_then(|s| s.get("fields"))
+        .and_then(Value::as_object)
+        .filter(|f| f.keys().any(|k| k != "_values" && k != "_sparse_values"))
+    {
+        let schema = documents::parse_schema(fields)?;
+        let (dimension, metric) = documents::dense_of(&schema);
+        return Ok(Index {
+            name,
+            dimension,
+            metric: metric.unwrap_or(Metric::Cosine),
+            sparse: false,
+            deployment: parse_deployment(body)?,
+            deletion_protection: parse_deletion_protection(body)?,
+            tags: parse_tags(body)?,
+            namespaces: BTreeMap::new(),
+            stale: None,
+            schema: Some(schema),
+            documents: BTreeMap::new(),
+            pending: Vec::new(),
+        });
+    }
     let (dimension, metric, sparse) = if let Some(schema) = body.get("schema") {
         let fields = schema
             .get("fields")
@@ -865,25 +957,8 @@ fn parse_create(body: &Value) -> Result<Index, String> {
         },
     };
     let deployment = parse_deployment(body)?;
-    let deletion_protection = match body.get("deletion_protection") {
-        None | Some(Value::Null) => "disabled".to_owned(),
-        Some(Value::String(s)) if s == "enabled" || s == "disabled" => s.clone(),
-        Some(other) => {
-            return Err(format!(
-                "Invalid deletion_protection {other}: must be enabled or disabled"
-            ));
-        }
-    };
-    let tags = match body.get("tags") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(t)) => {
-            if t.values().any(|v| !v.is_string()) {
-                return Err("Tag values must be strings".into());
-            }
-            (!t.is_empty()).then(|| t.clone())
-        }
-        Some(_) => return Err("tags must be an object".into()),
-    };
+    let deletion_protection = parse_deletion_protection(body)?;
+    let tags = parse_tags(body)?;
     Ok(Index {
         name,
         dimension,
@@ -894,7 +969,33 @@ fn parse_create(body: &Value) -> Result<Index, String> {
         tags,
         namespaces: BTreeMap::new(),
         stale: None,
+        schema: None,
+        documents: BTreeMap::new(),
+        pending: Vec::new(),
     })
+}
+
+fn parse_deletion_protection(body: &Value) -> Result<String, String> {
+    match body.get("deletion_protection") {
+        None | Some(Value::Null) => Ok("disabled".to_owned()),
+        Some(Value::String(s)) if s == "enabled" || s == "disabled" => Ok(s.clone()),
+        Some(other) => Err(format!(
+            "Invalid deletion_protection {other}: must be enabled or disabled"
+        )),
+    }
+}
+
+fn parse_tags(body: &Value) -> Result<Option<Map<String, Value>>, String> {
+    match body.get("tags") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(t)) => {
+            if t.values().any(|v| !v.is_string()) {
+                return Err("Tag values must be strings".into());
+            }
+            Ok((!t.is_empty()).then(|| t.clone()))
+        }
+        Some(_) => Err("tags must be an object".into()),
+    }
 }
 
 fn parse_deployment(body: &Value) -> Result<Deployment, String> {
@@ -1241,6 +1342,7 @@ async fn upsert_inner(p: &Pinecone, request: Request) -> ApiResult<Value> {
     let mut db = p.db();
     let name = index_name(&db, &uri)?;
     let index = db.get_mut(&name).expect("index exists");
+    index.vectors_api()?;
     let records = vectors
         .iter()
         .map(|v| parse_record(index, v))
@@ -1278,6 +1380,7 @@ fn fetch_inner(p: &Pinecone, uri: &Uri) -> ApiResult<Value> {
         )));
     }
     let index = &db[&name];
+    index.vectors_api()?;
     let mut vectors = Map::new();
     if let Some(ns) = index.namespaces.get(&namespace) {
         for id in ids {
@@ -1324,6 +1427,7 @@ fn list_vectors_inner(p: &Pinecone, uri: &Uri) -> ApiResult<Value> {
     let db = p.db();
     let name = index_name(&db, uri)?;
     let index = &db[&name];
+    index.vectors_api()?;
     if matches!(index.deployment, Deployment::Pod { .. }) {
         return Err(ApiError {
             status: StatusCode::NOT_IMPLEMENTED,
@@ -1398,6 +1502,7 @@ async fn delete_inner(p: &Pinecone, request: Request) -> ApiResult<Value> {
     let mut db = p.db();
     let name = index_name(&db, &uri)?;
     let index = db.get_mut(&name).expect("index exists");
+    index.vectors_api()?;
     if ids.as_ref().is_some_and(|ids| ids.len() > 1000) {
         return Err(invalid("Delete request contains more than 1000 ids"));
     }
@@ -1478,9 +1583,12 @@ async fn list_namespaces(State(p): State<Arc<Pinecone>>, uri: Uri) -> Response {
 
 fn list_namespaces_inner(p: &Pinecone, uri: &Uri) -> ApiResult<Value> {
     let pairs = query_pairs(uri);
-    let db = p.db();
+    let mut db = p.db();
     let name = index_name(&db, uri)?;
-    let index = &db[&name];
+    let index = db.get_mut(&name).expect("index exists");
+    // Listing namespaces reads documents too: pending writes come closer.
+    index.read_tick();
+    let index = &*index;
     let limit = parse_limit(&pairs, 100)?;
     let prefix = query_param(&pairs, "prefix").unwrap_or_default();
     let after = match query_param(&pairs, "paginationToken").filter(|t| !t.is_empty()) {
@@ -1643,6 +1751,7 @@ async fn query_inner(p: &Pinecone, request: Request) -> ApiResult<Value> {
     let db = p.db();
     let name = index_name(&db, &uri)?;
     let index = &db[&name];
+    index.vectors_api()?;
     let empty = BTreeMap::new();
     let records = index.namespaces.get(&namespace).unwrap_or(&empty);
     let by_vector = body.get("vector").filter(|v| !v.is_null());

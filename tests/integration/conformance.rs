@@ -497,6 +497,33 @@ fn pinecone_fixture() -> Option<Fixture> {
 }
 
 conformance!(pinecone, pinecone_fixture());
+
+fn pinecone_documents_fixture() -> Option<Fixture> {
+    let db = databases::pinecone_documents()?;
+    let open = db.opener();
+    Some(Fixture {
+        open: Box::new(open.clone()),
+        flavor: data::PINECONE,
+        metric: Metric::Cosine,
+        float_ulps: 0,
+        ints_as_floats: true,
+        _server: db._server,
+        // Multivectors: Pinecone has none.
+        unsupported: lacking(open, "needs-multi"),
+    })
+}
+
+// Document indexes take ASCII ids only, and the cases built on
+// `data::records` begin with non-ASCII ids: those run on legacy indexes, and
+// tests/integration/pinecone_documents.rs covers the rest with ASCII ids.
+conformance!(
+    pinecone_documents,
+    pinecone_documents_fixture(),
+    rich_collection,
+    empty_collection,
+    missing_collection_is_named,
+    unsupported_feature_is_refused
+);
 conformance!(chroma, chroma_fixture());
 
 fn weaviate_fixture() -> Option<Fixture> {

@@ -160,6 +160,22 @@ fn qdrant_export_and_import_of_50k_records_under_faults() {
 }
 
 #[test]
+fn pinecone_document_index_export_and_import_of_50k_records_under_faults() {
+    let e = pinecone::start_background(PineconeOptions {
+        stats_lag_reads: 0,
+        ..PineconeOptions::default()
+    })
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let target = format!("pinecone+http://{}/faulty-docs?kind=document", e.addr());
+    round_trip_under_faults(e.faults(), &target, tmp.path(), 13, None);
+    assert_eq!(
+        e.state().document_count("faulty-docs", "__default__"),
+        Some(RECORDS)
+    );
+}
+
+#[test]
 fn pinecone_export_and_import_of_50k_records_under_faults() {
     let e = pinecone::start_background(PineconeOptions {
         stats_lag_reads: 0,

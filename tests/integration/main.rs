@@ -28,6 +28,7 @@ mod object_store;
 mod pgvector;
 mod pgvector_tls;
 mod pinecone;
+mod pinecone_documents;
 mod pinecone_emulator;
 mod pyarrow;
 mod qdrant;

@@ -859,3 +859,106 @@ fn start_background_serves_without_a_runtime() {
         assert_eq!(d["host"], format!("{}/__index/bg", emulator.base_url()));
     });
 }
+
+#[tokio::test]
+async fn document_indexes_schema_visibility_and_errors() {
+    let e = start().await;
+    e.set_document_lag_reads(2);
+    let raw = Raw::new(&e, "docs");
+    // Schema rules on create: 422 with the control-plane shape.
+    for (fields, needle) in [
+        (
+            json!({"_x": {"type": "dense_vector", "dimension": 2}}),
+            "reserved",
+        ),
+        (json!({"year": {"type": "float"}}), "cannot be declared"),
+        (
+            json!({"t": {"type": "string"}}),
+            "full_text_search, embed or sparse_embed",
+        ),
+        (
+            json!({"a": {"type": "dense_vector", "dimension": 2}, "b": {"type": "dense_vector", "dimension": 2}}),
+            "at most one dense",
+        ),
+    ] {
+        let a = raw
+            .create("bad", json!({"schema": {"fields": fields}}))
+            .await;
+        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
+        assert!(
+            a.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(needle),
+            "{}",
+            a.text
+        );
+    }
+    let a = raw
+        .create(
+            "docs",
+            json!({"schema": {"fields": {
+                "emb": {"type": "dense_vector", "dimension": 2, "metric": "dotproduct"},
+                "body": {"type": "string", "full_text_search": {"stemming": true}},
+            }}, "deployment": {"deployment_type": "managed", "cloud": "aws", "region": "us-east-1"}}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let model = raw.control(Method::GET, "/indexes/docs", None).await.json();
+    assert_eq!(
+        model["schema"]["fields"]["body"]["full_text_search"],
+        json!({"language": "en", "stemming": true, "stop_words": false, "ngram": null})
+    );
+    assert!(model.get("dimension").is_none(), "{model}");
+
+    // Upserts answer 202 and show after two document reads.
+    let up = raw
+        .post(
+            "/namespaces/__default__/documents/upsert",
+            json!({"documents": [{"_id": "a", "emb": [1.0, 0.5], "body": "running fast", "n": 1}]}),
+        )
+        .await;
+    assert_eq!(up.status, StatusCode::ACCEPTED, "{}", up.text);
+    assert_eq!(up.json(), json!({"upserted_count": 1}));
+    let list = |_: ()| raw.post("/namespaces/__default__/documents/list", json!({}));
+    assert_eq!(list(()).await.json()["documents"], json!([]));
+    assert_eq!(list(()).await.json()["documents"], json!([{"_id": "a"}]));
+    let fetched = raw
+        .post(
+            "/namespaces/__default__/documents/fetch",
+            json!({"ids": ["a", "b"]}),
+        )
+        .await
+        .json();
+    assert_eq!(
+        fetched["documents"],
+        json!({"a": {"_id": "a", "emb": [1.0, 0.5], "body": "running fast", "n": 1}})
+    );
+    assert_eq!(fetched["usage"], json!({"read_units": 1}));
+
+    // One bad document fails the whole request, with the 2026-07 error shape.
+    let bad = raw
+        .post(
+            "/namespaces/__default__/documents/upsert",
+            json!({"documents": [{"_id": "b", "emb": [1.0, 1.0]}, {"_id": "c", "emb": [1.0, 1.0], "$x": 1}]}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    let body = bad.json();
+    assert_eq!(body["error"]["code"], "INVALID_ARGUMENT", "{}", bad.text);
+    assert_eq!(body["status"], 400);
+    for _ in 0..3 {
+        list(()).await;
+    }
+    assert_eq!(e.state().document_count("docs", "__default__"), Some(1));
+    // The Vectors API is refused on a document index, and the reverse.
+    let v = raw.upsert("", vec![vector("v", &[1.0, 0.0])]).await;
+    assert!(v.invalid().contains("is a document index"));
+    raw.create_dense("vec", 2, "cosine").await;
+    let other = Raw::new(&e, "vec");
+    let d = other
+        .post("/namespaces/__default__/documents/list", json!({}))
+        .await;
+    assert_eq!(d.status, StatusCode::BAD_REQUEST);
+    assert!(d.text.contains("is a vector index"), "{}", d.text);
+}

@@ -592,6 +592,25 @@ fn exports_resume_across_namespaces_and_tenants() {
         },
     );
 
+    // A document index (ASCII ids): its list pages are `documents/list` calls.
+    let mut ascii = namespaced(data::PINECONE);
+    for (i, r) in ascii.iter_mut().enumerate() {
+        r.id = vecport::model::RecordId::String(format!("doc-{i:05}"));
+    }
+    assert_export_resumes(
+        tmp.path(),
+        "Pinecone-documents",
+        ascii,
+        &format!("pinecone+http://{}/ns-documents?kind=document", p.addr()),
+        &|f| match f {
+            Some(f) => p
+                .faults()
+                .set(f.under("/__index/ns-documents/namespaces/"))
+                .unwrap(),
+            None => p.faults().clear(),
+        },
+    );
+
     let w = weaviate::start_background(weaviate::WeaviateOptions::default()).unwrap();
     assert_export_resumes(
         tmp.path(),

@@ -69,6 +69,18 @@ pub fn pinecone() -> Option<TestDatabase> {
     })
 }
 
+/// The Pinecone emulator, imports making document indexes (`?kind=document`).
+pub fn pinecone_documents() -> Option<TestDatabase> {
+    use crate::emulators::pinecone;
+    let p = pinecone::start_background(pinecone::PineconeOptions::default()).unwrap();
+    p.set_stats_lag_reads(0);
+    Some(TestDatabase {
+        name: "pinecone",
+        url: format!("pinecone+http://{}?kind=document", p.addr()),
+        _server: Some(Box::new(p)),
+    })
+}
+
 /// The Weaviate emulator.
 pub fn weaviate() -> Option<TestDatabase> {
     use crate::emulators::weaviate;
