@@ -69,7 +69,9 @@ pub struct Pinecone {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 struct IndexModel {
     name: String,
-    #[serde(default)]
+    // Read through a `Value`: the flattened `rest` buffers every field, and
+    // buffered numbers are decimal text (serde_json's `arbitrary_precision`).
+    #[serde(default, deserialize_with = "crate::model::buffered_u32")]
     dimension: Option<u32>,
     #[serde(default)]
     metric: Option<String>,
@@ -840,6 +842,7 @@ const METADATA_RULES: MetadataRules = MetadataRules {
     arrays: Arrays::Strings,
     empty_arrays: true,
     integers: Integers::Float64,
+    numbers: crate::mapping::Numbers::Float64,
     key: reserved_key,
     rename: |_| None,
 };
