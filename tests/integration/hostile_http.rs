@@ -268,6 +268,37 @@ async fn a_trickling_answer_is_bounded_by_the_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_trickling_answer_retried_is_bounded_by_the_total_timeout() {
+    // Each try ends at --timeout; a hundred retries allowed, but the whole
+    // request may take --total-timeout only.
+    let addr = endless_server(1, Duration::from_millis(100)).await;
+    let (code, stderr) = run(vec![
+        "ls".into(),
+        format!("qdrant://{addr}"),
+        "--timeout".into(),
+        "1".into(),
+        "--retries".into(),
+        "100".into(),
+        "--retry-wait".into(),
+        "0.05".into(),
+        "--retry-max-wait".into(),
+        "0.1".into(),
+        "--total-timeout".into(),
+        "2.5".into(),
+    ])
+    .await;
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("--total-timeout"), "{stderr}");
+    let tries: u32 = stderr
+        .split("(after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no try count in: {stderr}"));
+    assert!((2..=4).contains(&tries), "{tries} tries: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn weaviate_behind_a_wrong_path_is_an_error_not_an_empty_snapshot() {
     // Everything under /v1/ answers 404, as a proxy in front of another path does.
     let app = axum::Router::new().fallback(|| async {
