@@ -272,21 +272,20 @@ async fn a_trickling_answer_retried_is_bounded_by_the_total_timeout() {
     // Each try ends at --timeout; a hundred retries allowed, but the whole
     // request may take --total-timeout only.
     let addr = endless_server(1, Duration::from_millis(100)).await;
-    let (code, stderr) = run(vec![
-        "ls".into(),
-        format!("qdrant://{addr}"),
-        "--timeout".into(),
-        "1".into(),
-        "--retries".into(),
-        "100".into(),
-        "--retry-wait".into(),
-        "0.05".into(),
-        "--retry-max-wait".into(),
-        "0.1".into(),
-        "--total-timeout".into(),
-        "2.5".into(),
-    ])
-    .await;
+    let (code, stderr) = tokio::task::spawn_blocking(move || {
+        let out = vecport()
+            .args(["ls", &format!("qdrant://{addr}")])
+            .args(["--timeout", "1", "--retries", "100", "--retry-wait", "0.05"])
+            .args(["--retry-max-wait", "0.1", "--total-timeout", "2.5"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap();
     assert_eq!(code, Some(4), "{stderr}");
     assert!(stderr.contains("--total-timeout"), "{stderr}");
     let tries: u32 = stderr
