@@ -682,7 +682,7 @@ mod tests {
         assert_eq!(m["third"], json!(0.3333333333333333));
         assert_eq!(m["tenth"].to_string(), "0.1");
         assert_eq!(m["sci"].to_string(), "1.50e+1", "the same value: unchanged");
-        assert_eq!(m["big"].to_string(), "1.1805916207174113e21");
+        assert_eq!(m["big"].to_string(), "1.1805916207174113e+21");
         assert_eq!(
             m["i"].to_string(),
             "-9223372036854775808",

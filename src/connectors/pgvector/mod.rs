@@ -923,7 +923,10 @@ fn record_of(row: &Row, layout: &Layout) -> std::result::Result<Record, String> 
                 }));
             }
             Role::Metadata => {
-                let v: Option<Value> = row.try_get(at).map_err(bad)?;
+                let v: Option<Value> = row
+                    .try_get::<_, Option<Value>>(at)
+                    .map_err(bad)?
+                    .map(floats_as_floats);
                 match v {
                     Some(Value::Object(m)) => record.metadata = Some(m),
                     Some(Value::Null) | None => {}
@@ -931,7 +934,10 @@ fn record_of(row: &Row, layout: &Layout) -> std::result::Result<Record, String> 
                 }
             }
             Role::Key => {
-                let v: Option<Value> = row.try_get(at).map_err(bad)?;
+                let v: Option<Value> = row
+                    .try_get::<_, Option<Value>>(at)
+                    .map_err(bad)?
+                    .map(floats_as_floats);
                 if let Some(v) = v {
                     keys.push((column.clone(), v));
                 }
@@ -951,6 +957,35 @@ fn record_of(row: &Row, layout: &Layout) -> std::result::Result<Record, String> 
         }
     }
     Ok(record)
+}
+
+/// jsonb's numbers as the snapshot keeps them. PostgreSQL prints `numeric`
+/// without exponent, so a float beyond 64-bit integers (`3.4028235e38`)
+/// comes back as an integer token: one a float64 spells exactly is that
+/// float again, as the source most likely wrote it. Every other number keeps
+/// its text, every digit (`spec/MAPPING.md`, "Numbers").
+fn floats_as_floats(v: Value) -> Value {
+    match v {
+        Value::Number(n)
+            if !n.is_i64() && !n.is_u64() && !n.to_string().contains(['.', 'e', 'E']) =>
+        {
+            match crate::mapping::float64_of(&n) {
+                None => n
+                    .as_f64()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(Value::Number(n), Value::Number),
+                Some(_) => Value::Number(n),
+            }
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(floats_as_floats).collect()),
+        Value::Object(members) => Value::Object(
+            members
+                .into_iter()
+                .map(|(k, v)| (k, floats_as_floats(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// Scan state: a connection in a read-only snapshot transaction.
