@@ -2547,7 +2547,9 @@ impl VectorInput {
                 .map(VectorInput::MultiDense),
             Value::Array(a) => floats(a).map(VectorInput::Dense),
             Value::Object(o) if o.contains_key("indices") && o.contains_key("values") => {
-                serde_json::from_value(v.clone()).ok().map(VectorInput::Sparse)
+                serde_json::from_value(v.clone())
+                    .ok()
+                    .map(VectorInput::Sparse)
             }
             Value::Number(_) | Value::String(_) => {
                 serde_json::from_value(v.clone()).ok().map(VectorInput::Id)
