@@ -6,6 +6,10 @@
 //! - `json/f32-arrays/uniform`  components uniform in [-1, 1) (`gen_snapshot`'s data).
 //! - `json/f32-arrays/unit`     the same vectors normalised to length 1, as a
 //!   cosine collection stores them: smaller values, longer decimals.
+//! - `json/metadata/payloads`   1000 metadata objects (integers, floats printed
+//!   shortest, strings, a nested list) read as `Metadata`, as a connector
+//!   reads payloads: what serde_json's arbitrary precision (numbers kept as
+//!   their decimal text) costs. Throughput is in numbers.
 //!
 //! ```text
 //! cargo bench --bench json_decode
@@ -53,6 +57,45 @@ fn decode(body: &[u8], out: &mut Vec<f32>) -> usize {
     out.len()
 }
 
+/// `[{…},{…},…]`: `ROWS` metadata objects of 12 numbers each.
+fn payloads() -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut out = String::from("[");
+    for row in 0..ROWS {
+        if row > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!(
+            r#"{{"id":{},"price":{},"score":{},"rank":{},"title":"item {row}","tags":["a","b"],"dims":[{},{},{},{}],"nested":{{"x":{},"y":{},"n":{}}}}}"#,
+            rng.u64(..),
+            rng.f64() * 1000.0,
+            rng.f32(),
+            rng.i32(..),
+            rng.f64(),
+            rng.f64() * 1e-7,
+            rng.u16(..),
+            rng.f64() * 1e20,
+            rng.f64(),
+            rng.i64(..),
+            rng.u8(..),
+        ));
+    }
+    out.push(']');
+    out.into_bytes()
+}
+
+fn decode_metadata(body: &[u8]) -> usize {
+    let mut c = JsonCursor::new(body);
+    let mut n = 0;
+    c.array(|c, _| {
+        let m: vecport::model::Metadata = c.value()?;
+        n += m.len();
+        Ok(())
+    })
+    .expect("valid JSON");
+    n
+}
+
 fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("json");
     g.sample_size(20)
@@ -66,6 +109,11 @@ fn benches(c: &mut Criterion) {
             b.iter(|| decode(black_box(&body), &mut out))
         });
     }
+    g.throughput(Throughput::Elements((ROWS * 12) as u64));
+    let body = payloads();
+    g.bench_function("metadata/payloads", |b| {
+        b.iter(|| decode_metadata(black_box(&body)))
+    });
     g.finish();
 }
 

@@ -180,6 +180,16 @@ pub enum Integers {
     Float64,
 }
 
+/// How a target stores metadata numbers that are not 64-bit integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Numbers {
+    /// As their decimal text, every digit kept (PostgreSQL jsonb, JSON files).
+    Decimal,
+    /// As float64: a number with more digits than a float64 holds comes back
+    /// rounded, and each such change is reported.
+    Float64,
+}
+
 /// What a target's metadata can hold.
 #[derive(Debug, Clone, Copy)]
 pub struct MetadataRules {
@@ -195,6 +205,8 @@ pub struct MetadataRules {
     pub empty_arrays: bool,
     /// Which integers are stored exactly.
     pub integers: Integers,
+    /// How other numbers are stored.
+    pub numbers: Numbers,
     /// Why a top-level key is refused, if it is.
     pub key: fn(&str) -> Option<String>,
     /// The name under which the target stores a top-level key it cannot take
@@ -212,6 +224,7 @@ impl MetadataRules {
         arrays: Arrays::Any,
         empty_arrays: true,
         integers: Integers::Any,
+        numbers: Numbers::Float64,
         key: any_key,
         rename: same_key,
     };
@@ -270,6 +283,8 @@ pub enum ChangeKind {
     Id,
     /// The namespace was stored in, or taken from, a metadata key.
     Namespace,
+    /// A number was stored as the nearest number the target holds.
+    Rounded,
 }
 
 impl fmt::Display for ChangeKind {
@@ -282,6 +297,7 @@ impl fmt::Display for ChangeKind {
             ChangeKind::Skipped => "skipped",
             ChangeKind::Id => "id",
             ChangeKind::Namespace => "namespace",
+            ChangeKind::Rounded => "rounded",
         })
     }
 }
@@ -383,6 +399,87 @@ fn problem(rules: &MetadataRules, v: &Value) -> Option<String> {
 /// `flatten`/`encode`, or keys colliding after renaming or flattening). The
 /// result depends on the metadata alone, so a check pass and a write pass agree.
 pub fn conform(
+    rules: &MetadataRules,
+    policy: MetadataPolicy,
+    meta: &mut Metadata,
+) -> Result<Vec<Change>, String> {
+    let mut changes = conform_values(rules, policy, meta)?;
+    if rules.numbers == Numbers::Float64 {
+        round_numbers(rules, meta, &mut changes);
+    }
+    Ok(changes)
+}
+
+/// Replaces each number a float64 target cannot hold as it is by the float64
+/// it becomes there, with a `rounded` change per key (`spec/MAPPING.md`,
+/// "Numbers"). Integers within 64 bits are kept: the targets store them as integers.
+fn round_numbers(rules: &MetadataRules, meta: &mut Metadata, changes: &mut Vec<Change>) {
+    for (k, v) in meta.iter_mut() {
+        let mut first: Option<(String, String)> = None;
+        round_value(v, &mut first);
+        if let Some((was, now)) = first {
+            changes.push(change(
+                ChangeKind::Rounded,
+                k,
+                format!(
+                    "metadata `{k}` holds {was}, which {}'s float64 numbers store as {now}",
+                    rules.target
+                ),
+            ));
+        }
+    }
+}
+
+fn round_value(v: &mut Value, first: &mut Option<(String, String)>) {
+    match v {
+        Value::Number(n) => {
+            if let Some(rounded) = float64_of(n) {
+                first.get_or_insert_with(|| (n.to_string(), rounded.to_string()));
+                *n = rounded;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| round_value(i, first)),
+        Value::Object(members) => members.values_mut().for_each(|m| round_value(m, first)),
+        _ => {}
+    }
+}
+
+/// The float64 `n` becomes in a float64 store, when that is another number
+/// than `n`'s decimal text (`None` for 64-bit integers and exact floats).
+pub fn float64_of(n: &serde_json::Number) -> Option<serde_json::Number> {
+    if n.is_i64() || n.is_u64() {
+        return None;
+    }
+    let text = n.to_string();
+    let f: f64 = text.parse().ok().filter(|f: &f64| f.is_finite())?;
+    let back = serde_json::Number::from_f64(f)?;
+    (decimal_parts(&text) != decimal_parts(&back.to_string())).then_some(back)
+}
+
+/// A decimal number's value as (negative, significant digits, exponent of
+/// the last digit), so that `1.50`, `15e-1` and `1.5` compare equal.
+fn decimal_parts(text: &str) -> (bool, String, i64) {
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exp) = match text.find(['e', 'E']) {
+        Some(at) => (&text[..at], text[at + 1..].parse::<i64>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    let mut exp = exp - frac.len() as i64;
+    let trimmed_end = digits.trim_end_matches('0');
+    exp += (digits.len() - trimmed_end.len()) as i64;
+    let digits = trimmed_end.trim_start_matches('0').to_owned();
+    if digits.is_empty() {
+        return (false, String::new(), 0);
+    }
+    (negative, digits, exp)
+}
+
+fn conform_values(
     rules: &MetadataRules,
     policy: MetadataPolicy,
     meta: &mut Metadata,
@@ -495,6 +592,7 @@ mod tests {
         arrays: Arrays::Strings,
         empty_arrays: true,
         integers: Integers::Float64,
+        numbers: Numbers::Float64,
         key: |k| k.starts_with('$').then(|| "is reserved".to_owned()),
         rename: |_| None,
     };
@@ -551,6 +649,62 @@ mod tests {
             .map(String::as_str)
             .collect();
         assert_eq!(keys, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn numbers_a_float64_target_cannot_hold_are_rounded_and_reported() {
+        let text = r#"{"third": 0.33333333333333333333, "tenth": 0.1, "sci": 1.50e1,
+            "big": 1180591620717411303424, "bigger": 1180591620717411303425,
+            "i": -9223372036854775808, "deep": {"x": [0.5, 1.00000000000000000001]}}"#;
+        let mut m: Metadata = serde_json::from_str(text).unwrap();
+        let float64 = MetadataRules {
+            target: "qdrant",
+            ..MetadataRules::ANY
+        };
+        let changes = conform(&float64, MetadataPolicy::Refuse, &mut m).unwrap();
+        let rounded: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.change == ChangeKind::Rounded)
+            .map(|c| c.key.as_deref().unwrap())
+            .collect();
+        // 2^70 is a float64, but it comes back as its shortest decimal: digits lost too.
+        assert_eq!(rounded, ["third", "big", "bigger", "deep"]);
+        assert!(
+            changes[0].reason.contains("holds 0.33333333333333333333"),
+            "{}",
+            changes[0].reason
+        );
+        assert!(
+            changes[0].reason.contains("as 0.3333333333333333"),
+            "{}",
+            changes[0].reason
+        );
+        assert_eq!(m["third"], json!(0.3333333333333333));
+        assert_eq!(m["tenth"].to_string(), "0.1");
+        assert_eq!(m["sci"].to_string(), "1.50e+1", "the same value: unchanged");
+        assert_eq!(m["big"].to_string(), "1.1805916207174113e+21");
+        assert_eq!(
+            m["i"].to_string(),
+            "-9223372036854775808",
+            "64-bit integers are kept"
+        );
+        // Decimal targets keep every digit.
+        let mut m: Metadata = serde_json::from_str(text).unwrap();
+        let exact = MetadataRules {
+            numbers: Numbers::Decimal,
+            ..MetadataRules::ANY
+        };
+        assert_eq!(conform(&exact, MetadataPolicy::Refuse, &mut m), Ok(vec![]));
+        assert_eq!(m["third"].to_string(), "0.33333333333333333333");
+    }
+
+    #[test]
+    fn decimal_values_compare_by_value() {
+        assert_eq!(decimal_parts("1.50"), decimal_parts("15e-1"));
+        assert_eq!(decimal_parts("-0.0"), decimal_parts("0"));
+        assert_eq!(decimal_parts("100"), decimal_parts("1e2"));
+        assert_ne!(decimal_parts("0.1"), decimal_parts("0.10000000000000001"));
+        assert_ne!(decimal_parts("-1"), decimal_parts("1"));
     }
 
     #[test]
@@ -657,6 +811,7 @@ mod tests {
             arrays: Arrays::Homogeneous,
             empty_arrays: false,
             integers: Integers::I64,
+            numbers: Numbers::Float64,
             key: |_| None,
             rename: |_| None,
         };

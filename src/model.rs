@@ -274,6 +274,23 @@ fn json_string_len(s: &str) -> usize {
             * 5
 }
 
+/// Reads an optional `u32` through a [`Value`], for fields of structs that
+/// serde buffers (`#[serde(flatten)]`), where numbers arrive as decimal text.
+pub fn buffered_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error as _;
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("{n} is not a 32-bit unsigned integer"))),
+        Some(other) => Err(D::Error::custom(format!(
+            "expected a number, found {other}"
+        ))),
+    }
+}
+
 /// A similarity metric, as named in the snapshot.
 ///
 /// See `spec/MAPPING.md` for each database's names and score semantics.

@@ -48,6 +48,11 @@ pub struct Cli {
     /// body included, however slowly it arrives) fails, and is retried.
     #[arg(long, global = true, value_name = "SECS", default_value = "300", value_parser = parse_secs)]
     pub timeout: Duration,
+    /// The longest one request may take over all its tries, waits included,
+    /// in seconds: a server answering each try just within --timeout cannot
+    /// hold a run for --timeout × (--retries + 1).
+    #[arg(long, global = true, value_name = "SECS", default_value = "900", value_parser = parse_secs)]
+    pub total_timeout: Duration,
     /// The longest answer read from a database, in MiB; a longer one is an
     /// error (a server sending without end cannot exhaust memory).
     #[arg(long, global = true, value_name = "MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
@@ -134,6 +139,7 @@ pub fn main() -> u8 {
             base: cli.retry_wait,
             max: cli.retry_max_wait,
             timeout: cli.timeout.max(Duration::from_millis(1)),
+            total: cli.total_timeout.max(Duration::from_millis(1)),
         },
         max_response_bytes: cli.max_response_mib << 20,
         ..ConnectOptions::default()

@@ -799,6 +799,7 @@ const METADATA_RULES: MetadataRules = MetadataRules {
     arrays: Arrays::Homogeneous,
     empty_arrays: false,
     integers: Integers::I64,
+    numbers: crate::mapping::Numbers::Float64,
     key: chroma_key,
     rename: |_| None,
 };

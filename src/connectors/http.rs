@@ -172,6 +172,10 @@ pub struct RetryPolicy {
     pub max: Duration,
     /// A request that takes longer fails (and is retried).
     pub timeout: Duration,
+    /// The longest one request may take over all its tries, waits between
+    /// them included: a server that answers each try slowly enough to stay
+    /// within `timeout` cannot hold a run for `timeout` × tries.
+    pub total: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -181,6 +185,7 @@ impl Default for RetryPolicy {
             base: Duration::from_millis(400),
             max: Duration::from_secs(30),
             timeout: Duration::from_secs(300),
+            total: Duration::from_secs(900),
         }
     }
 }
@@ -309,8 +314,13 @@ impl HttpClient {
         let url = format!("{}{}", self.base, path);
         let body = body.map(|b| self.requests.wrap(b));
         let mut attempt = 0u32;
+        let started = std::time::Instant::now();
         loop {
-            let outcome = self.attempt(&method, &url, body.as_ref()).await?;
+            let left = self.retry.total.saturating_sub(started.elapsed());
+            let outcome = self
+                .attempt(&method, &url, body.as_ref(), self.retry.timeout.min(left))
+                .await?;
+            let out_of_time = started.elapsed() >= self.retry.total;
             // A connection that cannot be made to a server that never
             // answered is a wrong address, not a passing failure.
             let never_answered = !self.answered.load(Ordering::Relaxed);
@@ -326,16 +336,13 @@ impl HttpClient {
                 }
                 Err(_) => None,
             };
-            if let Some(retry_after) = retryable_after
-                && idempotent
-                && attempt < self.retry.max_retries
-            {
+            let wait =
+                retry_after_wait(retryable_after, || self.backoff(attempt + 1)).min(self.retry.max);
+            let fits = started.elapsed() + wait < self.retry.total;
+            if retryable_after.is_some() && idempotent && attempt < self.retry.max_retries && fits {
                 attempt += 1;
                 self.retries.fetch_add(1, Ordering::Relaxed);
                 self.retried.add();
-                let wait = retry_after
-                    .unwrap_or_else(|| self.backoff(attempt))
-                    .min(self.retry.max);
                 let why = match &outcome {
                     Ok(a) if a.status.is_success() => format!(
                         "{} object(s) failed for a passing reason",
@@ -355,7 +362,13 @@ impl HttpClient {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            let gave_up = if retryable_after.is_some() && idempotent && attempt > 0 {
+            let gave_up = if retryable_after.is_some() && idempotent && (out_of_time || !fits) {
+                format!(
+                    " (after {} tries in {:.0}s; --total-timeout bounds one request over all its tries)",
+                    attempt + 1,
+                    started.elapsed().as_secs_f64()
+                )
+            } else if retryable_after.is_some() && idempotent && attempt > 0 {
                 format!(
                     " (still failing after {attempt} retries; --retries and --retry-max-wait raise the limits)"
                 )
@@ -394,7 +407,7 @@ impl HttpClient {
                     } else if e.is_timeout() {
                         format!(
                             "{operation}: no complete answer within {}s (--timeout bounds each request, its whole body included){gave_up}",
-                            self.retry.timeout.as_secs_f64()
+                            self.retry.timeout.min(self.retry.total).as_secs_f64()
                         )
                     } else {
                         format!("{operation}: {}{gave_up}", describe_reqwest(&e))
@@ -412,11 +425,12 @@ impl HttpClient {
         method: &Method,
         url: &str,
         body: Option<&bytes::Bytes>,
+        timeout: Duration,
     ) -> Result<reqwest::Result<Answer>> {
         let mut req = self
             .client
             .request(method.clone(), url)
-            .timeout(self.retry.timeout);
+            .timeout(timeout.max(Duration::from_millis(1)));
         if let Some(b) = body {
             req = req
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -584,6 +598,17 @@ pub async fn decode_json<T: DeserializeOwned + Send + 'static>(
         operation: operation.to_owned(),
         message: format!("invalid JSON: {e}"),
     })
+}
+
+/// The wait before the next try: the server's `Retry-After`, else the backoff.
+fn retry_after_wait(
+    retryable_after: Option<Option<Duration>>,
+    backoff: impl FnOnce() -> Duration,
+) -> Duration {
+    match retryable_after {
+        Some(Some(after)) => after,
+        _ => backoff(),
+    }
 }
 
 /// Statuses worth another try: timeouts, rate limits and transient server

@@ -39,7 +39,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Every capability; what `memory://` offers unless a test narrows it.
 pub const FULL: Capabilities = Capabilities {
-    metadata: MetadataRules::ANY,
+    metadata: MetadataRules {
+        numbers: crate::mapping::Numbers::Decimal,
+        ..MetadataRules::ANY
+    },
     max_dense_fields: usize::MAX,
     sparse: true,
     multivector: true,

@@ -267,8 +267,14 @@ pub(crate) fn already_exists(what: &str, place: &str) -> Error {
 }
 
 /// Why a dense vector of `field` with `values` does not fit it: its length
-/// is not the field's dimension. `None` when it fits or the field has none.
+/// is not the field's dimension, or it is empty. `None` when it fits.
 pub(crate) fn wrong_dimension(field: &VectorField, values: &[f32]) -> Option<String> {
+    if values.is_empty() {
+        return Some(format!(
+            "vector {:?} has no values; a dense vector holds at least one",
+            field.name
+        ));
+    }
     field
         .dimension
         .is_some_and(|dim| dim as usize != values.len())

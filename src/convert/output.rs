@@ -407,6 +407,7 @@ impl Sink for FlatParquet {
             id_kinds: &[IdKind::String, IdKind::Uint, IdKind::Uuid],
             metadata: MetadataRules {
                 target: "parquet",
+                numbers: crate::mapping::Numbers::Decimal,
                 ..MetadataRules::ANY
             },
         }

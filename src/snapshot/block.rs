@@ -318,14 +318,22 @@ impl RecordBlock {
         reuse_text(&mut r.uri, self.uri(row));
         r.metadata = match self.metadata_json(row) {
             None => None,
-            Some(json) => Some(serde_json::from_str::<Metadata>(json).map_err(|e| {
-                Error::invalid(
-                    &*self.at,
-                    format!(
-                        "record {text:?}: metadata cannot be read ({e}); it must be one JSON object whose numbers fit a float64 and that nests at most 127 levels (§3, §4.3)"
-                    ),
-                )
-            })?),
+            Some(json) => Some(
+                serde_json::from_str::<Metadata>(json)
+                    .map_err(|e| e.to_string())
+                    .and_then(|m| match beyond_float64(&m) {
+                        Some(n) => Err(format!("the number {n} is beyond float64")),
+                        None => Ok(m),
+                    })
+                    .map_err(|e| {
+                        Error::invalid(
+                            &*self.at,
+                            format!(
+                                "record {text:?}: metadata cannot be read ({e}); it must be one JSON object whose numbers fit a float64 and that nests at most 127 levels (§3, §4.3)"
+                            ),
+                        )
+                    })?,
+            ),
         };
         r.vectors.truncate(self.vectors.len());
         r.vectors.resize(self.vectors.len(), None);
@@ -430,6 +438,22 @@ fn check_object(json: &str) -> serde_json::Result<()> {
         }
     }
     serde_json::from_str::<Object>(json).map(|_| ())
+}
+
+/// The first number of `m` whose magnitude exceeds binary64's (`1e999`):
+/// numbers travel as their decimal text (§4.3), but each must fit a float64.
+fn beyond_float64(m: &Metadata) -> Option<&serde_json::Number> {
+    use serde_json::Value;
+    fn walk(v: &Value) -> Option<&serde_json::Number> {
+        match v {
+            Value::Number(n) if n.is_i64() || n.is_u64() => None,
+            Value::Number(n) => (!n.as_f64().is_some_and(f64::is_finite)).then_some(n),
+            Value::Array(items) => items.iter().find_map(walk),
+            Value::Object(members) => members.values().find_map(walk),
+            _ => None,
+        }
+    }
+    m.values().find_map(walk)
 }
 
 #[cfg(test)]

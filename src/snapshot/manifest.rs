@@ -141,7 +141,7 @@ pub struct NamespaceCount {
 }
 
 /// A vector field and where it is stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VectorColumn {
     /// The field.
     #[serde(flatten)]
@@ -151,6 +151,31 @@ pub struct VectorColumn {
     /// `declared` when the source stated the dimension, `inferred` when taken from the data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dimension_source: Option<DimensionSource>,
+}
+
+/// Read by hand rather than with `#[serde(flatten)]`, which buffers the
+/// fields and cannot read numbers kept as decimal text (serde_json's
+/// `arbitrary_precision`).
+impl<'de> Deserialize<'de> for VectorColumn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut map = Map::<String, Value>::deserialize(d)?;
+        let column = match map.remove("column") {
+            Some(Value::String(c)) => c,
+            Some(_) => return Err(D::Error::custom("`column` is not a string")),
+            None => return Err(D::Error::missing_field("column")),
+        };
+        let dimension_source = match map.remove("dimension_source") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(serde_json::from_value(v).map_err(D::Error::custom)?),
+        };
+        let field = serde_json::from_value(Value::Object(map)).map_err(D::Error::custom)?;
+        Ok(VectorColumn {
+            field,
+            column,
+            dimension_source,
+        })
+    }
 }
 
 /// Where a dimension came from.

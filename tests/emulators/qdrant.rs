@@ -464,7 +464,14 @@ async fn read_body(q: &Qdrant, request: Request) -> ApiResult<axum::body::Bytes>
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(ApiError::format)
+    // Read through a `Value` when direct reading fails: serde_json keeps
+    // numbers as their text (arbitrary precision), which untagged and
+    // flattened types read only from a `Value`.
+    serde_json::from_slice(body).or_else(|e| {
+        serde_json::from_slice::<Value>(body)
+            .and_then(serde_json::from_value)
+            .map_err(|_| ApiError::format(e))
+    })
 }
 
 /// `collection_name` path rules: 1–255 characters; on creation also none of
@@ -2499,8 +2506,7 @@ async fn get_point(
 // ---------------------------------------------------------------------------
 
 /// `VectorInput`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 enum VectorInput {
     Dense(Vec<f32>),
     Sparse(SparseVector),
@@ -2508,22 +2514,71 @@ enum VectorInput {
     Id(PointId),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 struct NearestQuery {
     nearest: VectorInput,
-    #[serde(default)]
     mmr: Option<Value>,
 }
 
 /// `QueryInterface`: a bare vector/id, or a query object (only `nearest` is
 /// emulated; other objects are recognised and refused).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-#[serde(expecting = "Expected some form of vector, id, or a type of query")]
+#[derive(Debug)]
 enum QueryInterface {
     Nearest(VectorInput),
     NearestQuery(NearestQuery),
     Other(Map<String, Value>),
+}
+
+const QUERY_EXPECTED: &str = "Expected some form of vector, id, or a type of query";
+
+/// Read from a `Value` by hand, not as an untagged enum: serde_json keeps
+/// numbers as their text (arbitrary precision), which untagged enums cannot
+/// read.
+impl VectorInput {
+    fn of(v: &Value) -> Option<VectorInput> {
+        let floats = |a: &Vec<Value>| -> Option<Vec<f32>> {
+            a.iter().map(|x| x.as_f64().map(|f| f as f32)).collect()
+        };
+        match v {
+            Value::Array(a) if a.iter().all(Value::is_array) && !a.is_empty() => a
+                .iter()
+                .map(|row| row.as_array().and_then(floats))
+                .collect::<Option<Vec<_>>>()
+                .map(VectorInput::MultiDense),
+            Value::Array(a) => floats(a).map(VectorInput::Dense),
+            Value::Object(o) if o.contains_key("indices") && o.contains_key("values") => {
+                serde_json::from_value(v.clone())
+                    .ok()
+                    .map(VectorInput::Sparse)
+            }
+            Value::Number(_) | Value::String(_) => {
+                serde_json::from_value(v.clone()).ok().map(VectorInput::Id)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for QueryInterface {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let v = Value::deserialize(d)?;
+        if let Some(input) = VectorInput::of(&v) {
+            return Ok(QueryInterface::Nearest(input));
+        }
+        match v {
+            Value::Object(mut o) if o.contains_key("nearest") => {
+                let nearest = VectorInput::of(&o["nearest"])
+                    .ok_or_else(|| D::Error::custom(QUERY_EXPECTED))?;
+                Ok(QueryInterface::NearestQuery(NearestQuery {
+                    nearest,
+                    mmr: o.remove("mmr").filter(|m| !m.is_null()),
+                }))
+            }
+            Value::Object(o) => Ok(QueryInterface::Other(o)),
+            _ => Err(D::Error::custom(QUERY_EXPECTED)),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -730,3 +730,192 @@ fn a_target_refusing_the_first_write_is_removed_again() {
     );
     assert!(!snap.join(".vecport-state").exists());
 }
+
+#[test]
+fn a_weaviate_class_refusing_the_first_write_is_removed_again() {
+    use crate::emulators::weaviate::{self, WeaviateOptions};
+    let w = weaviate::start_background(WeaviateOptions::default()).unwrap();
+    // A Weaviate class definition whose `n` is an int, and records whose `n`
+    // is text: every check passes, Weaviate rejects every object.
+    let mut spec = data::spec("strict", 2, Metric::Dot);
+    spec.raw_config = json!({"class": {
+        "class": "Strict", "vectorizer": "none", "vectorIndexConfig": {"distance": "dot"},
+        "properties": [{"name": "n", "dataType": ["int"]}, {"name": "vecport_id", "dataType": ["text"]}]
+    }});
+    let records: Vec<Record> = (0..4)
+        .map(|i| {
+            let mut r = Record::dense(RecordId::String(format!("r-{i}")), vec![i as f32, 1.0]);
+            r.metadata = Some(serde_json::from_value(json!({"n": "text"})).unwrap());
+            r
+        })
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("strict");
+    write_snapshot(&snap, &spec, records);
+    let out = vecport()
+        .args([
+            "import",
+            s(&snap),
+            &format!("weaviate://{}/Fresh", w.addr()),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(
+        err.contains("weaviate rejected 4 of 4 objects")
+            && err.contains("nothing was written, and the collection `Fresh` this import created was removed again"),
+        "{err}"
+    );
+    assert!(w.state().class_names().is_empty(), "no empty class is left");
+    // A class that existed before is never removed.
+    let existing = tmp.path().join("existing");
+    write_snapshot(&existing, &spec, vec![]);
+    vecport()
+        .args([
+            "import",
+            s(&existing),
+            &format!("weaviate://{}/Kept", w.addr()),
+        ])
+        .assert()
+        .success();
+    vecport()
+        .args([
+            "import",
+            s(&snap),
+            &format!("weaviate://{}/Kept", w.addr()),
+            "--if-exists",
+            "append",
+        ])
+        .assert()
+        .code(7);
+    assert_eq!(w.state().class_names(), ["Kept"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pgvector_table_refusing_the_first_write_is_removed_again() {
+    let (Some(sql_url), Some(base)) = (server_url("DATABASE_URL"), crate::support::pgvector_url())
+    else {
+        return;
+    };
+    let (client, connection) = tokio_postgres::connect(&sql_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // A column of a domain whose check is tightened after the export: the
+    // restored table takes the domain, and PostgreSQL refuses the first row.
+    let a = unique_name("discard").replace('-', "_");
+    let domain = format!("{a}_small");
+    client
+        .batch_execute(&format!(
+            "CREATE DOMAIN {domain} AS int CHECK (VALUE > 0);
+             CREATE TABLE {a} (id bigint PRIMARY KEY, embedding vector(2), n {domain});
+             INSERT INTO {a} SELECT g, '[1,2]', g FROM generate_series(1, 5) g;"
+        ))
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("snap");
+    vecport()
+        .args(["export", &format!("{base}/{a}"), s(&snap), "-q"])
+        .assert()
+        .success();
+    client
+        .batch_execute(&format!(
+            "ALTER DOMAIN {domain} ADD CONSTRAINT {domain}_big CHECK (VALUE > 1000) NOT VALID"
+        ))
+        .await
+        .unwrap();
+    let b = format!("{a}_copy");
+    let (code, _, err) = run(args(&["import", s(&snap), &format!("{base}/{b}")]), vec![]).await;
+    assert_eq!(code, 7, "{err}");
+    assert!(
+        err.contains(&format!("{domain}_big"))
+            && err.contains(&format!("nothing was written, and the collection `{b}` this import created was removed again")),
+        "{err}"
+    );
+    let left: i64 = client
+        .query_one("SELECT count(*) FROM pg_class WHERE relname = $1", &[&b])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "no empty table is left");
+    // A table that existed before is never dropped.
+    client
+        .batch_execute(&format!("CREATE TABLE {b} (LIKE {a} INCLUDING ALL)"))
+        .await
+        .unwrap();
+    let (code, _, err) = run(
+        args(&[
+            "import",
+            s(&snap),
+            &format!("{base}/{b}"),
+            "--if-exists",
+            "append",
+        ]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 7, "{err}");
+    let left: i64 = client
+        .query_one("SELECT count(*) FROM pg_class WHERE relname = $1", &[&b])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 1, "the table that was there stays");
+    client
+        .batch_execute(&format!(
+            "DROP TABLE {a}; DROP TABLE {b}; DROP DOMAIN {domain};"
+        ))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn records_a_restored_pgvector_table_cannot_take_are_refused_before_it_is_made() {
+    let Some(base) = crate::support::pgvector_url() else {
+        return;
+    };
+    // The snapshot of a table whose `price numeric NOT NULL` column every
+    // record needs, one record without it.
+    let mut spec = data::spec("priced", 2, Metric::Cosine);
+    let table = unique_name("priced").replace('-', "_");
+    spec.raw_config = json!({
+        "schema": "public", "table": "priced",
+        "columns": [
+            {"name": "id", "type": "text", "role": "id", "not_null": true},
+            {"name": "embedding", "type": "vector(2)", "role": "vector", "not_null": false},
+            {"name": "price", "type": "numeric", "role": "key", "not_null": true}
+        ],
+        "primary_key": ["id"], "indexes": [], "constraints": [], "comment": null
+    });
+    let records: Vec<Record> = (0..3)
+        .map(|i| {
+            let mut r = Record::dense(RecordId::String(format!("r-{i}")), vec![i as f32, 1.0]);
+            if i != 1 {
+                r.metadata = Some(serde_json::from_value(json!({"price": 1.25})).unwrap());
+            }
+            r
+        })
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("priced");
+    write_snapshot(&snap, &spec, records);
+    let out = vecport()
+        .args(["import", s(&snap), &format!("{base}/{table}")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(
+        err.contains("record \"r-1\": has no metadata key `price`, whose column the table is restored with as NOT NULL")
+            && err.contains("nothing was written"),
+        "{err}"
+    );
+    // No table was made: exporting it finds nothing (exit 6).
+    let out = tmp.path().join("back");
+    vecport()
+        .args(["export", &format!("{base}/{table}"), s(&out)])
+        .assert()
+        .code(6);
+}

@@ -268,6 +268,36 @@ async fn a_trickling_answer_is_bounded_by_the_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_trickling_answer_retried_is_bounded_by_the_total_timeout() {
+    // Each try ends at --timeout; a hundred retries allowed, but the whole
+    // request may take --total-timeout only.
+    let addr = endless_server(1, Duration::from_millis(100)).await;
+    let (code, stderr) = tokio::task::spawn_blocking(move || {
+        let out = vecport()
+            .args(["ls", &format!("qdrant://{addr}")])
+            .args(["--timeout", "1", "--retries", "100", "--retry-wait", "0.05"])
+            .args(["--retry-max-wait", "0.1", "--total-timeout", "2.5"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("--total-timeout"), "{stderr}");
+    let tries: u32 = stderr
+        .split("(after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no try count in: {stderr}"));
+    assert!((2..=4).contains(&tries), "{tries} tries: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn weaviate_behind_a_wrong_path_is_an_error_not_an_empty_snapshot() {
     // Everything under /v1/ answers 404, as a proxy in front of another path does.
     let app = axum::Router::new().fallback(|| async {

@@ -34,6 +34,7 @@ mod pyarrow;
 mod qdrant;
 mod qdrant_emulator;
 mod readers;
+mod restore;
 mod resume;
 mod secrets;
 mod snapshot_format;

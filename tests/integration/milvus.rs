@@ -30,7 +30,7 @@ fn name(prefix: &str) -> String {
 /// Runs `tests/sdk/milvus_sdk.py` in `mode` on collection `collection` and
 /// returns its JSON summary. `None` (skipped) when there is no interpreter
 /// with pymilvus, except under CI, where that is a failure.
-fn sdk(url: &str, mode: &str, collection: &str, n: usize) -> Option<Value> {
+pub(crate) fn sdk(url: &str, mode: &str, collection: &str, n: usize) -> Option<Value> {
     let python = std::env::var("VECPORT_MILVUS_PYTHON")
         .ok()
         .filter(|p| !p.is_empty())

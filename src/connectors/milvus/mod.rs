@@ -1634,6 +1634,7 @@ impl Sink for Milvus {
         existing: ExistingTarget,
     ) -> Result<Arc<dyn CollectionWriter>> {
         let found = self.describe_collection(target).await?;
+        let created = !(found.is_some() && existing == ExistingTarget::Append);
         let plan = match (found, existing) {
             (Some(_), ExistingTarget::Refuse) => {
                 return Err(super::already_exists(
@@ -1673,6 +1674,7 @@ impl Sink for Milvus {
             milvus: self.clone(),
             name: target.to_owned(),
             plan: Arc::new(plan),
+            created,
         }))
     }
 }
@@ -1774,6 +1776,8 @@ struct MilvusWriter {
     milvus: Milvus,
     name: String,
     plan: Arc<Plan>,
+    /// Whether `prepare` created the collection (so `discard` may drop it).
+    created: bool,
 }
 
 impl MilvusWriter {
@@ -1907,6 +1911,26 @@ impl CollectionWriter for MilvusWriter {
 
     async fn count(&self) -> Result<u64> {
         self.milvus.count(&self.name).await
+    }
+
+    async fn discard(&self) -> Result<bool> {
+        if !self.created {
+            return Ok(false);
+        }
+        let s = self
+            .milvus
+            .grpc
+            .clone()
+            .drop_collection(pb::DropCollectionRequest {
+                db_name: self.milvus.db(),
+                collection_name: self.name.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| self.milvus.failed("drop collection", e))?
+            .into_inner();
+        status_ok(Some(&s)).map_err(|r| self.milvus.refused("drop collection", r))?;
+        Ok(true)
     }
 }
 

@@ -67,6 +67,8 @@ const BIT_MAX_DIM: u32 = 83_886_080;
 const BIT_DATATYPE: &str = "bit";
 /// Connections an import writes through at once.
 const WRITE_CONNECTIONS: usize = 4;
+/// Index methods of vector indexes, whose operator class names the metric.
+const VECTOR_INDEX_METHODS: &[&str] = &["hnsw", "ivfflat"];
 /// Column names vecport's tables use besides the vector columns.
 const ID: &str = "id";
 const METADATA: &str = "metadata";
@@ -79,6 +81,8 @@ const UNNAMED_VECTOR: &str = "embedding";
 const DOCUMENT_COLUMNS: &[&str] = &["document", "content", "text"];
 /// Staging table of each writing session.
 const STAGE: &str = "pg_temp.vecport_stage";
+/// Row type of the columns metadata keys are written into, per session.
+const KEYS: &str = "pg_temp.vecport_keys";
 /// Note for collections with metadata.
 pub const JSONB_NOTE: &str = "pgvector: metadata is stored as jsonb, which keeps every JSON value but sorts object keys (by length, then bytewise), keeps the last of duplicate keys and writes -0.0 as 0.0";
 
@@ -258,6 +262,14 @@ struct Layout {
     id_column: String,
     /// Non-key columns and their roles, in table order.
     columns: Vec<(String, Role)>,
+    /// Every column's type as SQL writes it.
+    formats: HashMap<String, String>,
+    /// Generated columns, which no write names.
+    unwritable: Vec<String>,
+    /// `GENERATED ALWAYS AS IDENTITY` columns, which no update names.
+    always: Vec<String>,
+    /// Columns declared `NOT NULL`.
+    not_null: Vec<String>,
 }
 
 impl Layout {
@@ -300,6 +312,9 @@ pub struct Pgvector {
     /// Largest sparse index seen per (collection, field) by `check`, for the
     /// dimension of `sparsevec` columns the snapshot gives none.
     sparse_max: Mutex<HashMap<(String, String), u32>>,
+    /// Per collection: the metadata keys a restored table's NOT NULL
+    /// columns need in every record (see [`required_keys`]).
+    required: Mutex<HashMap<String, Arc<Vec<String>>>>,
 }
 
 /// The query parameters of a `pgvector://` URL: the schema, and how to
@@ -387,6 +402,7 @@ impl Pgvector {
             schema,
             table,
             sparse_max: Mutex::new(HashMap::new()),
+            required: Mutex::new(HashMap::new()),
         })
     }
 
@@ -433,8 +449,10 @@ impl Pgvector {
             .ok_or_else(|| self.not_found(name))?;
         let columns = client
             .query(
-                "SELECT a.attname::text, t.typname::text, format_type(a.atttypid, a.atttypmod), a.atttypmod \
+                "SELECT a.attname::text, t.typname::text, format_type(a.atttypid, a.atttypmod), a.atttypmod, \
+                        a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text \
                  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
                  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[&oid],
             )
@@ -455,17 +473,36 @@ impl Pgvector {
             .collect();
         let indexes = client
             .query(
-                "SELECT ic.relname::text, am.amname::text, pg_get_indexdef(i.indexrelid), opc.opcname::text, \
-                        a.attname::text, coalesce(ic.reloptions, '{}'::text[]) \
+                "SELECT ic.relname::text, am.amname::text, pg_get_indexdef(i.indexrelid), \
+                        coalesce(opc.opcname::text, ''), coalesce(a.attname::text, ''), \
+                        coalesce(ic.reloptions, '{}'::text[]), i.indisunique, i.indisprimary, \
+                        EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid), \
+                        quote_ident(n.nspname) || '.' || quote_ident(c.relname) \
                  FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+                 JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
                  JOIN pg_am am ON am.oid = ic.relam \
-                 JOIN pg_opclass opc ON opc.oid = i.indclass[0] \
-                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
-                 WHERE i.indrelid = $1 AND am.amname IN ('hnsw', 'ivfflat') ORDER BY ic.relname",
+                 LEFT JOIN pg_opclass opc ON opc.oid = i.indclass[0] \
+                 LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+                 WHERE i.indrelid = $1 ORDER BY ic.relname",
                 &[&oid],
             )
             .await
             .map_err(|e| self.fail("read indexes", e))?;
+        let constraints = client
+            .query(
+                "SELECT conname::text, contype::text, pg_get_constraintdef(oid) FROM pg_constraint \
+                 WHERE conrelid = $1 AND contype IN ('c', 'u', 'x') ORDER BY conname",
+                &[&oid],
+            )
+            .await
+            .map_err(|e| self.fail("read constraints", e))?
+            .iter()
+            .map(|r| ConstraintInfo {
+                name: r.get(0),
+                kind: r.get(1),
+                definition: r.get(2),
+            })
+            .collect::<Vec<_>>();
         let comment: Option<String> = client
             .query_one("SELECT obj_description($1::oid, 'pg_class')", &[&oid])
             .await
@@ -481,20 +518,36 @@ impl Pgvector {
                     typname: r.get(1),
                     format: r.get(2),
                     typmod: r.get(3),
+                    not_null: r.get(4),
+                    default: r.get(5),
+                    identity: r.get(6),
+                    generated: r.get(7),
                 })
                 .collect::<Vec<_>>(),
             &key,
             &indexes
                 .iter()
-                .map(|r| IndexInfo {
-                    name: r.get(0),
-                    method: r.get(1),
-                    definition: r.get(2),
-                    opclass: r.get(3),
-                    column: r.get(4),
-                    reloptions: r.get(5),
+                .map(|r| {
+                    let definition: String = r.get(2);
+                    let on = format!(" ON {} USING ", r.get::<_, String>(9));
+                    let using = definition
+                        .find(&on)
+                        .map(|at| definition[at + on.len()..].to_owned());
+                    IndexInfo {
+                        name: r.get(0),
+                        method: r.get(1),
+                        definition,
+                        opclass: r.get(3),
+                        column: r.get(4),
+                        reloptions: r.get(5),
+                        unique: r.get(6),
+                        primary: r.get(7),
+                        constraint: r.get(8),
+                        using,
+                    }
                 })
                 .collect::<Vec<_>>(),
+            &constraints,
             comment.as_deref(),
         )
         .map_err(|message| {
@@ -534,20 +587,48 @@ fn fail(endpoint: &str, operation: &str, e: tokio_postgres::Error) -> Error {
     }
 }
 
+/// One column as the catalog describes it.
+#[derive(Debug, Clone, Default)]
 struct ColumnInfo {
     name: String,
     typname: String,
+    /// `format_type`: the type as SQL writes it (`numeric(10,2)`, `text[]`).
     format: String,
     typmod: i32,
+    not_null: bool,
+    /// The default expression, as `pg_get_expr` prints it.
+    default: Option<String>,
+    /// `attidentity`: `a` (always), `d` (by default) or empty.
+    identity: String,
+    /// `attgenerated`: `s` (stored) or empty.
+    generated: String,
 }
 
+/// One index of a table.
+#[derive(Debug, Clone, Default)]
 struct IndexInfo {
     name: String,
     method: String,
     definition: String,
+    /// Operator class and column of the first key column (empty for an expression).
     opclass: String,
     column: String,
     reloptions: Vec<String>,
+    unique: bool,
+    primary: bool,
+    /// Whether a constraint (primary key, unique, exclusion) owns the index.
+    constraint: bool,
+    /// The definition after `ON table USING `: method, keys, options, predicate.
+    using: Option<String>,
+}
+
+/// One check, unique or exclusion constraint.
+#[derive(Debug, Clone)]
+struct ConstraintInfo {
+    name: String,
+    /// `c`, `u` or `x`.
+    kind: String,
+    definition: String,
 }
 
 /// Assigns roles to a table's columns (`spec/MAPPING.md`, pgvector).
@@ -557,6 +638,7 @@ fn layout_of(
     columns: &[ColumnInfo],
     key: &[String],
     indexes: &[IndexInfo],
+    constraints: &[ConstraintInfo],
     comment: Option<&str>,
 ) -> std::result::Result<(CollectionSpec, Layout), String> {
     let type_of = |c: &str| columns.iter().find(|x| x.name == c);
@@ -602,7 +684,10 @@ fn layout_of(
     for c in columns.iter().filter(|c| c.name != id_column) {
         let role = if let Some(ty) = VecType::from_type(&c.typname) {
             let dimension = (c.typmod > 0).then_some(c.typmod as u32);
-            let own: Vec<&IndexInfo> = indexes.iter().filter(|i| i.column == c.name).collect();
+            let own: Vec<&IndexInfo> = indexes
+                .iter()
+                .filter(|i| i.column == c.name && VECTOR_INDEX_METHODS.contains(&i.method.as_str()))
+                .collect();
             let first = own.first();
             vectors.push(VectorField {
                 // `embedding` is the unnamed field's column, both ways.
@@ -678,11 +763,51 @@ fn layout_of(
         .and_then(|c| serde_json::from_str::<Value>(c).ok())
         .and_then(|v| v.get("vecport_collection_metadata").cloned())
         .and_then(|v| v.as_object().cloned());
+    let role_name = |c: &str| -> &'static str {
+        if c == id_column {
+            return "id";
+        }
+        match roles.iter().find(|(n, _)| n == c).map(|(_, r)| r) {
+            Some(Role::Vector(_)) => "vector",
+            Some(Role::Metadata) => "metadata",
+            Some(Role::Document) => "document",
+            Some(Role::Uri) => "uri",
+            Some(Role::Namespace) => "namespace",
+            Some(Role::Key) | None => "key",
+        }
+    };
+    let raw_columns: Vec<Value> = columns
+        .iter()
+        .map(|c| {
+            let mut o = Map::new();
+            o.insert("name".into(), json!(c.name));
+            o.insert("type".into(), json!(c.format));
+            o.insert("role".into(), json!(role_name(&c.name)));
+            o.insert("not_null".into(), json!(c.not_null));
+            if let Some(d) = &c.default {
+                o.insert("default".into(), json!(d));
+            }
+            if !c.identity.is_empty() {
+                o.insert("identity".into(), json!(c.identity));
+            }
+            if !c.generated.is_empty() {
+                o.insert("generated".into(), json!(c.generated));
+            }
+            Value::Object(o)
+        })
+        .collect();
     let raw = json!({
         "schema": schema,
-        "columns": columns.iter().map(|c| json!({"name": c.name, "type": c.format})).collect::<Vec<_>>(),
+        "table": name,
+        "columns": raw_columns,
         "primary_key": key,
-        "indexes": indexes.iter().map(|i| json!({"name": i.name, "column": i.column, "method": i.method, "opclass": i.opclass, "reloptions": i.reloptions, "definition": i.definition})).collect::<Vec<_>>(),
+        "indexes": indexes.iter().map(|i| json!({
+            "name": i.name, "column": i.column, "method": i.method, "opclass": i.opclass,
+            "reloptions": i.reloptions, "definition": i.definition, "using": i.using,
+            "unique": i.unique, "primary": i.primary, "constraint": i.constraint,
+        })).collect::<Vec<_>>(),
+        "constraints": constraints.iter().map(|c| json!({"name": c.name, "type": c.kind, "definition": c.definition})).collect::<Vec<_>>(),
+        "comment": comment,
     });
     Ok((
         CollectionSpec {
@@ -704,6 +829,25 @@ fn layout_of(
             id,
             id_column,
             columns: roles,
+            formats: columns
+                .iter()
+                .map(|c| (c.name.clone(), c.format.clone()))
+                .collect(),
+            unwritable: columns
+                .iter()
+                .filter(|c| c.generated == "s")
+                .map(|c| c.name.clone())
+                .collect(),
+            always: columns
+                .iter()
+                .filter(|c| c.identity == "a")
+                .map(|c| c.name.clone())
+                .collect(),
+            not_null: columns
+                .iter()
+                .filter(|c| c.not_null)
+                .map(|c| c.name.clone())
+                .collect(),
         },
     ))
 }
@@ -779,7 +923,10 @@ fn record_of(row: &Row, layout: &Layout) -> std::result::Result<Record, String> 
                 }));
             }
             Role::Metadata => {
-                let v: Option<Value> = row.try_get(at).map_err(bad)?;
+                let v: Option<Value> = row
+                    .try_get::<_, Option<Value>>(at)
+                    .map_err(bad)?
+                    .map(floats_as_floats);
                 match v {
                     Some(Value::Object(m)) => record.metadata = Some(m),
                     Some(Value::Null) | None => {}
@@ -787,7 +934,10 @@ fn record_of(row: &Row, layout: &Layout) -> std::result::Result<Record, String> 
                 }
             }
             Role::Key => {
-                let v: Option<Value> = row.try_get(at).map_err(bad)?;
+                let v: Option<Value> = row
+                    .try_get::<_, Option<Value>>(at)
+                    .map_err(bad)?
+                    .map(floats_as_floats);
                 if let Some(v) = v {
                     keys.push((column.clone(), v));
                 }
@@ -807,6 +957,35 @@ fn record_of(row: &Row, layout: &Layout) -> std::result::Result<Record, String> 
         }
     }
     Ok(record)
+}
+
+/// jsonb's numbers as the snapshot keeps them. PostgreSQL prints `numeric`
+/// without exponent, so a float beyond 64-bit integers (`3.4028235e38`)
+/// comes back as an integer token: one a float64 spells exactly is that
+/// float again, as the source most likely wrote it. Every other number keeps
+/// its text, every digit (`spec/MAPPING.md`, "Numbers").
+fn floats_as_floats(v: Value) -> Value {
+    match v {
+        Value::Number(n)
+            if !n.is_i64() && !n.is_u64() && !n.to_string().contains(['.', 'e', 'E']) =>
+        {
+            match crate::mapping::float64_of(&n) {
+                None => n
+                    .as_f64()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(Value::Number(n), Value::Number),
+                Some(_) => Value::Number(n),
+            }
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(floats_as_floats).collect()),
+        Value::Object(members) => Value::Object(
+            members
+                .into_iter()
+                .map(|(k, v)| (k, floats_as_floats(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// Scan state: a connection in a read-only snapshot transaction.
@@ -1238,6 +1417,7 @@ impl Sink for Pgvector {
             id_kinds: &[IdKind::String, IdKind::Uint, IdKind::Uuid],
             metadata: MetadataRules {
                 target: "pgvector",
+                numbers: crate::mapping::Numbers::Decimal,
                 ..MetadataRules::ANY
             },
         }
@@ -1296,6 +1476,24 @@ impl Sink for Pgvector {
                     "the {what} holds a NUL character, which PostgreSQL text cannot store"
                 ));
             }
+        }
+        let required = {
+            let mut cache = self.required.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .entry(spec.name.clone())
+                .or_insert_with(|| Arc::new(required_keys(spec)))
+                .clone()
+        };
+        if let Some(k) = required.iter().find(|k| {
+            record
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get(*k))
+                .is_none_or(Value::is_null)
+        }) {
+            return bad(format!(
+                "has no metadata key `{k}`, whose column the table is restored with as NOT NULL"
+            ));
         }
         if let Some(m) = &record.metadata
             && let Some((k, _)) = m.iter().find(|(k, v)| has_nul(k) || json_has_nul(v))
@@ -1477,6 +1675,8 @@ impl Sink for Pgvector {
         let client = self.connect().await?;
         let table = self.qualified(target);
         let found = self.table_oid(&client, target).await?;
+        let restore = Restore::of(spec, &plan, id);
+        let mut restoring = false;
         match (found, existing) {
             (Some(_), ExistingTarget::Refuse) => {
                 return Err(super::already_exists(
@@ -1522,51 +1722,92 @@ impl Sink for Pgvector {
                         }
                     }
                 }
-                let has = |c: &str| layout.columns.iter().any(|(n, _)| n == c);
-                for (needed, c) in [
-                    (true, METADATA),
-                    (extras.documents, DOCUMENT),
-                    (extras.uris, URI),
-                    (extras.namespaces, NAMESPACE),
+                let has = |role: fn(&Role) -> bool| layout.columns.iter().any(|(_, r)| role(r));
+                for (needed, c, present) in [
+                    (
+                        extras.documents,
+                        DOCUMENT,
+                        has(|r| matches!(r, Role::Document)),
+                    ),
+                    (extras.uris, URI, has(|r| matches!(r, Role::Uri))),
+                    (
+                        extras.namespaces,
+                        NAMESPACE,
+                        has(|r| matches!(r, Role::Namespace)),
+                    ),
                 ] {
-                    if needed && !has(c) {
+                    if needed && !present {
                         return Err(Error::Incompatible(format!(
                             "table `{target}` has no `{c}` column, which the snapshot needs; import under another name or pass --if-exists replace"
                         )));
                     }
                 }
+                if !has(|r| matches!(r, Role::Metadata)) {
+                    let columns: Vec<&str> = layout
+                        .columns
+                        .iter()
+                        .filter(|(c, r)| matches!(r, Role::Key) && !layout.unwritable.contains(c))
+                        .map(|(c, _)| c.as_str())
+                        .collect();
+                    let keys = spec.content.as_ref().map_or_else(Vec::new, |c| {
+                        c.metadata_types.keys().cloned().collect::<Vec<_>>()
+                    });
+                    let homeless: Vec<&String> = keys
+                        .iter()
+                        .filter(|k| !columns.contains(&k.as_str()))
+                        .collect();
+                    if spec.content.is_none() || !homeless.is_empty() {
+                        return Err(Error::Incompatible(format!(
+                            "table `{target}` has no jsonb metadata column and no columns for the metadata keys {homeless:?}; import under another name or pass --if-exists replace"
+                        )));
+                    }
+                }
+                // The same table as the snapshot's (a restore that stopped):
+                // its own indexes are built, under the same names.
+                restoring = restore.as_ref().is_some_and(|r| r.matches(&layout));
             }
             (found, _) => {
-                let mut columns = vec![format!("{} {} NOT NULL", ident(ID), id.sql_type())];
-                for (column, ty, dim) in &plan {
-                    columns.push(format!(
-                        "{} {}{}",
-                        ident(column),
-                        ty.name(),
-                        dim.map(|d| format!("({d})")).unwrap_or_default()
-                    ));
-                }
-                columns.push(format!("{} jsonb", ident(METADATA)));
-                if extras.documents {
-                    columns.push(format!("{} text", ident(DOCUMENT)));
-                }
-                if extras.uris {
-                    columns.push(format!("{} text", ident(URI)));
-                }
-                let key = if extras.namespaces {
-                    columns.push(format!("{} text NOT NULL DEFAULT ''", ident(NAMESPACE)));
-                    format!("{}, {}", ident(NAMESPACE), ident(ID))
-                } else {
-                    ident(ID)
-                };
-                columns.push(format!("PRIMARY KEY ({key})"));
                 let mut sql = String::from("BEGIN;\n");
                 if found.is_some() {
                     sql.push_str(&format!("DROP TABLE {table};\n"));
                 }
-                sql.push_str(&format!("CREATE TABLE {table} ({});\n", columns.join(", ")));
-                if let Some(m) = &spec.collection_metadata {
-                    let comment = json!({"vecport_collection_metadata": m}).to_string();
+                if let Some(r) = &restore {
+                    sql.push_str(&r.create(&table, target));
+                    restoring = true;
+                } else {
+                    let mut columns = vec![format!("{} {} NOT NULL", ident(ID), id.sql_type())];
+                    for (column, ty, dim) in &plan {
+                        columns.push(format!(
+                            "{} {}{}",
+                            ident(column),
+                            ty.name(),
+                            dim.map(|d| format!("({d})")).unwrap_or_default()
+                        ));
+                    }
+                    columns.push(format!("{} jsonb", ident(METADATA)));
+                    if extras.documents {
+                        columns.push(format!("{} text", ident(DOCUMENT)));
+                    }
+                    if extras.uris {
+                        columns.push(format!("{} text", ident(URI)));
+                    }
+                    let key = if extras.namespaces {
+                        columns.push(format!("{} text NOT NULL DEFAULT ''", ident(NAMESPACE)));
+                        format!("{}, {}", ident(NAMESPACE), ident(ID))
+                    } else {
+                        ident(ID)
+                    };
+                    columns.push(format!("PRIMARY KEY ({key})"));
+                    sql.push_str(&format!("CREATE TABLE {table} ({});\n", columns.join(", ")));
+                }
+                let comment = match restore.as_ref().and_then(|r| r.comment.clone()) {
+                    Some(c) => Some(c),
+                    None => spec
+                        .collection_metadata
+                        .as_ref()
+                        .map(|m| json!({"vecport_collection_metadata": m}).to_string()),
+                };
+                if let Some(comment) = comment {
                     sql.push_str(&format!(
                         "COMMENT ON TABLE {table} IS '{}';\n",
                         comment.replace('\'', "''")
@@ -1579,64 +1820,166 @@ impl Sink for Pgvector {
                     .map_err(|e| self.fail("create table", e))?;
             }
         }
-        // The columns a batch writes, in order.
-        let mut cols = vec![ID.to_owned()];
-        cols.extend(plan.iter().map(|(c, _, _)| c.clone()));
-        cols.push(METADATA.to_owned());
-        if extras.documents {
-            cols.push(DOCUMENT.to_owned());
-        }
-        if extras.uris {
-            cols.push(URI.to_owned());
-        }
-        if extras.namespaces {
-            cols.push(NAMESPACE.to_owned());
-        }
-        let col_list = cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
-        let key = if extras.namespaces {
-            format!("{}, {}", ident(NAMESPACE), ident(ID))
-        } else {
-            ident(ID)
+        // What is written where, from the table as it now is.
+        let (theirs, layout) = self.inspect(&client, target).await?;
+        let role_column = |want: fn(&Role) -> bool| {
+            layout
+                .columns
+                .iter()
+                .find(|(_, r)| want(r))
+                .map(|(c, _)| c.clone())
         };
-        let updates: Vec<String> = cols
+        let format_of = |c: &str| {
+            layout
+                .formats
+                .get(c)
+                .cloned()
+                .unwrap_or_else(|| "text".into())
+        };
+        let meta_col = role_column(|r| matches!(r, Role::Metadata));
+        let doc_col = role_column(|r| matches!(r, Role::Document));
+        let uri_col = role_column(|r| matches!(r, Role::Uri));
+        let ns_col = role_column(|r| matches!(r, Role::Namespace));
+        let keys: Vec<String> = layout
+            .columns
             .iter()
-            .filter(|c| *c != ID && *c != NAMESPACE)
-            .map(|c| format!("{0} = EXCLUDED.{0}", ident(c)))
+            .filter(|(_, r)| matches!(r, Role::Key))
+            .map(|(c, _)| c.clone())
+            .collect();
+        let written_keys: Vec<&String> = keys
+            .iter()
+            .filter(|k| !layout.unwritable.contains(k))
+            .collect();
+        // The staging table: the record's parts under vecport's names.
+        let mut stage_cols = vec![format!("id {}", id.sql_type())];
+        let mut targets = vec![ident(&layout.id_column)];
+        let mut selects = vec![format!("s.id::{}", format_of(&layout.id_column))];
+        for (i, (column, _, _)) in plan.iter().enumerate() {
+            stage_cols.push(format!("v{i} {}", format_of(column)));
+            targets.push(ident(column));
+            selects.push(format!("s.v{i}"));
+        }
+        stage_cols.push("metadata jsonb".into());
+        if let Some(c) = &meta_col {
+            targets.push(ident(c));
+            let rest = if keys.is_empty() {
+                "s.metadata".to_owned()
+            } else {
+                let list = format!(
+                    "ARRAY[{}]::text[]",
+                    keys.iter()
+                        .map(|k| format!("'{}'", k.replace('\'', "''")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if layout.not_null.contains(c) {
+                    format!("(s.metadata - {list})")
+                } else {
+                    // Only column keys: the object column was NULL (an
+                    // export cannot tell it from `{}` beside typed columns).
+                    format!(
+                        "(CASE WHEN s.metadata ?| {list} AND s.metadata - {list} = '{{}}'::jsonb THEN NULL ELSE s.metadata - {list} END)"
+                    )
+                }
+            };
+            selects.push(format!("{rest}::{}", format_of(c)));
+        }
+        for (part, col) in [
+            ("document", &doc_col),
+            ("uri", &uri_col),
+            ("namespace", &ns_col),
+        ] {
+            if let Some(c) = col {
+                stage_cols.push(format!("{part} text"));
+                targets.push(ident(c));
+                selects.push(if part == "namespace" {
+                    format!("coalesce(s.{part}, '')::{}", format_of(c))
+                } else {
+                    format!("s.{part}::{}", format_of(c))
+                });
+            }
+        }
+        for k in &written_keys {
+            targets.push(ident(k));
+            selects.push(format!("r.{}", ident(k)));
+        }
+        let key_list = layout
+            .key
+            .iter()
+            .map(|k| ident(k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let updatable: Vec<&String> = targets
+            .iter()
+            .filter(|c| {
+                !layout.key.iter().any(|k| ident(k) == **c)
+                    && !layout.always.iter().any(|a| ident(a) == **c)
+            })
             .collect();
         // Rows that are already as the snapshot has them are left alone (no new
         // row versions, no index insertions): re-imports are cheap. Compared as
         // text, which tells -0.0 from 0.0 where `=` does not.
-        let compared: Vec<&String> = cols
-            .iter()
-            .filter(|c| *c != ID && *c != NAMESPACE)
-            .collect();
-        let old_values = compared
-            .iter()
-            .map(|c| format!("t.{}::text", ident(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let new_values = compared
-            .iter()
-            .map(|c| format!("EXCLUDED.{}::text", ident(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let conflict = if updatable.is_empty() {
+            "DO NOTHING".to_owned()
+        } else {
+            format!(
+                "DO UPDATE SET {} WHERE ROW({}) IS DISTINCT FROM ROW({})",
+                updatable
+                    .iter()
+                    .map(|c| format!("{c} = EXCLUDED.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                updatable
+                    .iter()
+                    .map(|c| format!("t.{c}::text"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                updatable
+                    .iter()
+                    .map(|c| format!("EXCLUDED.{c}::text"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        };
+        let lateral = if written_keys.is_empty() {
+            String::new()
+        } else {
+            format!(" CROSS JOIN LATERAL jsonb_populate_record(NULL::{KEYS}, s.metadata) r")
+        };
         let upsert = format!(
-            "INSERT INTO {table} AS t ({col_list}) SELECT {col_list} FROM {STAGE} ON CONFLICT ({key}) DO UPDATE SET {} WHERE ROW({old_values}) IS DISTINCT FROM ROW({new_values})",
-            updates.join(", ")
+            "INSERT INTO {table} AS t ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {STAGE} s{lateral} ON CONFLICT ({key_list}) {conflict}",
+            targets.join(", "),
+            selects.join(", "),
         );
+        let stage_names: Vec<String> = stage_cols
+            .iter()
+            .map(|c| c.split(' ').next().unwrap_or_default().to_owned())
+            .collect();
+        let mut session = format!(
+            "CREATE TEMP TABLE vecport_stage ({}) ON COMMIT DELETE ROWS;",
+            stage_cols.join(", ")
+        );
+        if !written_keys.is_empty() {
+            session.push_str(&format!(
+                "CREATE TEMP TABLE vecport_keys ({});",
+                written_keys
+                    .iter()
+                    .map(|k| format!("{} {}", ident(k), format_of(k)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         // Sessions, each with its staging table.
         let mut conns = Vec::with_capacity(WRITE_CONNECTIONS);
         let mut types = Vec::new();
         for _ in 0..WRITE_CONNECTIONS {
             let c = self.connect().await?;
-            c.batch_execute(&format!(
-                "CREATE TEMP TABLE vecport_stage ON COMMIT DELETE ROWS AS SELECT {col_list} FROM {table} WITH NO DATA"
-            ))
-            .await
-            .map_err(|e| self.fail("create staging table", e))?;
+            c.batch_execute(&session)
+                .await
+                .map_err(|e| self.fail("create staging table", e))?;
             if types.is_empty() {
                 let stmt = c
-                    .prepare(&format!("SELECT {col_list} FROM {STAGE}"))
+                    .prepare(&format!("SELECT {} FROM {STAGE}", stage_names.join(", ")))
                     .await
                     .map_err(|e| self.fail("read staging columns", e))?;
                 types = stmt.columns().iter().map(|c| c.type_().clone()).collect();
@@ -1647,59 +1990,95 @@ impl Sink for Pgvector {
         // Indexes to build after the load.
         let mut indexes = Vec::new();
         let mut notes = Vec::new();
-        for (f, (column, ty, dim)) in spec.vectors.iter().zip(&plan) {
-            let Some(metric) = f.metric else { continue };
-            let Some(opclass) = opclass_of(*ty, metric) else {
-                // Refused while planning the columns, before anything was written.
-                continue;
-            };
-            let kind = match f.index.as_ref().map(|i| i.kind.as_str()) {
-                Some("ivfflat") if *ty != VecType::SparseVec => "ivfflat",
-                _ => "hnsw",
-            };
-            let max = match ty {
-                VecType::Vector => Some(INDEX_MAX_DIM_VECTOR),
-                VecType::HalfVec => Some(INDEX_MAX_DIM_HALFVEC),
-                VecType::Bit => Some(INDEX_MAX_DIM_BIT),
-                VecType::SparseVec => None,
-            };
-            if let (Some(max), Some(d)) = (max, dim)
-                && *d > max
-            {
-                notes.push(format!(
-                    "pgvector indexes {} columns of at most {max} dimensions: column `{column}` ({d}) has no index, and its metric ({metric}) is not kept",
-                    ty.name()
+        if let Some(r) = restore.as_ref().filter(|_| restoring) {
+            indexes = r.indexes(&table, target);
+            notes.extend(r.notes.iter().cloned());
+        } else {
+            for (f, (column, ty, dim)) in spec.vectors.iter().zip(&plan) {
+                let Some(metric) = f.metric else { continue };
+                let Some(opclass) = opclass_of(*ty, metric) else {
+                    // Refused while planning the columns, before anything was written.
+                    continue;
+                };
+                if theirs
+                    .vectors
+                    .iter()
+                    .any(|v| column_of(v) == *column && v.index.is_some())
+                {
+                    continue;
+                }
+                let kind = match f.index.as_ref().map(|i| i.kind.as_str()) {
+                    Some("ivfflat") if *ty != VecType::SparseVec => "ivfflat",
+                    _ => "hnsw",
+                };
+                let max = match ty {
+                    VecType::Vector => Some(INDEX_MAX_DIM_VECTOR),
+                    VecType::HalfVec => Some(INDEX_MAX_DIM_HALFVEC),
+                    VecType::Bit => Some(INDEX_MAX_DIM_BIT),
+                    VecType::SparseVec => None,
+                };
+                if let (Some(max), Some(d)) = (max, dim)
+                    && *d > max
+                {
+                    notes.push(format!(
+                        "pgvector indexes {} columns of at most {max} dimensions: column `{column}` ({d}) has no index, and its metric ({metric}) is not kept",
+                        ty.name()
+                    ));
+                    continue;
+                }
+                if dim.is_none() {
+                    notes.push(format!(
+                        "column `{column}` has no dimension (the snapshot gives none and no record has a value), so it has no index and its metric ({metric}) is not kept"
+                    ));
+                    continue;
+                }
+                indexes.push(format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {table} USING {kind} ({} {opclass}){}",
+                    ident(&index_name(target, column)),
+                    ident(column),
+                    index_options(kind, f.index.as_ref())
                 ));
-                continue;
             }
-            if dim.is_none() {
-                notes.push(format!(
-                    "column `{column}` has no dimension (the snapshot gives none and no record has a value), so it has no index and its metric ({metric}) is not kept"
-                ));
-                continue;
-            }
-            indexes.push(format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {table} USING {kind} ({} {opclass}){}",
-                ident(&index_name(target, column)),
-                ident(column),
-                index_options(kind, f.index.as_ref())
-            ));
         }
         Ok(Arc::new(PgWriter {
             public: self.public.clone(),
             table,
+            created: found.is_none() || existing == ExistingTarget::Replace,
             conns,
             next: AtomicUsize::new(0),
             types,
-            copy: format!("COPY {STAGE} ({col_list}) FROM STDIN (FORMAT BINARY)"),
+            copy: format!(
+                "COPY {STAGE} ({}) FROM STDIN (FORMAT BINARY)",
+                stage_names.join(", ")
+            ),
             upsert,
             plan: plan.iter().map(|(_, t, d)| (*t, *d)).collect(),
             id,
-            extras,
+            parts: Parts {
+                document: doc_col.is_some(),
+                uri: uri_col.is_some(),
+                namespace: ns_col.is_some(),
+            },
             indexes,
             notes,
         }))
     }
+}
+
+/// A name within PostgreSQL's 63 bytes: longer names keep 40 bytes and a hash.
+fn fit_identifier(name: String, suffix: &str) -> String {
+    if name.len() <= MAX_IDENTIFIER_BYTES {
+        return name;
+    }
+    let hash = blake3::hash(name.as_bytes()).to_hex();
+    let mut short: String = String::new();
+    for ch in name.chars() {
+        if short.len() + ch.len_utf8() > 40 {
+            break;
+        }
+        short.push(ch);
+    }
+    format!("{short}_{}{suffix}", &hash[..16])
 }
 
 /// A name for the index of `column`, within PostgreSQL's 63 bytes.
@@ -1719,9 +2098,292 @@ fn index_name(table: &str, column: &str) -> String {
     format!("{short}_{}_idx", &hash[..16])
 }
 
+/// The name of an index or constraint of table `from` for the same object of
+/// table `to`: the table's name in it replaced, kept when the table keeps its name.
+fn renamed_for(name: &str, from: &str, to: &str) -> String {
+    if from == to {
+        return name.to_owned();
+    }
+    let renamed = match name.strip_prefix(from) {
+        Some(rest) => format!("{to}{rest}"),
+        None => format!("{to}_{name}"),
+    };
+    fit_identifier(renamed, "")
+}
+
+/// One column of a pgvector table as the snapshot's `raw_config` keeps it.
+#[derive(Debug, Clone, PartialEq)]
+struct RawColumn {
+    name: String,
+    format: String,
+    role: String,
+    not_null: bool,
+    default: Option<String>,
+    identity: String,
+    generated: String,
+}
+
+/// A pgvector table exported from pgvector, recreated as it was: columns with
+/// their types, defaults and NOT NULL, primary key, constraints, indexes and
+/// comment (`spec/MAPPING.md`, pgvector → pgvector).
+#[derive(Debug, Clone)]
+struct Restore {
+    table: String,
+    columns: Vec<RawColumn>,
+    key: Vec<String>,
+    /// `(name, unique, definition after USING)` of the indexes no constraint owns.
+    indexes: Vec<(String, bool, String)>,
+    /// `(name, definition)` of check, unique and exclusion constraints.
+    constraints: Vec<(String, String)>,
+    comment: Option<String>,
+    notes: Vec<String>,
+}
+
+impl Restore {
+    /// The table of `spec`'s `raw_config`, when the snapshot was exported from
+    /// pgvector by a vecport that records column roles, and the import keeps
+    /// its vector columns and id type as they were.
+    fn of(
+        spec: &CollectionSpec,
+        plan: &[(String, VecType, Option<u32>)],
+        id: IdColumn,
+    ) -> Option<Restore> {
+        let raw = &spec.raw_config;
+        raw.get("schema")?.as_str()?;
+        let table = raw.get("table")?.as_str()?.to_owned();
+        let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let columns = raw
+            .get("columns")?
+            .as_array()?
+            .iter()
+            .map(|c| {
+                Some(RawColumn {
+                    name: text(c, "name")?,
+                    format: text(c, "type")?,
+                    role: text(c, "role")?,
+                    not_null: c.get("not_null").and_then(Value::as_bool).unwrap_or(false),
+                    default: text(c, "default"),
+                    identity: text(c, "identity").unwrap_or_default(),
+                    generated: text(c, "generated").unwrap_or_default(),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let key = raw
+            .get("primary_key")?
+            .as_array()?
+            .iter()
+            .map(|k| k.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()?;
+        // The same vector columns, of the same types.
+        let vectors: Vec<&RawColumn> = columns.iter().filter(|c| c.role == "vector").collect();
+        if vectors.len() != plan.len() {
+            return None;
+        }
+        for (column, ty, dim) in plan {
+            let c = vectors.iter().find(|c| c.name == *column)?;
+            let want = format!(
+                "{}{}",
+                ty.name(),
+                dim.map(|d| format!("({d})")).unwrap_or_default()
+            );
+            if c.format != want && !(c.format == ty.name() && *ty == VecType::SparseVec) {
+                return None;
+            }
+        }
+        let id_col = columns.iter().find(|c| c.role == "id")?;
+        let id_type = match id_col.format.split('(').next().unwrap_or_default() {
+            "bigint" | "integer" | "smallint" => IdColumn::BigInt,
+            "text" | "character varying" | "character" | "name" => IdColumn::Text,
+            "uuid" => IdColumn::Uuid,
+            _ => return None,
+        };
+        if id_type != id {
+            return None;
+        }
+        let has = |role: &str| columns.iter().any(|c| c.role == role);
+        if let Some(content) = &spec.content {
+            if (content.documents && !has("document"))
+                || (content.uris && !has("uri"))
+                || (!content.namespaces.is_empty() && !has("namespace"))
+            {
+                return None;
+            }
+            // Every metadata key has a place: the jsonb column, or its own column.
+            if !has("metadata")
+                && content.metadata_types.keys().any(|k| {
+                    !columns
+                        .iter()
+                        .any(|c| c.role == "key" && c.name == *k && c.generated.is_empty())
+                })
+            {
+                return None;
+            }
+        }
+        let mut notes = Vec::new();
+        let mut indexes = Vec::new();
+        for i in raw
+            .get("indexes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let flag = |k: &str| i.get(k).and_then(Value::as_bool).unwrap_or(false);
+            if flag("constraint") || flag("primary") {
+                continue;
+            }
+            match (text(i, "name"), text(i, "using")) {
+                (Some(name), Some(using)) => indexes.push((name, flag("unique"), using)),
+                (name, _) => notes.push(format!(
+                    "pgvector: index {} of table `{table}` is not recreated: the snapshot does not keep its definition apart from the table's name",
+                    name.unwrap_or_default()
+                )),
+            }
+        }
+        let constraints = raw
+            .get("constraints")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| Some((text(c, "name")?, text(c, "definition")?)))
+            .collect();
+        for c in columns
+            .iter()
+            .filter(|c| c.default.as_deref().is_some_and(|d| d.contains("nextval(")))
+        {
+            notes.push(format!(
+                "pgvector: column `{}` draws its default from a sequence of table `{table}` ({}); the new table's column has no default",
+                c.name,
+                c.default.as_deref().unwrap_or_default()
+            ));
+        }
+        Some(Restore {
+            table,
+            columns,
+            key,
+            indexes,
+            constraints,
+            comment: raw
+                .get("comment")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            notes,
+        })
+    }
+
+    /// `CREATE TABLE` and its constraints, for `qualified` (named `target`).
+    fn create(&self, qualified: &str, target: &str) -> String {
+        let mut defs: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| {
+                let mut d = format!("{} {}", ident(&c.name), c.format);
+                match (c.generated.as_str(), c.identity.as_str(), &c.default) {
+                    ("s", _, Some(expr)) => {
+                        d.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED"))
+                    }
+                    (_, "a", _) => d.push_str(" GENERATED ALWAYS AS IDENTITY"),
+                    (_, "d", _) => d.push_str(" GENERATED BY DEFAULT AS IDENTITY"),
+                    (_, _, Some(expr)) if !expr.contains("nextval(") => {
+                        d.push_str(&format!(" DEFAULT {expr}"))
+                    }
+                    _ => {}
+                }
+                if c.not_null {
+                    d.push_str(" NOT NULL");
+                }
+                d
+            })
+            .collect();
+        defs.push(format!(
+            "PRIMARY KEY ({})",
+            self.key
+                .iter()
+                .map(|k| ident(k))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let mut sql = format!("CREATE TABLE {qualified} ({});\n", defs.join(", "));
+        for (name, definition) in &self.constraints {
+            sql.push_str(&format!(
+                "ALTER TABLE {qualified} ADD CONSTRAINT {} {definition};\n",
+                ident(&renamed_for(name, &self.table, target))
+            ));
+        }
+        sql
+    }
+
+    /// The statements that build the table's indexes after the load.
+    fn indexes(&self, qualified: &str, target: &str) -> Vec<String> {
+        self.indexes
+            .iter()
+            .map(|(name, unique, using)| {
+                format!(
+                    "CREATE {}INDEX IF NOT EXISTS {} ON {qualified} USING {using}",
+                    if *unique { "UNIQUE " } else { "" },
+                    ident(&renamed_for(name, &self.table, target))
+                )
+            })
+            .collect()
+    }
+
+    /// Whether an existing table has this table's columns (a restore resumed).
+    fn matches(&self, layout: &Layout) -> bool {
+        layout.formats.len() == self.columns.len()
+            && self
+                .columns
+                .iter()
+                .all(|c| layout.formats.get(&c.name) == Some(&c.format))
+    }
+}
+
+/// The metadata keys every record needs when `spec` restores a pgvector
+/// table: those of its NOT NULL columns without a default (see [`Restore`]).
+fn required_keys(spec: &CollectionSpec) -> Vec<String> {
+    let raw = &spec.raw_config;
+    if raw.get("table").and_then(Value::as_str).is_none() {
+        return Vec::new();
+    }
+    let Some(columns) = raw.get("columns").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    let text = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).map(str::to_owned);
+    let mut vectors: Vec<String> = columns
+        .iter()
+        .filter(|c| text(c, "role").as_deref() == Some("vector"))
+        .filter_map(|c| text(c, "name"))
+        .collect();
+    let mut fields: Vec<String> = spec.vectors.iter().map(column_of).collect();
+    vectors.sort();
+    fields.sort();
+    if vectors != fields {
+        return Vec::new();
+    }
+    columns
+        .iter()
+        .filter(|c| {
+            text(c, "role").as_deref() == Some("key")
+                && c.get("not_null").and_then(Value::as_bool) == Some(true)
+                && c.get("default").is_none()
+                && c.get("identity").is_none()
+                && c.get("generated").is_none()
+        })
+        .filter_map(|c| text(c, "name"))
+        .collect()
+}
+
+/// Which of the record's optional parts the table has a column for.
+#[derive(Debug, Clone, Copy)]
+struct Parts {
+    document: bool,
+    uri: bool,
+    namespace: bool,
+}
+
 struct PgWriter {
     public: String,
     table: String,
+    /// Whether `prepare` created the table (so `discard` may drop it).
+    created: bool,
     conns: Vec<tokio::sync::Mutex<Client>>,
     next: AtomicUsize,
     types: Vec<Type>,
@@ -1729,7 +2391,7 @@ struct PgWriter {
     upsert: String,
     plan: Vec<(VecType, Option<u32>)>,
     id: IdColumn,
-    extras: OptionalColumns,
+    parts: Parts,
     indexes: Vec<String>,
     notes: Vec<String>,
 }
@@ -1795,13 +2457,13 @@ impl PgWriter {
             }
         }
         out.push(Box::new(r.metadata.map(Value::Object)));
-        if self.extras.documents {
+        if self.parts.document {
             out.push(Box::new(r.document));
         }
-        if self.extras.uris {
+        if self.parts.uri {
             out.push(Box::new(r.uri));
         }
-        if self.extras.namespaces {
+        if self.parts.namespace {
             out.push(Box::new(r.namespace.unwrap_or_default()));
         }
         Ok(out)
@@ -1885,6 +2547,18 @@ impl CollectionWriter for PgWriter {
         Ok(n as u64)
     }
 
+    async fn discard(&self) -> Result<bool> {
+        if !self.created {
+            return Ok(false);
+        }
+        let client = self.conns[0].lock().await;
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {}", self.table))
+            .await
+            .map_err(|e| fail(&self.public, "drop table", e))?;
+        Ok(true)
+    }
+
     fn notes(&self) -> Vec<String> {
         self.notes.clone()
     }
@@ -1901,6 +2575,7 @@ mod tests {
             typname: typname.into(),
             format: typname.into(),
             typmod,
+            ..ColumnInfo::default()
         }
     }
 
@@ -1950,9 +2625,10 @@ mod tests {
             opclass: "bit_hamming_ops".into(),
             column: "code".into(),
             reloptions: vec![],
+            ..IndexInfo::default()
         }];
         let (spec, layout) =
-            layout_of("t", "public", &columns, &["id".into()], &indexes, None).unwrap();
+            layout_of("t", "public", &columns, &["id".into()], &indexes, &[], None).unwrap();
         let f = &spec.vectors[0];
         assert_eq!(
             (
@@ -2014,9 +2690,10 @@ mod tests {
             opclass: "vector_cosine_ops".into(),
             column: "emb".into(),
             reloptions: vec!["m=24".into()],
+            ..IndexInfo::default()
         }];
         let (spec, layout) =
-            layout_of("t", "public", &columns, &["pk".into()], &indexes, None).unwrap();
+            layout_of("t", "public", &columns, &["pk".into()], &indexes, &[], None).unwrap();
         assert_eq!(spec.id_kind, Some(IdKind::Uint));
         assert_eq!(spec.vectors.len(), 3);
         assert_eq!(spec.vectors[0].metric, Some(Metric::Cosine));
@@ -2036,7 +2713,7 @@ mod tests {
         assert_eq!(role("extra"), "Key");
         assert_eq!(role("content"), "Document");
         assert_eq!(role("price"), "Key");
-        assert!(layout_of("t", "public", &columns, &[], &indexes, None).is_err());
+        assert!(layout_of("t", "public", &columns, &[], &indexes, &[], None).is_err());
     }
 
     #[test]

@@ -296,6 +296,7 @@ pub(super) const METADATA_RULES: MetadataRules = MetadataRules {
     arrays: Arrays::Strings,
     empty_arrays: true,
     integers: Integers::Float64,
+    numbers: crate::mapping::Numbers::Float64,
     key: reserved_key,
     rename: |_| None,
 };

@@ -49,7 +49,9 @@ impl Vendor for PineconeApi {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct IndexModel {
     pub name: String,
-    #[serde(default)]
+    // Read through a `Value`: the flattened `rest` buffers every field, and
+    // buffered numbers are decimal text (serde_json's `arbitrary_precision`).
+    #[serde(default, deserialize_with = "crate::model::buffered_u32")]
     pub dimension: Option<u32>,
     #[serde(default)]
     pub metric: Option<String>,

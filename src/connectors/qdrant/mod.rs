@@ -645,6 +645,10 @@ fn create_body(spec: &CollectionSpec) -> Result<Value> {
         if let Some(opt) = config.get("optimizer_config").filter(|v| !v.is_null()) {
             body.insert("optimizers_config".into(), opt.clone());
         }
+        // Collection metadata (Qdrant 1.16 on).
+        if let Some(m) = config.get("metadata").filter(|v| v.is_object()) {
+            body.insert("metadata".into(), m.clone());
+        }
         return Ok(Value::Object(body));
     }
     // From another database: vectors with the closest settings.

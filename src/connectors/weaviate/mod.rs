@@ -235,6 +235,7 @@ const METADATA_RULES: MetadataRules = MetadataRules {
     arrays: Arrays::Typed,
     empty_arrays: true,
     integers: Integers::Float64,
+    numbers: crate::mapping::Numbers::Float64,
     key: reserved_key,
     rename: property_name,
 };

@@ -102,6 +102,7 @@ impl Sink for Weaviate {
             .document_property
             .clone()
             .unwrap_or_else(|| DOCUMENT_PROPERTY.to_owned());
+        let created = !(found.is_some() && existing == ExistingTarget::Append);
         let definition = match (&found, existing) {
             (Some(_), ExistingTarget::Refuse) => {
                 let named = if class == target {
@@ -183,6 +184,7 @@ impl Sink for Weaviate {
                 timestamps: false,
             },
             class,
+            created,
             fields: spec.vectors.clone(),
             multi,
             lift,
@@ -203,6 +205,8 @@ pub(super) fn valid_tenant(name: &str) -> bool {
 struct WeaviateWriter {
     weaviate: Weaviate,
     class: String,
+    /// Whether `prepare` created the class (so `discard` may delete it).
+    created: bool,
     fields: Vec<VectorField>,
     multi: bool,
     lift: MappedProperties,
@@ -355,6 +359,21 @@ impl CollectionWriter for WeaviateWriter {
             )));
         }
         Ok(())
+    }
+
+    async fn discard(&self) -> Result<bool> {
+        if !self.created {
+            return Ok(false);
+        }
+        self.weaviate
+            .call_if_found(
+                Method::DELETE,
+                &format!("/v1/schema/{}", segment(&self.class)),
+                None,
+                "delete class",
+            )
+            .await?;
+        Ok(true)
     }
 
     async fn count(&self) -> Result<u64> {
