@@ -68,6 +68,22 @@ pub async fn run(
     quiet: bool,
     connect: &connectors::ConnectOptions,
 ) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let dir = args.snapshot.clone();
+    let manifest = exported(args, connect, &Bars::new(quiet)).await?;
+    if !quiet {
+        summarize(&manifest, started, &dir);
+        super::report_retries(connect);
+    }
+    Ok(0)
+}
+
+/// Runs an export, telling `observer` of its progress; the manifest written.
+pub(super) async fn exported(
+    args: Args,
+    connect: &connectors::ConnectOptions,
+    observer: &dyn pipeline::Observer,
+) -> anyhow::Result<crate::snapshot::Manifest> {
     let source = connectors::open(&args.source, connect)?;
     if args.ids_from.is_some() && !source.reads_ids_from() {
         anyhow::bail!(crate::Error::Usage(format!(
@@ -97,15 +113,9 @@ pub async fn run(
         }),
         resume: super::resume(args.resume),
     };
-    let started = Instant::now();
-    let manifest = pipeline::export(source.as_ref(), &args.snapshot, &options, &Bars::new(quiet))
+    pipeline::export(source.as_ref(), &args.snapshot, &options, observer)
         .await
-        .with_context(|| format!("export from {} failed", source.endpoint()))?;
-    if !quiet {
-        summarize(&manifest, started, &args.snapshot);
-        super::report_retries(connect);
-    }
-    Ok(0)
+        .with_context(|| format!("export from {} failed", source.endpoint()))
 }
 
 /// Prints what an export did.

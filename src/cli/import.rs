@@ -161,6 +161,21 @@ pub async fn run(
     quiet: bool,
     connect: &connectors::ConnectOptions,
 ) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let report = imported(args, connect, &Bars::new(quiet)).await?;
+    if !quiet {
+        summarize(&report, started);
+        super::report_retries(connect);
+    }
+    Ok(0)
+}
+
+/// Runs an import, telling `observer` of its progress; what it wrote.
+pub(super) async fn imported(
+    args: Args,
+    connect: &connectors::ConnectOptions,
+    observer: &dyn pipeline::Observer,
+) -> anyhow::Result<ImportReport> {
     let sink = connectors::open(&args.target, connect)?;
     let mut options = ImportOptions {
         collections: args.collections,
@@ -174,8 +189,7 @@ pub async fn run(
     };
     args.fit
         .apply(&mut options, default_changes_path(&args.snapshot));
-    let started = Instant::now();
-    let report = pipeline::import(&args.snapshot, sink.as_ref(), &options, &Bars::new(quiet))
+    pipeline::import(&args.snapshot, sink.as_ref(), &options, observer)
         .await
         .with_context(|| {
             format!(
@@ -183,12 +197,7 @@ pub async fn run(
                 args.snapshot.display(),
                 sink.endpoint()
             )
-        })?;
-    if !quiet {
-        summarize(&report, started);
-        super::report_retries(connect);
-    }
-    Ok(0)
+        })
 }
 
 /// Prints what an import did.
