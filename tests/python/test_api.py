@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import importlib.metadata
 import inspect
 import os
 import shutil
@@ -254,6 +255,8 @@ def test_cli_entry_point_from_the_wheel(chroma, tmp_path):
     assert exe and os.path.dirname(exe) == os.path.dirname(sys.executable), exe
     version = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
     assert version.split() == ["vecport", vecport.__version__]
+    # The wheel's version (python/Cargo.toml) is the crate's.
+    assert importlib.metadata.version("vecport") == vecport.__version__
     _, _, snap, _ = export_seeded(chroma, tmp_path, n=20)
     out = subprocess.run([exe, "verify", str(snap)], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("ok:"), out
