@@ -82,6 +82,30 @@ vdb_install_formats() {
 VDB_PIDS=()
 VDB_PGCTL=""
 VDB_PGCTL_TLS=""
+# The Python package (pyproject.toml): its wheel, built by maturin (pinned, in
+# a virtualenv of its own) in the cargo profile VECPORT_WHEEL_PROFILE (default
+# `dev`, whose compiled crates `cargo test` has already built, so only the
+# binding compiles; `release` builds the wheel a release publishes), then
+# installed with pytest, pyarrow, pandas and polars into a virtualenv made
+# afresh. Exports VECPORT_WHEEL_PYTHON, that virtualenv's python.
+MATURIN_VERSION=1.16.0
+PYTEST_VERSION=9.2.0
+vdb_install_wheel() {
+  local tools="$VDB/maturin-venv" wheels="$VDB/wheels" venv="$VDB/wheel-venv"
+  if [ "$("$tools/bin/maturin" --version 2>/dev/null)" != "maturin $MATURIN_VERSION" ]; then
+    echo "servers.sh: installing maturin==$MATURIN_VERSION into $tools" >&2
+    python3 -m venv "$tools"
+    "$tools/bin/pip" install -q --disable-pip-version-check "maturin==$MATURIN_VERSION"
+  fi
+  rm -rf "$wheels"
+  "$tools/bin/maturin" build --locked --profile "${VECPORT_WHEEL_PROFILE:-dev}" \
+    --interpreter python3 --out "$wheels"
+  python3 -m venv --clear "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "$wheels"/vecport-*.whl \
+    "pytest==$PYTEST_VERSION" "pyarrow==$PYARROW_VERSION" "pandas==$PANDAS_VERSION" "polars==$POLARS_VERSION"
+  export VECPORT_WHEEL_PYTHON="$venv/bin/python"
+}
+
 vdb_as_postgres() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }

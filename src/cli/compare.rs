@@ -51,6 +51,35 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, connect: &crate::connectors::ConnectOptions) -> anyhow::Result<u8> {
+    let json = args.json;
+    let (a, b, result) = compared(args, connect).await?;
+    if json {
+        out(serde_json::to_string_pretty(&result)?)?;
+    } else {
+        out(format!("A: {}\nB: {}", a.describe(), b.describe()))?;
+        for name in &result.only_in_a {
+            out(format!("collection `{name}`: only in A"))?;
+        }
+        for name in &result.only_in_b {
+            out(format!("collection `{name}`: only in B"))?;
+        }
+        for c in &result.collections {
+            human(c)?;
+        }
+        out(if result.equal {
+            "result: equal"
+        } else {
+            "result: DIFFERENT"
+        })?;
+    }
+    Ok(if result.equal { 0 } else { EXIT_PROBLEMS })
+}
+
+/// Runs a comparison: the two sides and the result.
+pub(super) async fn compared(
+    args: Args,
+    connect: &crate::connectors::ConnectOptions,
+) -> anyhow::Result<(Side, Side, compare::Comparison)> {
     let a = Side::open(&args.a, connect).with_context(|| format!("cannot open A ({})", args.a))?;
     let b = Side::open(&args.b, connect).with_context(|| format!("cannot open B ({})", args.b))?;
     let options = CompareOptions {
@@ -75,26 +104,7 @@ pub async fn run(args: Args, connect: &crate::connectors::ConnectOptions) -> any
     let result = compare::compare(&a, &b, &options)
         .await
         .with_context(|| format!("comparing {} with {} failed", a.describe(), b.describe()))?;
-    if args.json {
-        out(serde_json::to_string_pretty(&result)?)?;
-    } else {
-        out(format!("A: {}\nB: {}", a.describe(), b.describe()))?;
-        for name in &result.only_in_a {
-            out(format!("collection `{name}`: only in A"))?;
-        }
-        for name in &result.only_in_b {
-            out(format!("collection `{name}`: only in B"))?;
-        }
-        for c in &result.collections {
-            human(c)?;
-        }
-        out(if result.equal {
-            "result: equal"
-        } else {
-            "result: DIFFERENT"
-        })?;
-    }
-    Ok(if result.equal { 0 } else { EXIT_PROBLEMS })
+    Ok((a, b, result))
 }
 
 fn human(c: &CollectionComparison) -> anyhow::Result<()> {

@@ -70,6 +70,22 @@ pub async fn run(
     quiet: bool,
     connect: &connectors::ConnectOptions,
 ) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let dir = Location::parse(&args.snapshot)?;
+    let manifest = exported(args, connect, &Bars::new(quiet)).await?;
+    if !quiet {
+        summarize(&manifest, started, &dir);
+        super::report_retries(connect);
+    }
+    Ok(0)
+}
+
+/// Runs an export, telling `observer` of its progress; the manifest written.
+pub(super) async fn exported(
+    args: Args,
+    connect: &connectors::ConnectOptions,
+    observer: &dyn pipeline::Observer,
+) -> anyhow::Result<crate::snapshot::Manifest> {
     let snapshot = Location::parse(&args.snapshot)?;
     let source = connectors::open(&args.source, connect)?;
     if args.ids_from.is_some() && !source.reads_ids_from() {
@@ -100,15 +116,9 @@ pub async fn run(
         }),
         resume: super::resume(args.resume),
     };
-    let started = Instant::now();
-    let manifest = pipeline::export_to(source.as_ref(), &snapshot, &options, &Bars::new(quiet))
+    pipeline::export_to(source.as_ref(), &snapshot, &options, observer)
         .await
-        .with_context(|| format!("export from {} failed", source.endpoint()))?;
-    if !quiet {
-        summarize(&manifest, started, &snapshot);
-        super::report_retries(connect);
-    }
-    Ok(0)
+        .with_context(|| format!("export from {} failed", source.endpoint()))
 }
 
 /// Prints what an export did.

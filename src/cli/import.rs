@@ -181,6 +181,21 @@ pub async fn run(
     quiet: bool,
     connect: &connectors::ConnectOptions,
 ) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let report = imported(args, connect, &Bars::new(quiet)).await?;
+    if !quiet {
+        summarize(&report, started);
+        super::report_retries(connect);
+    }
+    Ok(0)
+}
+
+/// Runs an import, telling `observer` of its progress; what it wrote.
+pub(super) async fn imported(
+    args: Args,
+    connect: &connectors::ConnectOptions,
+    observer: &dyn pipeline::Observer,
+) -> anyhow::Result<ImportReport> {
     let snapshot = Location::parse(&args.snapshot)?;
     let state_dir = args.state_dir.as_deref().map(Location::parse).transpose()?;
     if let Some(d) = &state_dir {
@@ -198,15 +213,9 @@ pub async fn run(
         ..ImportOptions::default()
     };
     args.fit.apply(&mut options, default_changes_for(&snapshot));
-    let started = Instant::now();
-    let report = pipeline::import_from(&snapshot, sink.as_ref(), &options, &Bars::new(quiet))
+    pipeline::import_from(&snapshot, sink.as_ref(), &options, observer)
         .await
-        .with_context(|| format!("import of {snapshot} into {} failed", sink.endpoint()))?;
-    if !quiet {
-        summarize(&report, started);
-        super::report_retries(connect);
-    }
-    Ok(0)
+        .with_context(|| format!("import of {snapshot} into {} failed", sink.endpoint()))
 }
 
 /// Prints what an import did.

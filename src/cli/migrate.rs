@@ -68,6 +68,37 @@ pub async fn run(
     quiet: bool,
     connect: &connectors::ConnectOptions,
 ) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let kept = args.via.is_some();
+    let done = migrated(args, connect, &Bars::new(quiet)).await?;
+    if !quiet {
+        super::export::summarize(&done.manifest, started, &done.via);
+        super::import::summarize(&done.report, started);
+        super::report_retries(connect);
+        if !kept {
+            eprintln!("vecport: the temporary snapshot was removed (keep one with --via DIR)");
+        }
+    }
+    Ok(0)
+}
+
+/// What a migration did.
+#[derive(Debug)]
+pub struct Migrated {
+    /// The manifest of the snapshot it went through.
+    pub manifest: crate::snapshot::Manifest,
+    /// What the import wrote.
+    pub report: pipeline::ImportReport,
+    /// The snapshot directory it went through (removed unless --via named it).
+    pub via: PathBuf,
+}
+
+/// Runs a migration, telling `observer` of its progress.
+pub(super) async fn migrated(
+    args: Args,
+    connect: &connectors::ConnectOptions,
+    observer: &dyn pipeline::Observer,
+) -> anyhow::Result<Migrated> {
     let source = connectors::open(&args.source, connect)?;
     let sink = connectors::open(&args.target, connect)?;
     // A target URL naming one collection takes exactly one: find out before
@@ -127,15 +158,13 @@ pub async fn run(
         ..ImportOptions::default()
     };
     args.fit.apply(&mut import, default_changes);
-    let started = Instant::now();
-    let bars = Bars::new(quiet);
     let migrated = pipeline::migrate(
         source.as_ref(),
         sink.as_ref(),
         &via,
         &export,
         &import,
-        &bars,
+        observer,
     )
     .await;
     let (manifest, report) = match migrated {
@@ -158,15 +187,11 @@ pub async fn run(
         std::fs::remove_dir_all(dir)
             .with_context(|| format!("cannot remove the temporary snapshot {}", dir.display()))?;
     }
-    if !quiet {
-        super::export::summarize(&manifest, started, &via);
-        super::import::summarize(&report, started);
-        super::report_retries(connect);
-        if args.via.is_none() {
-            eprintln!("vecport: the temporary snapshot was removed (keep one with --via DIR)");
-        }
-    }
-    Ok(0)
+    Ok(Migrated {
+        manifest,
+        report,
+        via,
+    })
 }
 
 /// The snapshot directory of a migration without --via: in the current

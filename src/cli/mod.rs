@@ -2,6 +2,7 @@
 //! CLI is the only layer that knows about terminals, progress bars and exit
 //! codes.
 
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ mod ls;
 mod migrate;
 mod progress;
 mod verify;
+
+pub use migrate::Migrated;
 
 /// Portable, checksummed Parquet snapshots of vector databases.
 #[derive(Debug, Parser)]
@@ -106,11 +109,11 @@ pub fn exit_code(category: Category) -> u8 {
     }
 }
 
-/// The command line, with the databases and their URLs (from the
-/// connectors' registry) below `--help`.
-fn parse() -> Cli {
+/// The command line `args` (the program name first), with the databases
+/// and their URLs (from the connectors' registry) below `--help`.
+fn parse(args: impl IntoIterator<Item = OsString>) -> Cli {
     let command = Cli::command().after_help(crate::connectors::help_text());
-    let matches = command.get_matches();
+    let matches = command.get_matches_from(args);
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
@@ -123,27 +126,18 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{s}` is not a number of seconds between 0 and 86400"))
 }
 
-/// Runs the CLI and returns the process exit code.
+/// Runs the CLI with the process's arguments and returns its exit code.
 pub fn main() -> u8 {
-    let cli = parse();
-    // Known from the start, so that no message can show them, whatever
-    // fails first (a URL, say).
-    let storage = crate::storage::secret_env().iter().copied();
-    for var in crate::connectors::credential_env().chain(storage) {
-        let _ = crate::redact::Secret::from_env(var);
-    }
+    main_from(std::env::args_os())
+}
+
+/// Runs the CLI with the command line `args` (the program name first) and
+/// returns the exit code: the `vecport` command of the Python package.
+pub fn main_from(args: impl IntoIterator<Item = OsString>) -> u8 {
+    let cli = parse(args);
+    know_credentials();
     init_logging(cli.verbose, cli.quiet);
-    let connect = ConnectOptions {
-        retry: crate::connectors::http::RetryPolicy {
-            max_retries: cli.retries,
-            base: cli.retry_wait,
-            max: cli.retry_max_wait,
-            timeout: cli.timeout.max(Duration::from_millis(1)),
-            total: cli.total_timeout.max(Duration::from_millis(1)),
-        },
-        max_response_bytes: cli.max_response_mib << 20,
-        ..ConnectOptions::default()
-    };
+    let connect = connect_options(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -185,6 +179,107 @@ pub fn main() -> u8 {
             code
         }
     }
+}
+
+/// Reads the credential variables first, so that no message can show them,
+/// whatever fails first (a URL, say).
+fn know_credentials() {
+    let storage = crate::storage::secret_env().iter().copied();
+    for var in crate::connectors::credential_env().chain(storage) {
+        let _ = crate::redact::Secret::from_env(var);
+    }
+}
+
+/// The connection settings of the global options.
+fn connect_options(cli: &Cli) -> ConnectOptions {
+    ConnectOptions {
+        retry: crate::connectors::http::RetryPolicy {
+            max_retries: cli.retries,
+            base: cli.retry_wait,
+            max: cli.retry_max_wait,
+            timeout: cli.timeout.max(Duration::from_millis(1)),
+            total: cli.total_timeout.max(Duration::from_millis(1)),
+        },
+        max_response_bytes: cli.max_response_mib << 20,
+        ..ConnectOptions::default()
+    }
+}
+
+/// What a command run by [`run_for_program`] produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// `export`: the manifest written.
+    Exported(crate::snapshot::Manifest),
+    /// `import`: what was written.
+    Imported(crate::pipeline::ImportReport),
+    /// `migrate`: the snapshot's manifest and what was written.
+    Migrated(Migrated),
+    /// `compare`: the result, as `--json` prints it.
+    Compared(crate::compare::Comparison),
+}
+
+/// Runs `vecport ARGS…` for a program rather than a terminal (the Python
+/// package): `export`, `import`, `migrate` or `compare`, with the options,
+/// defaults and checks of the command line, progress told to `observer`,
+/// nothing printed, and what the command produced returned. An option the
+/// command line refuses is an [`Error::Usage`](crate::Error::Usage).
+pub fn run_for_program(
+    args: &[String],
+    observer: &dyn crate::pipeline::Observer,
+) -> anyhow::Result<Outcome> {
+    let cli =
+        Cli::try_parse_from(std::iter::once("vecport").chain(args.iter().map(String::as_str)))
+            .map_err(|e| crate::Error::Usage(e.render().to_string().trim_end().to_owned()))?;
+    know_credentials();
+    let connect = connect_options(&cli);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::Error::Internal {
+            what: "starting the async runtime".into(),
+            cause: e.to_string(),
+        })?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Export(a) => export::exported(a, &connect, observer)
+                .await
+                .map(Outcome::Exported),
+            Command::Import(a) => import::imported(a, &connect, observer)
+                .await
+                .map(Outcome::Imported),
+            Command::Migrate(a) => migrate::migrated(a, &connect, observer)
+                .await
+                .map(Outcome::Migrated),
+            Command::Compare(a) => compare::compared(a, &connect)
+                .await
+                .map(|(_, _, result)| Outcome::Compared(result)),
+            _ => Err(crate::Error::Usage(
+                "only export, import, migrate and compare run for a program".into(),
+            )
+            .into()),
+        }
+    })
+}
+
+/// The long options of `command` (`export`, `import`, …) and the global
+/// ones, without `--help`, `--version`, `--verbose` and `--quiet`: what a
+/// program may pass to [`run_for_program`].
+pub fn long_options(command: &str) -> Vec<String> {
+    let cli = Cli::command();
+    let globals = cli.get_arguments();
+    let own = cli
+        .find_subcommand(command)
+        .into_iter()
+        .flat_map(|c| c.get_arguments());
+    let mut names: Vec<String> = globals
+        .chain(own)
+        .filter_map(|a| a.get_long())
+        .filter(|l| !matches!(*l, "help" | "version" | "verbose" | "quiet"))
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -256,3 +351,25 @@ pub(crate) fn out(line: impl AsRef<str>) -> anyhow::Result<()> {
     writeln!(stdout, "{}", crate::redact::scrub(line.as_ref()))?;
     Ok(())
 }
+
+/// Makes glibc's malloc serve every allocation of 1 MiB or more (request
+/// bodies, row group buffers) with its own mapping, returned to the system
+/// when freed. By default the threshold rises to the largest block freed so
+/// far, after which such buffers are carved from the heaps of whichever
+/// threads freed them and stay resident: peak RSS then creeps up with the
+/// length of an export or import instead of staying at what is in flight.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn return_large_buffers() {
+    unsafe extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    const M_MMAP_THRESHOLD: i32 = -3;
+    // SAFETY: a plain libc call that only changes malloc's tuning (glibc
+    // takes its own locks); callers make it first thing.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn return_large_buffers() {}
