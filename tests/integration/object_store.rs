@@ -638,12 +638,11 @@ fn an_export_into_s3_killed_at_random_moments_resumes_exactly() {
     ok(&[&s3], &args.iter().map(String::as_str).collect::<Vec<_>>());
     let span = started.elapsed();
     let want = check_objects(&s3, &reference, work.path());
-    // Each part big enough to go up in pieces did (an S3 ETag `MD5-N`).
+    // Every part went up as a multipart upload (an S3 ETag `MD5-N`).
     let manifest = Snapshot::open(&want).unwrap().manifest().clone();
     let c = &manifest.collections[0];
     assert_eq!(c.parts.len(), 3);
     for object in s3.list(&format!("{reference}/{}/", c.directory)) {
-        assert!(object.size > 12 << 20, "{object:?}");
         assert!(
             object.etag.contains('-'),
             "{} was not uploaded as a multipart upload (ETag {})",
@@ -753,9 +752,10 @@ fn a_missing_bucket_or_container_is_named() {
             );
         }
     }
-    // A prefix with nothing under it, in a bucket that exists: no snapshot.
+    // A prefix with nothing under it, in a bucket that exists: no snapshot
+    // (`verify`'s verdict, as for a directory without a manifest).
     let empty = s3.location(&s3.fresh_prefix("empty"));
-    let ran = fails(&[&s3], &["verify", &empty], 3);
+    let ran = fails(&[&s3], &["verify", &empty], 1);
     assert!(ran.stderr.contains("manifest.json"), "{}", ran.stderr);
 }
 
@@ -991,7 +991,7 @@ fn an_unfinished_export_asks_for_resume() {
     ];
     // Slow pages, so that the run is still going when it is killed.
     e.faults()
-        .set(Faults::always_delayed(150).under("/collections/docs/points/scroll"))
+        .set(Faults::always_delayed(500).under("/collections/docs/points/scroll"))
         .unwrap();
     let mut child = command(&[&s3], &export).spawn().unwrap();
     let started = Instant::now();
@@ -1101,8 +1101,10 @@ fn s3_answering_503_or_dropping_connections_mid_upload() {
         .faults()
         .set(
             Faults {
-                unavailable: 0.1,
-                drop_connection: 0.07,
+                // About 25 uploads: each fault has hit at least one of
+                // them but for a chance of 1 in 800.
+                unavailable: 0.25,
+                drop_connection: 0.25,
                 seed: Some(5),
                 ..Faults::none()
             }
