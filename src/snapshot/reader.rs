@@ -141,13 +141,12 @@ impl Snapshot {
         let Some(bytes) = b.read(MANIFEST, limits::MANIFEST_BYTES)? else {
             // Listing is a courtesy here (an HTTP server cannot list), but
             // a bucket that is not there is said so.
-            let listed = b.list("");
-            if let Err(e) = &listed
-                && e.category() == crate::error::Category::NotFound
-            {
-                return Err(listed.err().expect("an error"));
-            }
-            let hint = if listed.is_ok_and(|l| l.is_empty()) {
+            let empty = match b.list("") {
+                Ok(l) => l.is_empty(),
+                Err(e) if e.category() == crate::error::Category::NotFound => return Err(e),
+                Err(_) => false,
+            };
+            let hint = if empty {
                 "is missing: there is nothing at this location (check the bucket and prefix)"
             } else {
                 "is missing: this location holds no complete snapshot (an export that did not finish, or not a snapshot at all)"

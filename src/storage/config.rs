@@ -386,7 +386,8 @@ mod tests {
             ("AZURE_STORAGE_ACCOUNT_KEY", "a2V5"),
         ];
         let gcs = [("GCE_METADATA_HOST", "metadata.google.internal")];
-        let cases: [(&str, &[(&str, &str)], Provider, &str); 9] = [
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Provider, &'a str);
+        let cases: [Case; 9] = [
             (
                 "s3://bucket/backups/2026",
                 &s3,
