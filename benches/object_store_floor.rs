@@ -101,7 +101,11 @@ async fn get(url: &str, concurrency: usize) -> Result<(usize, u64)> {
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let number = |i: usize, default: usize| -> Result<usize> {
-        Ok(args.get(i).map(|a| a.parse()).transpose()?.unwrap_or(default))
+        Ok(args
+            .get(i)
+            .map(|a| a.parse())
+            .transpose()?
+            .unwrap_or(default))
     };
     let started = Instant::now();
     let (objects, bytes) = match args.first().map(String::as_str) {

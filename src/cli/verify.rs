@@ -24,14 +24,13 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let location = Location::parse(&args.snapshot)?;
-    let opened = Snapshot::open_at(&location);
     // Credentials refused, storage unreachable: not a verdict on the snapshot.
-    if let Err(e) = &opened
-        && e.category() != Category::Snapshot
-        && e.category() != Category::Io
-    {
-        return Err(opened.err().expect("an error").into());
-    }
+    let opened = match Snapshot::open_at(&location) {
+        Err(e) if !matches!(e.category(), Category::Snapshot | Category::Io) => {
+            return Err(e.into());
+        }
+        opened => opened,
+    };
     let (report, opened) = match opened {
         Ok(s) if args.deep => (
             s.verify_deep(&s.manifest().collections.iter().collect::<Vec<_>>()),

@@ -21,7 +21,7 @@ use crate::snapshot::writer::{sync_dir, write_atomic};
 use crate::snapshot::{Manifest, Snapshot};
 use crate::storage::{Location, Upload};
 
-use super::state::{RunLock, STATE_DIR};
+use super::state::{EXPORT_STATE_NAME, RunLock, STATE_DIR};
 use super::{Observer, Resume};
 
 /// The progress file of a copy, inside the destination.
@@ -151,6 +151,10 @@ fn copy_locked(
     // The parts an earlier run completed must still be whole; anything else
     // a copy writes is removed and written again.
     let wanted = parts(manifest);
+    if let Location::Bucket(b) = to {
+        // Uploads a killed run left open: aborted, or they would be billed.
+        b.abort_recorded("")?;
+    }
     let present = list_files(to)?;
     state.done.retain(|name| {
         wanted.iter().any(|(n, bytes, _)| {
@@ -269,6 +273,12 @@ fn is_part(name: &str) -> bool {
 /// Refuses a destination that holds anything: a copy goes to a new place.
 fn refuse_occupied(to: &Location) -> Result<()> {
     let present = list_files(to)?;
+    if present.iter().any(|(n, _)| n == EXPORT_STATE_NAME) {
+        return Err(Error::Usage(format!(
+            "{to} holds an unfinished export (its progress is {}); continue it with `vecport export … --resume`, or remove what is there and copy to it again",
+            to.file(EXPORT_STATE_NAME).display()
+        )));
+    }
     let theirs: Vec<&String> = present
         .iter()
         .map(|(n, _)| n)
@@ -478,9 +488,18 @@ impl Out {
                 }
                 Ok(())
             }
-            Out::Upload(u) => u.commit().map_err(|e| Error::io(to.file(name), e)),
+            Out::Upload(u) => u.commit().map_err(|e| storage_cause(u, to, name, e)),
         }
     }
+}
+
+/// The object-storage error that stopped upload `u`, else `e` as an I/O error.
+fn storage_cause(u: &Upload, to: &Location, name: &str, e: std::io::Error) -> Error {
+    u.failure()
+        .lock()
+        .ok()
+        .and_then(|mut slot| slot.take())
+        .unwrap_or_else(|| Error::io(to.file(name), e))
 }
 
 impl Drop for Out {

@@ -455,6 +455,8 @@ fn clean_objects(b: &Bucket, kept: &[&CollectionManifest]) -> Result<()> {
 /// Removes the objects an export writes — the manifest and its checksum,
 /// parts under `collections/` — but those `keep` keeps. Other objects stay.
 fn remove_objects(b: &Bucket, keep: impl Fn(&str) -> bool) -> Result<()> {
+    // Uploads a killed run left open: aborted, or they would be billed.
+    b.abort_recorded("")?;
     for (name, _) in b.list("")? {
         let ours = name == MANIFEST
             || name == MANIFEST_CHECKSUM

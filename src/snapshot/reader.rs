@@ -139,8 +139,14 @@ impl Snapshot {
         let manifest_path = b.file(MANIFEST);
         let checksum_path = b.file(MANIFEST_CHECKSUM);
         let Some(bytes) = b.read(MANIFEST, limits::MANIFEST_BYTES)? else {
-            // Listing is a courtesy here: an HTTP server cannot list.
-            let hint = if b.list("").is_ok_and(|l| l.is_empty()) {
+            // Listing is a courtesy here (an HTTP server cannot list), but
+            // a bucket that is not there is said so.
+            let empty = match b.list("") {
+                Ok(l) => l.is_empty(),
+                Err(e) if e.category() == crate::error::Category::NotFound => return Err(e),
+                Err(_) => false,
+            };
+            let hint = if empty {
                 "is missing: there is nothing at this location (check the bucket and prefix)"
             } else {
                 "is missing: this location holds no complete snapshot (an export that did not finish, or not a snapshot at all)"

@@ -378,6 +378,9 @@ pub struct CollectionWriter {
     part_observed: Observed,
     /// The same for the records in closed parts: what a checkpoint describes.
     closed: Observed,
+    /// Where the upload of the open part (in object storage) leaves the
+    /// error that stopped it.
+    upload_failure: Option<crate::storage::UploadFailure>,
 }
 
 /// What records contribute to a collection's description in the manifest.
@@ -577,7 +580,17 @@ impl CollectionWriter {
                 id_kind: spec.id_kind,
                 ..Observed::default()
             },
+            upload_failure: None,
         }
+    }
+
+    /// `e`, or the object-storage error behind it: a failed upload reaches
+    /// the Parquet writer as a bare I/O error.
+    fn storage_cause(&self, e: Error) -> Error {
+        self.upload_failure
+            .as_ref()
+            .and_then(|slot| slot.lock().ok()?.take())
+            .unwrap_or(e)
     }
 
     /// Records accepted so far.
@@ -629,6 +642,11 @@ impl CollectionWriter {
 
     /// Adds records. They are encoded once a row group's worth is buffered.
     pub fn write(&mut self, records: Vec<Record>) -> Result<()> {
+        self.write_records(records)
+            .map_err(|e| self.storage_cause(e))
+    }
+
+    fn write_records(&mut self, records: Vec<Record>) -> Result<()> {
         for r in records {
             if let Some(m) = &r.metadata
                 && json_depth(m) > MAX_METADATA_DEPTH
@@ -883,7 +901,11 @@ impl CollectionWriter {
                 (Destination::File { file, direct }, tmp)
             }
             // An upload appears under its name only once completed.
-            Location::Bucket(b) => (Destination::Upload(b.upload(&name)?), b.file(&name)),
+            Location::Bucket(b) => {
+                let upload = b.upload(&name)?;
+                self.upload_failure = Some(upload.failure());
+                (Destination::Upload(upload), b.file(&name))
+            }
         };
         let encoder = self
             .encoder
@@ -961,9 +983,13 @@ impl CollectionWriter {
     /// Writes what is buffered, closes the last part and describes the collection.
     pub fn finish(mut self) -> Result<CollectionManifest> {
         self.cut_group();
-        self.dispatch_groups(true)?;
-        self.write_encoded(true)?;
-        self.close_part()?;
+        let flushed = self
+            .dispatch_groups(true)
+            .and_then(|()| self.write_encoded(true))
+            .and_then(|()| self.close_part());
+        if let Err(e) = flushed {
+            return Err(self.storage_cause(e));
+        }
         if let Location::Local(dir) = &self.dir {
             sync_dir(dir)?;
         }

@@ -8,12 +8,14 @@ use std::future::Future;
 use std::io;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use bytes::Bytes;
 use futures::StreamExt;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::{Path as ObjectPath, PathPart};
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, WriteMultipart};
+use object_store::{MultipartId, ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use tokio::task::JoinSet;
 
 use super::config::{self, Env, Provider};
 use crate::error::{Error, Result};
@@ -21,6 +23,11 @@ use crate::error::{Error, Result};
 /// Bytes per multipart chunk: above S3's 5 MiB minimum, and 10,000 of them
 /// (S3's limit) hold a 160 GiB part, far above the largest part written.
 const CHUNK: usize = 16 << 20;
+
+/// Suffix of the object that records an unfinished multipart upload of the
+/// object named before it, so that a later run can abort it (a process
+/// killed mid-upload cannot).
+pub const UPLOAD_RECORD_SUFFIX: &str = ".upload";
 /// Chunks of one upload in flight at once.
 const UPLOADS_IN_FLIGHT: usize = 4;
 
@@ -57,6 +64,7 @@ where
 #[derive(Clone)]
 pub struct Bucket {
     store: Arc<dyn ObjectStore>,
+    multipart: Option<Arc<dyn MultipartStore>>,
     prefix: ObjectPath,
     url: String,
     provider: Provider,
@@ -76,9 +84,10 @@ impl Bucket {
 
     /// [`Bucket::open`] with the given environment.
     pub fn open_with(url: &url::Url, env: &Env) -> Result<Bucket> {
-        let (store, prefix, provider) = config::store_for(url, env)?;
+        let ((store, multipart), prefix, provider) = config::store_for(url, env)?;
         Ok(Bucket {
             store,
+            multipart,
             prefix,
             url: config::shown(url),
             provider,
@@ -86,9 +95,10 @@ impl Bucket {
     }
 
     /// A bucket over a given store, for tests and benchmarks.
-    pub fn over(store: Arc<dyn ObjectStore>, prefix: &str, url: &str) -> Bucket {
+    pub fn over<S: ObjectStore + MultipartStore>(store: Arc<S>, prefix: &str, url: &str) -> Bucket {
         Bucket {
-            store,
+            store: store.clone(),
+            multipart: Some(store),
             prefix: ObjectPath::from(prefix),
             url: url.trim_end_matches('/').to_owned(),
             provider: Provider::S3,
@@ -109,6 +119,7 @@ impl Bucket {
     pub fn child(&self, rel: &str) -> Bucket {
         Bucket {
             store: self.store.clone(),
+            multipart: self.multipart.clone(),
             prefix: self.path(rel),
             url: format!("{}/{}", self.url, rel.trim_matches('/')),
             provider: self.provider,
@@ -317,67 +328,183 @@ impl Bucket {
     }
 
     /// Starts a multipart upload of object `rel`; the object appears, whole,
-    /// when [`Upload::commit`] completes it.
+    /// when [`Upload::commit`] completes it. The upload's id is recorded
+    /// first in the object `rel` + [`UPLOAD_RECORD_SUFFIX`], which
+    /// [`Bucket::abort_recorded`] reads after a crash.
     pub fn upload(&self, rel: &str) -> Result<Upload> {
+        let Some(multipart) = self.multipart.clone() else {
+            return Err(Error::Usage(format!("{} is read-only", self.url)));
+        };
         let path = self.path(rel);
-        let store = self.store.clone();
-        let upload = run(async move { store.put_multipart(&path).await })
+        let (m, p) = (multipart.clone(), path.clone());
+        let id = run(async move { m.create_multipart(&p).await })
             .map_err(|e| self.error(rel, "starting the upload of", e))?;
-        Ok(Upload {
-            write: Some(WriteMultipart::new_with_chunk_size(upload, CHUNK)),
+        let record = format!("{rel}{UPLOAD_RECORD_SUFFIX}");
+        let upload = Upload {
             bucket: self.clone(),
+            multipart,
             rel: rel.to_owned(),
-        })
+            path,
+            id,
+            buf: Vec::with_capacity(CHUNK),
+            parts: Vec::new(),
+            tasks: JoinSet::new(),
+            finished: false,
+            failure: Arc::default(),
+        };
+        self.write(&record, upload.id.clone().into_bytes())?;
+        Ok(upload)
+    }
+
+    /// Aborts the unfinished uploads recorded under `rel` (all of this
+    /// prefix for `""`) by a run that stopped without aborting them, and
+    /// removes their records; returns how many there were.
+    pub fn abort_recorded(&self, rel: &str) -> Result<usize> {
+        let Some(multipart) = self.multipart.clone() else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for (name, _) in self.list(rel)? {
+            let Some(object) = name.strip_suffix(UPLOAD_RECORD_SUFFIX) else {
+                continue;
+            };
+            if let Some(id) = self.read(&name, 4096)? {
+                let id = String::from_utf8_lossy(&id).trim().to_owned();
+                let (m, p) = (multipart.clone(), self.path(object));
+                match run(async move { m.abort_multipart(&p, &id).await }) {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(self.error(object, "aborting the upload of", e)),
+                }
+            }
+            self.remove(&name)?;
+            n += 1;
+        }
+        Ok(n)
     }
 }
 
-/// A multipart upload under way. Dropped before [`Upload::commit`], it is
-/// aborted: no unfinished upload is left behind to be billed.
+/// A multipart upload under way: chunks of [`CHUNK`] bytes go up as they
+/// fill, a few at once. Dropped before [`Upload::commit`], it is aborted:
+/// no unfinished upload is left behind to be billed.
 pub struct Upload {
-    write: Option<WriteMultipart>,
     bucket: Bucket,
+    multipart: Arc<dyn MultipartStore>,
     rel: String,
+    path: ObjectPath,
+    id: MultipartId,
+    buf: Vec<u8>,
+    parts: Vec<Option<PartId>>,
+    tasks: JoinSet<(usize, object_store::Result<PartId>)>,
+    finished: bool,
+    /// What made the upload fail, as vecport says it: the caller of the
+    /// [`io::Write`]-shaped methods gets it back through [`UploadFailure`].
+    failure: UploadFailure,
 }
+
+/// Where an [`Upload`] leaves the error that stopped it, for a caller that
+/// only sees an [`io::Error`] (the Parquet writer in between).
+pub type UploadFailure = Arc<Mutex<Option<Error>>>;
 
 impl Upload {
     fn io_error(&self, what: &str, e: object_store::Error) -> io::Error {
-        io::Error::other(self.bucket.error(&self.rel, what, e).to_string())
+        let e = self.bucket.error(&self.rel, what, e);
+        let text = e.to_string();
+        if let Ok(mut slot) = self.failure.lock() {
+            slot.get_or_insert(e);
+        }
+        io::Error::other(text)
     }
 
-    /// Appends `bytes`, waiting while enough chunks are in flight.
-    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let Some(w) = self.write.as_mut() else {
+    /// Where the error that stops this upload will be.
+    pub fn failure(&self) -> UploadFailure {
+        self.failure.clone()
+    }
+
+    /// Sends the buffered chunk, after waiting while enough are in flight.
+    fn send(&mut self) -> io::Result<()> {
+        let chunk = PutPayload::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        let index = self.parts.len();
+        self.parts.push(None);
+        let (m, path, id) = (self.multipart.clone(), self.path.clone(), self.id.clone());
+        let _entered = IO.enter();
+        self.tasks
+            .spawn(async move { (index, m.put_part(&path, &id, index, chunk).await) });
+        drop(_entered);
+        self.settle(UPLOADS_IN_FLIGHT)
+    }
+
+    /// Waits until at most `limit` chunks are in flight.
+    fn settle(&mut self, limit: usize) -> io::Result<()> {
+        while self.tasks.len() > limit {
+            let next = run(self.tasks.join_next());
+            match next {
+                Some(Ok((i, Ok(part)))) => self.parts[i] = Some(part),
+                Some(Ok((_, Err(e)))) => return Err(self.io_error("uploading", e)),
+                Some(Err(e)) => return Err(io::Error::other(e.to_string())),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `bytes`.
+    pub fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        if self.finished {
             return Err(io::Error::other("the upload was already completed"));
-        };
-        let waited = run(async {
-            w.wait_for_capacity(UPLOADS_IN_FLIGHT).await?;
-            w.write(bytes);
-            Ok::<_, object_store::Error>(())
-        });
-        waited.map_err(|e| self.io_error("uploading", e))
+        }
+        while !bytes.is_empty() {
+            let n = bytes.len().min(CHUNK - self.buf.len());
+            self.buf.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.buf.len() == CHUNK {
+                self.send()?;
+            }
+        }
+        Ok(())
     }
 
-    /// Uploads the rest and completes the upload: the object appears whole.
+    /// Uploads the rest and completes the upload: the object appears whole,
+    /// and its record goes.
     pub fn commit(&mut self) -> io::Result<()> {
-        let Some(w) = self.write.take() else {
+        if self.finished {
             return Err(io::Error::other("the upload was already completed"));
-        };
-        run(w.finish())
-            .map(|_| ())
-            .map_err(|e| self.io_error("completing the upload of", e))
+        }
+        if !self.buf.is_empty() || self.parts.is_empty() {
+            self.send()?;
+        }
+        self.settle(0)?;
+        let parts: Vec<PartId> = self.parts.iter().flatten().cloned().collect();
+        if parts.len() != self.parts.len() {
+            return Err(io::Error::other("a chunk of the upload was lost"));
+        }
+        let (m, path, id) = (self.multipart.clone(), self.path.clone(), self.id.clone());
+        run(async move { m.complete_multipart(&path, &id, parts).await })
+            .map_err(|e| self.io_error("completing the upload of", e))?;
+        self.finished = true;
+        self.bucket
+            .remove(&format!("{}{UPLOAD_RECORD_SUFFIX}", self.rel))
+            .map_err(|e| io::Error::other(e.to_string()))
     }
 }
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        if let Some(w) = self.write.take() {
-            if let Err(e) = run(w.abort()) {
-                tracing::warn!(
-                    object = %self.bucket.file(&self.rel).display(),
-                    "could not abort an unfinished upload: {}",
-                    crate::redact::scrub(&e.to_string())
-                );
+        if self.finished {
+            return;
+        }
+        self.tasks.abort_all();
+        let (m, path, id) = (self.multipart.clone(), self.path.clone(), self.id.clone());
+        match run(async move { m.abort_multipart(&path, &id).await }) {
+            Ok(()) => {
+                let _ = self
+                    .bucket
+                    .remove(&format!("{}{UPLOAD_RECORD_SUFFIX}", self.rel));
             }
+            Err(e) => tracing::warn!(
+                object = %self.bucket.file(&self.rel).display(),
+                "could not abort an unfinished upload (a later --resume aborts it): {}",
+                crate::redact::scrub(&e.to_string())
+            ),
         }
     }
 }

@@ -24,6 +24,7 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::http::HttpBuilder;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path as ObjectPath;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreScheme, RetryConfig};
 
@@ -122,11 +123,11 @@ impl Env {
     }
 }
 
+/// A store, and its multipart interface where it has one.
+pub type Stores = (Arc<dyn ObjectStore>, Option<Arc<dyn MultipartStore>>);
+
 /// A store for `url` and the path of the location inside it.
-pub fn store_for(
-    url: &url::Url,
-    env: &Env,
-) -> Result<(Arc<dyn ObjectStore>, ObjectPath, Provider)> {
+pub fn store_for(url: &url::Url, env: &Env) -> Result<(Stores, ObjectPath, Provider)> {
     let shown = shown(url);
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Error::Usage(format!(
@@ -147,10 +148,13 @@ pub fn store_for(
     let built = |e: object_store::Error| {
         Error::Usage(format!("{shown}: {}", crate::redact::scrub(&e.to_string())))
     };
-    let (store, provider): (Arc<dyn ObjectStore>, Provider) = match scheme {
+    let (store, provider): (Stores, Provider) = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             check_s3_credentials(&shown, env)?;
-            let mut b = AmazonS3Builder::new();
+            // Client options first: the environment's settings (AWS_ALLOW_HTTP, …) go on top.
+            let mut b = AmazonS3Builder::new()
+                .with_client_options(client())
+                .with_retry(retry());
             for (k, v) in env.starting_with("AWS_") {
                 if let Ok(key) = k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
                     b = b.with_config(key, v);
@@ -160,38 +164,39 @@ pub fn store_for(
                 // S3-compatible servers take any region; AWS redirects.
                 b = b.with_region("us-east-1");
             }
-            let b = b
-                .with_url(url.as_str())
-                .with_retry(retry())
-                .with_client_options(client());
-            (Arc::new(b.build().map_err(built)?), Provider::S3)
+            let b = b.with_url(url.as_str());
+            let s = Arc::new(b.build().map_err(built)?);
+            ((s.clone(), Some(s)), Provider::S3)
         }
         ObjectStoreScheme::MicrosoftAzure => {
             check_azure_credentials(&shown, env)?;
-            let mut b = MicrosoftAzureBuilder::new();
+            // Client options first: the environment's settings (AWS_ALLOW_HTTP, …) go on top.
+            let mut b = MicrosoftAzureBuilder::new()
+                .with_client_options(client())
+                .with_retry(retry());
             for (k, v) in env.starting_with("AZURE_") {
                 if let Ok(key) = k.to_ascii_lowercase().parse::<AzureConfigKey>() {
                     b = b.with_config(key, v);
                 }
             }
-            let b = b
-                .with_url(url.as_str())
-                .with_retry(retry())
-                .with_client_options(client());
-            (Arc::new(b.build().map_err(built)?), Provider::Azure)
+            let b = b.with_url(url.as_str());
+            let s = Arc::new(b.build().map_err(built)?);
+            ((s.clone(), Some(s)), Provider::Azure)
         }
         ObjectStoreScheme::GoogleCloudStorage => {
-            let mut b = GoogleCloudStorageBuilder::new();
+            check_gcs_credentials(&shown, env)?;
+            // Client options first: the environment's settings (AWS_ALLOW_HTTP, …) go on top.
+            let mut b = GoogleCloudStorageBuilder::new()
+                .with_client_options(client())
+                .with_retry(retry());
             for (k, v) in env.starting_with("GOOGLE_") {
                 if let Ok(key) = k.to_ascii_lowercase().parse::<GoogleConfigKey>() {
                     b = b.with_config(key, v);
                 }
             }
-            let b = b
-                .with_url(url.as_str())
-                .with_retry(retry())
-                .with_client_options(client());
-            (Arc::new(b.build().map_err(built)?), Provider::Gcs)
+            let b = b.with_url(url.as_str());
+            let s = Arc::new(b.build().map_err(built)?);
+            ((s.clone(), Some(s)), Provider::Gcs)
         }
         ObjectStoreScheme::Http => {
             let mut base = url.clone();
@@ -200,7 +205,7 @@ pub fn store_for(
                 .with_url(base.as_str())
                 .with_retry(retry())
                 .with_client_options(client().with_allow_http(url.scheme() == "http"));
-            (Arc::new(b.build().map_err(built)?), Provider::Http)
+            ((Arc::new(b.build().map_err(built)?), None), Provider::Http)
         }
         _ => {
             return Err(Error::Usage(format!(
@@ -304,6 +309,38 @@ fn check_azure_credentials(shown: &str, env: &Env) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a GCS location without credentials object_store can use: no
+/// service account variable, no application-default credentials file, and
+/// no metadata server named (`GCE_METADATA_HOST`, which Google's libraries
+/// read; on Google Cloud it is how a workload's identity is reached).
+fn check_gcs_credentials(shown: &str, env: &Env) -> Result<()> {
+    let any = [
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GOOGLE_SERVICE_ACCOUNT",
+        "GOOGLE_SERVICE_ACCOUNT_PATH",
+        "GOOGLE_SERVICE_ACCOUNT_KEY",
+        "GCE_METADATA_HOST",
+    ]
+    .iter()
+    .any(|k| env.has(k))
+        || env.is_true("GOOGLE_SKIP_SIGNATURE")
+        || application_default_credentials(env).is_some_and(|p| p.is_file());
+    if !any {
+        return Err(missing_credentials(
+            shown,
+            "no Google Cloud credentials are set, and there is no application-default credentials file".into(),
+            "GOOGLE_APPLICATION_CREDENTIALS (or GOOGLE_SERVICE_ACCOUNT)",
+        ));
+    }
+    Ok(())
+}
+
+/// Where `gcloud auth application-default login` leaves its credentials.
+fn application_default_credentials(env: &Env) -> Option<std::path::PathBuf> {
+    let home = env.get("HOME")?;
+    Some(std::path::Path::new(home).join(".config/gcloud/application_default_credentials.json"))
+}
+
 fn missing_credentials(shown: &str, reason: String, hint: &str) -> Error {
     Error::NoCredentials {
         endpoint: shown.to_owned(),
@@ -348,7 +385,9 @@ mod tests {
             ("AZURE_STORAGE_ACCOUNT_NAME", "acct"),
             ("AZURE_STORAGE_ACCOUNT_KEY", "a2V5"),
         ];
-        let cases: [(&str, &[(&str, &str)], Provider, &str); 9] = [
+        let gcs = [("GCE_METADATA_HOST", "metadata.google.internal")];
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Provider, &'a str);
+        let cases: [Case; 9] = [
             (
                 "s3://bucket/backups/2026",
                 &s3,
@@ -360,7 +399,7 @@ mod tests {
             ("az://container/snap", &az, Provider::Azure, "snap"),
             ("abfs://container/snap", &az, Provider::Azure, "snap"),
             ("azure://container/a/b", &az, Provider::Azure, "a/b"),
-            ("gs://bucket/snap", &[], Provider::Gcs, "snap"),
+            ("gs://bucket/snap", &gcs, Provider::Gcs, "snap"),
             (
                 "https://example.com/files/snap",
                 &[],
@@ -431,6 +470,16 @@ mod tests {
             ],
         )
         .unwrap();
+    }
+
+    #[test]
+    fn gcs_without_credentials_names_the_variable() {
+        let e = parse("gs://bucket/p", &[("HOME", "/nonexistent")]).unwrap_err();
+        assert_eq!(e.category(), crate::error::Category::Auth);
+        assert!(
+            e.to_string().contains("GOOGLE_APPLICATION_CREDENTIALS"),
+            "{e}"
+        );
     }
 
     #[test]

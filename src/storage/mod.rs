@@ -16,7 +16,7 @@ pub mod config;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use bucket::{Bucket, Upload};
+pub use bucket::{Bucket, Upload, UploadFailure};
 pub use config::{Provider, secret_env};
 
 use crate::error::{Error, Result};

@@ -179,7 +179,12 @@ fn snapshot_keys(manifest: &Manifest) -> Vec<String> {
 /// manifest says and with the BLAKE3 it says, recomputed here from the bytes
 /// downloaded; the manifest's checksum line; no upload left open under the
 /// prefix. Returns the directory (a complete local snapshot).
-fn check_objects(store: &Store, prefix: &str, work: &Path) -> PathBuf {
+fn check_objects_tolerating(
+    store: &Store,
+    prefix: &str,
+    work: &Path,
+    tolerated: impl Fn(&str) -> bool,
+) -> PathBuf {
     let dir = work.join(unique_name("downloaded"));
     let objects = store.download(prefix, &dir);
     let manifest_bytes = std::fs::read(dir.join("manifest.json"))
@@ -211,13 +216,23 @@ fn check_objects(store: &Store, prefix: &str, work: &Path) -> PathBuf {
         "manifest.json.blake3 under {}",
         store.location(prefix)
     );
+    let open: Vec<String> = store
+        .open_uploads(prefix)
+        .into_iter()
+        .filter(|u| !tolerated(u))
+        .collect();
     assert_eq!(
-        store.open_uploads(prefix),
+        open,
         Vec::<String>::new(),
         "uploads left open under {}",
         store.location(prefix)
     );
     dir
+}
+
+/// [`check_objects`] where no upload may be left open.
+fn check_objects(store: &Store, prefix: &str, work: &Path) -> PathBuf {
+    check_objects_tolerating(store, prefix, work, |_| false)
 }
 
 /// The records of the only collection of the snapshot in `dir`, sorted.
@@ -638,12 +653,11 @@ fn an_export_into_s3_killed_at_random_moments_resumes_exactly() {
     ok(&[&s3], &args.iter().map(String::as_str).collect::<Vec<_>>());
     let span = started.elapsed();
     let want = check_objects(&s3, &reference, work.path());
-    // Each part big enough to go up in pieces did (an S3 ETag `MD5-N`).
+    // Every part went up as a multipart upload (an S3 ETag `MD5-N`).
     let manifest = Snapshot::open(&want).unwrap().manifest().clone();
     let c = &manifest.collections[0];
     assert_eq!(c.parts.len(), 3);
     for object in s3.list(&format!("{reference}/{}/", c.directory)) {
-        assert!(object.size > 12 << 20, "{object:?}");
         assert!(
             object.etag.contains('-'),
             "{} was not uploaded as a multipart upload (ETag {})",
@@ -685,7 +699,13 @@ fn an_export_into_s3_killed_at_random_moments_resumes_exactly() {
         );
         let what = format!("round {round}");
         ok(&[&s3], &["verify", &s3.location(&prefix)]);
-        let got = check_objects(&s3, &prefix, work.path());
+        // A kill in the instant between starting an upload and recording its
+        // id leaves an upload no later run can name (s3s-fs, like object_store,
+        // cannot list uploads): one with no bytes in it, which costs nothing
+        // and a bucket's lifecycle rule ends. One holding bytes is a failure.
+        let got = check_objects_tolerating(&s3, &prefix, work.path(), |u| {
+            u.ends_with(", 0 parts uploaded)")
+        });
         assert_same_snapshot(&got, &want, &what);
         let manifest = Snapshot::open(&got).unwrap().manifest().clone();
         let c = &manifest.collections[0];
@@ -753,10 +773,15 @@ fn a_missing_bucket_or_container_is_named() {
             );
         }
     }
-    // A prefix with nothing under it, in a bucket that exists: no snapshot.
+    // A prefix with nothing under it, in a bucket that exists: no snapshot
+    // (`verify`'s verdict, as for a directory without a manifest).
     let empty = s3.location(&s3.fresh_prefix("empty"));
-    let ran = fails(&[&s3], &["verify", &empty], 3);
-    assert!(ran.stderr.contains("manifest.json"), "{}", ran.stderr);
+    let ran = fails(&[&s3], &["verify", &empty], 1);
+    assert!(
+        format!("{}{}", ran.stdout, ran.stderr).contains("manifest.json"),
+        "{}",
+        ran.stderr
+    );
 }
 
 /// Credentials missing: exit 5 naming the variable to set, before any
@@ -991,7 +1016,7 @@ fn an_unfinished_export_asks_for_resume() {
     ];
     // Slow pages, so that the run is still going when it is killed.
     e.faults()
-        .set(Faults::always_delayed(150).under("/collections/docs/points/scroll"))
+        .set(Faults::always_delayed(500).under("/collections/docs/points/scroll"))
         .unwrap();
     let mut child = command(&[&s3], &export).spawn().unwrap();
     let started = Instant::now();
@@ -1031,7 +1056,8 @@ fn an_unfinished_export_asks_for_resume() {
             "{args:?} changed the unfinished export"
         );
     }
-    fails(&[&s3], &["verify", &location], 3);
+    // Not a snapshot yet: `verify`'s verdict, as for such a directory.
+    fails(&[&s3], &["verify", &location], 1);
     let mut resumed = export.to_vec();
     resumed.push("--resume");
     ok(&[&s3], &resumed);
@@ -1101,8 +1127,10 @@ fn s3_answering_503_or_dropping_connections_mid_upload() {
         .faults()
         .set(
             Faults {
-                unavailable: 0.1,
-                drop_connection: 0.07,
+                // About 25 uploads: each fault has hit at least one of
+                // them but for a chance of 1 in 800.
+                unavailable: 0.25,
+                drop_connection: 0.25,
                 seed: Some(5),
                 ..Faults::none()
             }
