@@ -7,7 +7,6 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -178,7 +177,7 @@ fn describe(outcome: Outcome, seconds: f64) -> Value {
         Outcome::Migrated(m) => {
             let mut v = imported(&m.report);
             v["manifest"] = json!(m.manifest);
-            v["via"] = json!(m.via);
+            v["via"] = json!(m.via.to_string());
             v
         }
         Outcome::Compared(c) => return json!(c),
@@ -215,9 +214,11 @@ struct NativeSnapshot {
 #[pymethods]
 impl NativeSnapshot {
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<NativeSnapshot> {
+    fn new(py: Python<'_>, location: String) -> PyResult<NativeSnapshot> {
         let inner = py
-            .detach(|| Snapshot::open(&path))
+            .detach(|| {
+                vecport::storage::Location::parse(&location).and_then(|l| Snapshot::open_at(&l))
+            })
             .map_err(|e| to_py(py, e.into()))?;
         Ok(NativeSnapshot {
             inner: Arc::new(inner),
@@ -290,7 +291,7 @@ impl NativeSnapshot {
                     "NotFoundError",
                     format!(
                         "the snapshot at {} has no collection `{name}`; it has: {}",
-                        self.inner.root().display(),
+                        self.inner.root(),
                         names.join(", ")
                     ),
                 )
@@ -302,7 +303,7 @@ impl NativeSnapshot {
                     "UsageError",
                     format!(
                         "the snapshot at {} holds {} collections ({}); name one with collection=",
-                        self.inner.root().display(),
+                        self.inner.root(),
                         names.len(),
                         names.join(", ")
                     ),

@@ -89,8 +89,8 @@ pub struct Migrated {
     pub manifest: crate::snapshot::Manifest,
     /// What the import wrote.
     pub report: pipeline::ImportReport,
-    /// The snapshot directory it went through (removed unless --via named it).
-    pub via: PathBuf,
+    /// Where the snapshot it went through is (removed unless --via named it).
+    pub via: Location,
 }
 
 /// Runs a migration, telling `observer` of its progress.

@@ -439,13 +439,13 @@ enum Out {
         path: PathBuf,
         done: bool,
     },
-    Upload(Upload),
+    Upload(Box<Upload>),
 }
 
 impl Out {
     fn create(to: &Location, name: &str) -> Result<Out> {
         match to {
-            Location::Bucket(b) => Ok(Out::Upload(b.upload(name)?)),
+            Location::Bucket(b) => Ok(Out::Upload(Box::new(b.upload(name)?))),
             Location::Local(_) => {
                 let path = to.file(name);
                 if let Some(dir) = path.parent() {

@@ -211,13 +211,13 @@ pub(crate) enum Destination {
     /// direct I/O where the filesystem takes it.
     File { file: File, direct: bool },
     /// A multipart upload into object storage.
-    Upload(Upload),
+    Upload(Box<Upload>),
 }
 
 /// The writing thread's end.
 enum Output {
     File(FileOutput),
-    Upload(Upload),
+    Upload(Box<Upload>),
 }
 
 impl Output {

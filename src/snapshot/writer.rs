@@ -904,7 +904,7 @@ impl CollectionWriter {
             Location::Bucket(b) => {
                 let upload = b.upload(&name)?;
                 self.upload_failure = Some(upload.failure());
-                (Destination::Upload(upload), b.file(&name))
+                (Destination::Upload(Box::new(upload)), b.file(&name))
             }
         };
         let encoder = self
