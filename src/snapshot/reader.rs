@@ -117,7 +117,19 @@ impl Snapshot {
             .and_then(|f| f.take(limits::MANIFEST_BYTES + 1).read_to_end(&mut bytes))
             .map_err(|e| Error::io(&manifest_path, e))?;
         let expected = read_checksum_file(&checksum_path)?;
-        let actual = blake3::hash(&bytes).to_hex().to_string();
+        Snapshot::checked(location, &bytes, expected, manifest_path, checksum_path)
+    }
+
+    /// The snapshot at `location` whose manifest is `bytes`, once they hash
+    /// to `expected` (from the checksum file) and validate.
+    fn checked(
+        location: &Location,
+        bytes: &[u8],
+        expected: String,
+        manifest_path: PathBuf,
+        checksum_path: PathBuf,
+    ) -> Result<Snapshot> {
+        let actual = blake3::hash(bytes).to_hex().to_string();
         if expected != actual {
             return Err(Error::ManifestChecksumMismatch {
                 manifest: manifest_path,
@@ -126,7 +138,7 @@ impl Snapshot {
                 actual,
             });
         }
-        let manifest = Manifest::from_slice(&bytes, &manifest_path)?;
+        let manifest = Manifest::from_slice(bytes, &manifest_path)?;
         Ok(Snapshot {
             root: location.clone(),
             manifest,
@@ -165,21 +177,8 @@ impl Snapshot {
             Err(e) => return Err(e),
         };
         let expected = parse_checksum(&checksum_path, &text)?;
-        let actual = blake3::hash(&bytes).to_hex().to_string();
-        if expected != actual {
-            return Err(Error::ManifestChecksumMismatch {
-                manifest: manifest_path,
-                checksum_file: checksum_path,
-                expected,
-                actual,
-            });
-        }
-        let manifest = Manifest::from_slice(&bytes, &manifest_path)?;
-        Ok(Snapshot {
-            root: Location::Bucket(b.clone()),
-            manifest,
-            manifest_blake3: actual,
-        })
+        let location = Location::Bucket(b.clone());
+        Snapshot::checked(&location, &bytes, expected, manifest_path, checksum_path)
     }
 
     /// The manifest.

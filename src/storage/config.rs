@@ -126,6 +126,30 @@ impl Env {
 /// A store, and its multipart interface where it has one.
 pub type Stores = (Arc<dyn ObjectStore>, Option<Arc<dyn MultipartStore>>);
 
+/// A cloud store's builder with vecport's client and retry settings, then
+/// the variables of the environment starting with `$prefix` that name its
+/// configuration keys — client options first, so that the environment's
+/// (`AWS_ALLOW_HTTP`, …) go on top.
+macro_rules! cloud_builder {
+    ($builder:ty, $key:ty, $prefix:literal, $env:expr) => {{
+        let mut b = <$builder>::new()
+            .with_client_options(client())
+            .with_retry(retry());
+        for (k, v) in $env.starting_with($prefix) {
+            if let Ok(key) = k.to_ascii_lowercase().parse::<$key>() {
+                b = b.with_config(key, v);
+            }
+        }
+        b
+    }};
+}
+
+/// A store that has a multipart interface, as both.
+fn with_multipart<S: ObjectStore + MultipartStore>(store: S) -> Stores {
+    let store = Arc::new(store);
+    (store.clone(), Some(store))
+}
+
 /// A store for `url` and the path of the location inside it.
 pub fn store_for(url: &url::Url, env: &Env) -> Result<(Stores, ObjectPath, Provider)> {
     let shown = shown(url);
@@ -151,52 +175,25 @@ pub fn store_for(url: &url::Url, env: &Env) -> Result<(Stores, ObjectPath, Provi
     let (store, provider): (Stores, Provider) = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             check_s3_credentials(&shown, env)?;
-            // Client options first: the environment's settings (AWS_ALLOW_HTTP, …) go on top.
-            let mut b = AmazonS3Builder::new()
-                .with_client_options(client())
-                .with_retry(retry());
-            for (k, v) in env.starting_with("AWS_") {
-                if let Ok(key) = k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
-                    b = b.with_config(key, v);
-                }
-            }
+            let mut b = cloud_builder!(AmazonS3Builder, AmazonS3ConfigKey, "AWS_", env);
             if !env.has("AWS_REGION") && !env.has("AWS_DEFAULT_REGION") {
                 // S3-compatible servers take any region; AWS redirects.
                 b = b.with_region("us-east-1");
             }
-            let b = b.with_url(url.as_str());
-            let s = Arc::new(b.build().map_err(built)?);
-            ((s.clone(), Some(s)), Provider::S3)
+            let s = b.with_url(url.as_str()).build().map_err(built)?;
+            (with_multipart(s), Provider::S3)
         }
         ObjectStoreScheme::MicrosoftAzure => {
             check_azure_credentials(&shown, env)?;
-            // Client options first: the environment's settings (AWS_ALLOW_HTTP, …) go on top.
-            let mut b = MicrosoftAzureBuilder::new()
-                .with_client_options(client())
-                .with_retry(retry());
-            for (k, v) in env.starting_with("AZURE_") {
-                if let Ok(key) = k.to_ascii_lowercase().parse::<AzureConfigKey>() {
-                    b = b.with_config(key, v);
-                }
-            }
-            let b = b.with_url(url.as_str());
-            let s = Arc::new(b.build().map_err(built)?);
-            ((s.clone(), Some(s)), Provider::Azure)
+            let b = cloud_builder!(MicrosoftAzureBuilder, AzureConfigKey, "AZURE_", env);
+            let s = b.with_url(url.as_str()).build().map_err(built)?;
+            (with_multipart(s), Provider::Azure)
         }
         ObjectStoreScheme::GoogleCloudStorage => {
             check_gcs_credentials(&shown, env)?;
-            // Client options first: the environment's settings (AWS_ALLOW_HTTP, …) go on top.
-            let mut b = GoogleCloudStorageBuilder::new()
-                .with_client_options(client())
-                .with_retry(retry());
-            for (k, v) in env.starting_with("GOOGLE_") {
-                if let Ok(key) = k.to_ascii_lowercase().parse::<GoogleConfigKey>() {
-                    b = b.with_config(key, v);
-                }
-            }
-            let b = b.with_url(url.as_str());
-            let s = Arc::new(b.build().map_err(built)?);
-            ((s.clone(), Some(s)), Provider::Gcs)
+            let b = cloud_builder!(GoogleCloudStorageBuilder, GoogleConfigKey, "GOOGLE_", env);
+            let s = b.with_url(url.as_str()).build().map_err(built)?;
+            (with_multipart(s), Provider::Gcs)
         }
         ObjectStoreScheme::Http => {
             let mut base = url.clone();
