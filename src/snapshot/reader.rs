@@ -155,8 +155,9 @@ impl Snapshot {
             // a bucket that is not there is said so.
             let empty = match b.list("") {
                 Ok(l) => l.is_empty(),
-                Err(e) if e.category() == crate::error::Category::NotFound => return Err(e),
-                Err(_) => false,
+                // An HTTP server need not list; object storage must.
+                Err(_) if b.provider() == crate::storage::Provider::Http => false,
+                Err(e) => return Err(e),
             };
             let hint = if empty {
                 "is missing: there is nothing at this location (check the bucket and prefix)"

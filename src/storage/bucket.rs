@@ -314,8 +314,19 @@ impl Bucket {
         });
         let metas = match listed {
             Ok(m) => m,
-            Err(object_store::Error::NotFound { .. }) if self.provider != Provider::S3 => {
-                Vec::new()
+            // A prefix with nothing under it lists empty: a 404 is the
+            // bucket, container or account that is not there.
+            Err(e)
+                if matches!(e, object_store::Error::NotFound { .. })
+                    || e.to_string().contains("404 Not Found") =>
+            {
+                return Err(Error::NotFound {
+                    what: format!("the bucket or container of {}", self.url),
+                    hint: Some(format!(
+                        "create it first, or check the location's name and {}",
+                        self.provider.credential_hint()
+                    )),
+                });
             }
             Err(e) => return Err(self.error(rel, "listing", e)),
         };
